@@ -1,0 +1,262 @@
+//! The CPU backend: the readable reference of docs/MODEL.md. Each step is a plain loop over
+//! integers; SIMD comes only from the compiler vectorising these loops (with AVX2 when the CPU has
+//! it, detected at run time), which cannot change an integer result.
+
+use super::{Backend, Stream};
+use crate::error::{Error, Result};
+use crate::model::arith::{clamp_i8, clamp_res, freq_table, norm_row, round_div, rq, GELU_HALF};
+use crate::model::{Linear, Model};
+
+/// Positions per `feed` call (rows of one matrix product).
+pub const BLOCK: usize = 64;
+
+pub struct CpuBackend {
+    model: Model,
+}
+
+impl CpuBackend {
+    pub fn new(model: Model) -> Self {
+        CpuBackend { model }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        let simd = if simd_avx2() { "AVX2" } else { "scalar" };
+        format!("CPU ({} threads, {simd})", rayon::current_num_threads())
+    }
+    fn model(&self) -> &Model {
+        &self.model
+    }
+    fn stream(&self) -> Box<dyn Stream + '_> {
+        Box::new(CpuStream::new(&self.model))
+    }
+}
+
+fn simd_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One chunk's state: how many positions were fed, and each layer's K/V ring of `cap` slots.
+pub struct CpuStream<'m> {
+    model: &'m Model,
+    pos: usize,
+    cap: usize,
+    k: Vec<Vec<i8>>,
+    v: Vec<Vec<i8>>,
+}
+
+impl<'m> CpuStream<'m> {
+    pub fn new(model: &'m Model) -> Self {
+        let c = &model.cfg;
+        // a block of new positions must not overwrite keys that its first position still needs
+        let cap = c.window + BLOCK;
+        let ring = vec![0i8; cap * c.kv_dim()];
+        CpuStream {
+            model,
+            pos: 0,
+            cap,
+            k: vec![ring.clone(); c.n_layers],
+            v: vec![ring; c.n_layers],
+        }
+    }
+}
+
+impl Stream for CpuStream<'_> {
+    fn max_block(&self) -> usize {
+        BLOCK
+    }
+
+    fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()> {
+        let m = self.model;
+        let c = &m.cfg;
+        let p = inputs.len();
+        assert!(p <= BLOCK && tables.len() == p * c.vocab);
+        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= c.vocab) {
+            return Err(Error::corrupt(format!("token id {bad} out of range")));
+        }
+        let d = c.d_model;
+        // embedding: x = clamp_res(rq(E[t][i], m_e[t]))
+        let mut x = vec![0i32; p * d];
+        for (r, &t) in inputs.iter().enumerate() {
+            let row = m.emb.row(t as usize);
+            for i in 0..d {
+                x[r * d + i] = clamp_res(rq(row[i] as i64, m.emb.m[t as usize]));
+            }
+        }
+        let mut a = vec![0i8; p * d];
+        let mut acc = Vec::new();
+        let (qd, kvd, dh) = (c.q_dim(), c.kv_dim(), c.head_dim);
+        let mut q = vec![0i8; p * qd];
+        let mut o = vec![0i8; p * qd];
+        let mut hid = vec![0i8; p * c.d_ff];
+        for (l, layer) in m.layers.iter().enumerate() {
+            norm_rows(&x, d, &mut a);
+            matmul(&a, &layer.wq, &mut acc);
+            requant_i8(&acc, &layer.wq, &mut q);
+            for (w, ring) in [(&layer.wk, &mut self.k[l]), (&layer.wv, &mut self.v[l])] {
+                matmul(&a, w, &mut acc);
+                for r in 0..p {
+                    let slot = (self.pos + r) % self.cap;
+                    for j in 0..kvd {
+                        ring[slot * kvd + j] = clamp_i8(rq(acc[r * kvd + j] as i64, w.m[j]));
+                    }
+                }
+            }
+            for r in 0..p {
+                let t = self.pos + r;
+                for h in 0..c.n_heads {
+                    let g = h / (c.n_heads / c.n_kv_heads);
+                    attend(
+                        m,
+                        l,
+                        h,
+                        t,
+                        &q[r * qd + h * dh..r * qd + (h + 1) * dh],
+                        (&self.k[l], &self.v[l], self.cap, kvd, g * dh),
+                        &mut o[r * qd + h * dh..r * qd + (h + 1) * dh],
+                    );
+                }
+            }
+            matmul(&o, &layer.wo, &mut acc);
+            add_residual(&mut x, &acc, &layer.wo);
+            norm_rows(&x, d, &mut a);
+            matmul(&a, &layer.w1, &mut acc);
+            for (i, hv) in hid.iter_mut().enumerate() {
+                let pre =
+                    rq(acc[i] as i64, layer.w1.m[i % c.d_ff]).clamp(-GELU_HALF, GELU_HALF - 1);
+                *hv = m.gelu[(pre + GELU_HALF) as usize];
+            }
+            matmul(&hid, &layer.w2, &mut acc);
+            add_residual(&mut x, &acc, &layer.w2);
+        }
+        norm_rows(&x, d, &mut a);
+        matmul(&a, &m.head, &mut acc);
+        let mut logits = vec![0i64; c.vocab];
+        for r in 0..p {
+            for (v, lg) in logits.iter_mut().enumerate() {
+                *lg = rq(acc[r * c.vocab + v] as i64, m.head.m[v]);
+            }
+            freq_table(
+                &logits,
+                &m.exp_out,
+                &mut tables[r * c.vocab..(r + 1) * c.vocab],
+            );
+        }
+        self.pos += p;
+        Ok(())
+    }
+}
+
+fn norm_rows(x: &[i32], d: usize, out: &mut [i8]) {
+    for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        norm_row(xr, or);
+    }
+}
+
+fn requant_i8(acc: &[i32], w: &Linear, out: &mut [i8]) {
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = clamp_i8(rq(acc[i] as i64, w.m[i % w.n_out]));
+    }
+}
+
+fn add_residual(x: &mut [i32], acc: &[i32], w: &Linear) {
+    for (i, xv) in x.iter_mut().enumerate() {
+        *xv = clamp_res(*xv as i64 + rq(acc[i] as i64, w.m[i % w.n_out]));
+    }
+}
+
+/// Attention of the query at position `t`, head `h`, over positions `max(0, t - W + 1) ..= t`.
+fn attend(
+    m: &Model,
+    l: usize,
+    h: usize,
+    t: usize,
+    q: &[i8],
+    kv: (&[i8], &[i8], usize, usize, usize),
+    out: &mut [i8],
+) {
+    let (kring, vring, cap, kvd, off) = kv;
+    let layer = &m.layers[l];
+    let w = m.cfg.window;
+    let dh = q.len();
+    let lo = (t + 1).saturating_sub(w);
+    let n = t + 1 - lo;
+    let mut z = Vec::with_capacity(n);
+    for j in lo..=t {
+        let slot = j % cap;
+        let s = dot(q, &kring[slot * kvd + off..slot * kvd + off + dh]);
+        z.push(rq(s as i64, layer.qk_m[h]) + layer.bias[h * w + (t - j)] as i64);
+    }
+    let zmax = *z.iter().max().unwrap();
+    let last = m.exp_attn.len() as i64 - 1;
+    let mut s: i64 = 0;
+    let mut acc = vec![0i64; dh];
+    for (idx, j) in (lo..=t).enumerate() {
+        let e = m.exp_attn[(zmax - z[idx]).min(last) as usize] as i64;
+        if e == 0 {
+            continue;
+        }
+        s += e;
+        let slot = j % cap;
+        let vrow = &vring[slot * kvd + off..slot * kvd + off + dh];
+        for (a, &vv) in acc.iter_mut().zip(vrow) {
+            *a += e * vv as i64;
+        }
+    }
+    for (o, &a) in out.iter_mut().zip(&acc) {
+        *o = round_div(a, s) as i8;
+    }
+}
+
+#[inline(always)]
+fn dot_body(a: &[i8], b: &[i8]) -> i32 {
+    let mut s = 0i32;
+    for (&x, &y) in a.iter().zip(b) {
+        s += x as i16 as i32 * y as i16 as i32;
+    }
+    s
+}
+
+fn dot(a: &[i8], b: &[i8]) -> i32 {
+    dot_body(a, b)
+}
+
+#[inline(always)]
+fn matmul_body(a: &[i8], w: &Linear, acc: &mut [i32]) {
+    let n = w.n_in;
+    let rows = a.len() / n;
+    for o in 0..w.n_out {
+        let wr = w.row(o);
+        for r in 0..rows {
+            acc[r * w.n_out + o] = dot_body(&a[r * n..(r + 1) * n], wr);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn matmul_avx2(a: &[i8], w: &Linear, acc: &mut [i32]) {
+    matmul_body(a, w, acc)
+}
+
+/// `acc[r][o] = sum_i a[r][i] * w[o][i]`, exact in i32 (|acc| <= n_in * 127^2 < 2^31).
+pub fn matmul(a: &[i8], w: &Linear, acc: &mut Vec<i32>) {
+    let rows = a.len() / w.n_in;
+    acc.clear();
+    acc.resize(rows * w.n_out, 0);
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above).
+        unsafe { matmul_avx2(a, w, acc) };
+        return;
+    }
+    matmul_body(a, w, acc)
+}

@@ -1,0 +1,527 @@
+//! The `nnz` command line: gzip/zstd-style flags, `nnz c FILE` / `nnz d FILE.nnz` shorthands,
+//! stdin → stdout when no file is given. Output goes to a temporary file that is renamed into
+//! place only after success; errors print one line and exit 1.
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
+use crate::codec::{self, Input, Options, Stats, INTERRUPTED};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use clap::{Parser, ValueEnum};
+use std::fs::{self, File};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "nnz",
+    version,
+    about = "Lossless compression with a small neural network as the predictor",
+    after_help = "Shorthands: `nnz c FILE` compresses to FILE.nnz, `nnz d FILE.nnz` restores FILE.\n\
+                  With no FILE, or when FILE is -, nnz reads standard input and writes standard output\n\
+                  (so `tar -I nnz -cf dir.tar.nnz dir` works)."
+)]
+pub struct Args {
+    /// Decompress
+    #[arg(short = 'd', long = "decompress")]
+    pub decompress: bool,
+    /// Write to standard output, keep input files
+    #[arg(short = 'c', long = "stdout")]
+    pub stdout: bool,
+    /// Keep input files (the default)
+    #[arg(short = 'k', long = "keep")]
+    pub keep: bool,
+    /// Remove input files after success
+    #[arg(long = "rm")]
+    pub rm: bool,
+    /// Overwrite existing output files; allow compressed data on a terminal
+    #[arg(short = 'f', long = "force")]
+    pub force: bool,
+    /// Write the result to this file (one input only)
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Test the integrity of compressed files
+    #[arg(short = 't', long = "test")]
+    pub test: bool,
+    /// List the contents of compressed files
+    #[arg(short = 'l', long = "list")]
+    pub list: bool,
+    /// Print only errors
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Print the device, the model and per-file statistics
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+    /// Threads (0 = all cores)
+    #[arg(short = 'T', long = "threads", default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+    /// Where the model runs
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    pub device: Device,
+    /// Use this model file instead of the built-in one (decompression needs the same model)
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Chunk size in KiB for compression (each chunk is coded independently)
+    #[arg(long, value_name = "KIB", default_value_t = codec::DEFAULT_CHUNK / 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub chunk_kib: u32,
+    /// Files to process ('-' is standard input)
+    pub files: Vec<PathBuf>,
+}
+
+/// Temporary output files that must go if we are interrupted.
+static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, Ordering::SeqCst);
+        if let Ok(list) = TEMP_FILES.lock() {
+            for p in list.iter() {
+                let _ = fs::remove_file(p);
+            }
+        }
+        eprintln!("nnz: interrupted");
+        std::process::exit(130);
+    });
+}
+
+/// Parse `nnz c ...` / `nnz d ...` shorthands (the first operand, after any options) into flags,
+/// then the gzip-style arguments. A file really named `c` or `d` can be given as `./c`.
+pub fn parse_args(mut argv: Vec<String>) -> Args {
+    let takes_value = [
+        "-o",
+        "--output",
+        "-T",
+        "--threads",
+        "--device",
+        "--model",
+        "--chunk-kib",
+    ];
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a == "--" {
+            break;
+        }
+        if a.starts_with('-') && a != "-" {
+            i += if takes_value.contains(&a) { 2 } else { 1 };
+            continue;
+        }
+        match a {
+            "c" | "compress" => {
+                argv.remove(i);
+            }
+            "d" | "decompress" | "x" => argv[i] = "-d".into(),
+            _ => {}
+        }
+        break;
+    }
+    Args::parse_from(argv)
+}
+
+enum Mode {
+    Compress,
+    Decompress,
+    Test,
+    List,
+}
+
+pub fn run(args: Args) -> i32 {
+    if args.threads > 0 {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build_global();
+    }
+    let mode = if args.list {
+        Mode::List
+    } else if args.test {
+        Mode::Test
+    } else if args.decompress {
+        Mode::Decompress
+    } else {
+        Mode::Compress
+    };
+    let files: Vec<PathBuf> = if args.files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        args.files.clone()
+    };
+    if args.output.is_some() && files.len() > 1 {
+        eprintln!("nnz: -o takes one input file");
+        return 1;
+    }
+    if matches!(mode, Mode::List) {
+        let mut status = 0;
+        println!(
+            "{:>12} {:>12} {:>7} {:>6}  {:<32}  name",
+            "compressed", "original", "bpb", "frames", "model"
+        );
+        for f in &files {
+            if let Err(e) = list_one(f) {
+                eprintln!("nnz: {}: {e}", f.display());
+                status = 1;
+            }
+        }
+        return status;
+    }
+    let backend = match make_backend(&args) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("nnz: {e}");
+            return 1;
+        }
+    };
+    if args.verbose {
+        eprintln!(
+            "nnz: model {} on {}",
+            backend.model().id_hex(),
+            backend.name()
+        );
+    }
+    let mut status = 0;
+    for f in &files {
+        let r = match mode {
+            Mode::Compress => compress_one(&args, backend.as_ref(), f),
+            Mode::Decompress => decompress_one(&args, backend.as_ref(), f, false),
+            Mode::Test => decompress_one(&args, backend.as_ref(), f, true),
+            Mode::List => unreachable!(),
+        };
+        if let Err(e) = r {
+            eprintln!("nnz: {}: {e}", display(f));
+            status = 1;
+        }
+    }
+    status
+}
+
+fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
+    let model = match &args.model {
+        Some(p) => Model::from_bytes(
+            &fs::read(p)
+                .map_err(|e| Error::Usage(format!("cannot read model {}: {e}", p.display())))?,
+        )?,
+        None => Model::default_model()?,
+    };
+    match args.device {
+        Device::Cuda => Err(Error::Usage(
+            "--device cuda: this build of nnz has no CUDA backend yet; use --device cpu".into(),
+        )),
+        Device::Auto | Device::Cpu => Ok(Box::new(CpuBackend::new(model))),
+    }
+}
+
+fn display(p: &Path) -> String {
+    if p.as_os_str() == "-" {
+        "(stdin)".into()
+    } else {
+        p.display().to_string()
+    }
+}
+
+fn is_stdin(p: &Path) -> bool {
+    p.as_os_str() == "-"
+}
+
+/// Where the result goes: standard output, or a file (written via a temporary).
+enum Dest {
+    Stdout,
+    File(PathBuf),
+}
+
+fn dest_for(args: &Args, input: &Path, compress: bool) -> Result<Dest> {
+    if let Some(o) = &args.output {
+        return Ok(if o.as_os_str() == "-" {
+            Dest::Stdout
+        } else {
+            Dest::File(o.clone())
+        });
+    }
+    if args.stdout || is_stdin(input) {
+        return Ok(Dest::Stdout);
+    }
+    let name = input.as_os_str().to_string_lossy();
+    if compress {
+        if name.ends_with(".nnz") {
+            return Err(Error::Usage(
+                "already has the .nnz suffix -- ignored".into(),
+            ));
+        }
+        let mut s = input.as_os_str().to_owned();
+        s.push(".nnz");
+        Ok(Dest::File(PathBuf::from(s)))
+    } else {
+        match name.strip_suffix(".nnz") {
+            Some(stem) if !stem.is_empty() && !stem.ends_with('/') => {
+                Ok(Dest::File(PathBuf::from(stem)))
+            }
+            _ => Err(Error::Usage(
+                "unknown suffix (expected .nnz) -- ignored; use -o or -c".into(),
+            )),
+        }
+    }
+}
+
+fn open_input(p: &Path) -> Result<(Option<memmap2::Mmap>, Option<File>, u64)> {
+    if is_stdin(p) {
+        return Ok((None, None, 0));
+    }
+    let meta = fs::metadata(p).map_err(|e| Error::Usage(io_msg(&e)))?;
+    if meta.is_dir() {
+        return Err(Error::Usage("is a directory -- ignored".into()));
+    }
+    let f = File::open(p).map_err(|e| Error::Usage(io_msg(&e)))?;
+    if meta.is_file() && meta.len() > 0 {
+        // SAFETY: the map is read-only; a file truncated under us can fault, as with any mmap user
+        // (zstd and xz accept the same); we never hand out references past this call's work.
+        if let Ok(m) = unsafe { memmap2::Mmap::map(&f) } {
+            return Ok((Some(m), None, meta.len()));
+        }
+    }
+    Ok((None, Some(f), meta.len()))
+}
+
+fn io_msg(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotFound => "no such file or directory".into(),
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// A temporary file beside `target`, renamed onto it by `commit`; removed on drop otherwise.
+struct TempOut {
+    path: PathBuf,
+    target: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl TempOut {
+    fn create(target: &Path, force: bool) -> Result<TempOut> {
+        if target.exists() && !force {
+            return Err(Error::Usage(format!(
+                "{} already exists; use -f to overwrite",
+                target.display()
+            )));
+        }
+        let dir = target
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = target
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = dir.join(format!(".{base}.{}.nnztmp", std::process::id()));
+        let file = File::create(&path).map_err(|e| {
+            Error::Usage(format!("cannot create {}: {}", path.display(), io_msg(&e)))
+        })?;
+        TEMP_FILES.lock().unwrap().push(path.clone());
+        Ok(TempOut {
+            path,
+            target: target.to_path_buf(),
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        self.file.as_mut().unwrap()
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let f = self.file.take().unwrap();
+        let f = f.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&self.path, &self.target)?;
+        TEMP_FILES.lock().unwrap().retain(|p| p != &self.path);
+        Ok(())
+    }
+}
+
+impl Drop for TempOut {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            self.file = None;
+            let _ = fs::remove_file(&self.path);
+            if let Ok(mut l) = TEMP_FILES.lock() {
+                l.retain(|p| p != &self.path);
+            }
+        }
+    }
+}
+
+fn progress_bar(args: &Args, total: u64) -> Option<indicatif::ProgressBar> {
+    if args.quiet || !io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = if total > 0 {
+        indicatif::ProgressBar::new(total)
+    } else {
+        indicatif::ProgressBar::new_spinner()
+    };
+    pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec} eta {eta}",
+    ) {
+        pb.set_style(style);
+    }
+    Some(pb)
+}
+
+fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> {
+    let dest = dest_for(args, input, true)?;
+    if matches!(dest, Dest::Stdout) && io::stdout().is_terminal() && !args.force {
+        return Err(Error::Usage(
+            "refusing to write compressed data to a terminal (use -f to force, or redirect)".into(),
+        ));
+    }
+    let (map, file, size) = open_input(input)?;
+    let src: Input = match (&map, file) {
+        (Some(m), _) => Input::Slice(&m[..]),
+        (None, Some(f)) => Input::Reader(Box::new(BufReader::new(f))),
+        (None, None) => Input::Reader(Box::new(io::stdin().lock())),
+    };
+    let pb = progress_bar(args, size);
+    let opts = Options {
+        chunk_size: args.chunk_kib * 1024,
+        progress: pb
+            .clone()
+            .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
+    };
+    let t0 = Instant::now();
+    let stats = match dest {
+        Dest::Stdout => {
+            let stdout = io::stdout();
+            let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+            codec::compress(backend, src, &mut w, &opts)?
+        }
+        Dest::File(ref target) => {
+            let mut tmp = TempOut::create(target, args.force)?;
+            let s = codec::compress(backend, src, tmp.writer(), &opts)?;
+            tmp.commit()?;
+            s
+        }
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    report(args, input, &stats, t0, true);
+    finish_input(args, input, &dest)
+}
+
+fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: bool) -> Result<()> {
+    let dest = if test_only {
+        Dest::Stdout
+    } else {
+        dest_for(args, input, false)?
+    };
+    let (map, file, size) = open_input(input)?;
+    let mut src: Box<dyn Read> = match (&map, file) {
+        (Some(m), _) => Box::new(&m[..]),
+        (None, Some(f)) => Box::new(BufReader::new(f)),
+        (None, None) => Box::new(io::stdin().lock()),
+    };
+    let pb = progress_bar(args, size);
+    let opts = Options {
+        chunk_size: 0,
+        progress: pb
+            .clone()
+            .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
+    };
+    let t0 = Instant::now();
+    let stats = if test_only {
+        codec::decompress(backend, &mut src, None, &opts)?
+    } else {
+        match dest {
+            Dest::Stdout => {
+                let stdout = io::stdout();
+                let mut w = BufWriter::with_capacity(1 << 20, stdout.lock());
+                codec::decompress(backend, &mut src, Some(&mut w), &opts)?
+            }
+            Dest::File(ref target) => {
+                let mut tmp = TempOut::create(target, args.force)?;
+                let s = codec::decompress(backend, &mut src, Some(tmp.writer()), &opts)?;
+                tmp.commit()?;
+                s
+            }
+        }
+    };
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    if test_only {
+        if args.verbose {
+            eprintln!("{}: OK", display(input));
+        }
+        return Ok(());
+    }
+    report(args, input, &stats, t0, false);
+    finish_input(args, input, &dest)
+}
+
+fn finish_input(args: &Args, input: &Path, dest: &Dest) -> Result<()> {
+    if args.rm && !args.stdout && !is_stdin(input) && matches!(dest, Dest::File(_)) {
+        fs::remove_file(input)
+            .map_err(|e| Error::Usage(format!("cannot remove input: {}", io_msg(&e))))?;
+    }
+    Ok(())
+}
+
+fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
+    if !args.verbose {
+        return;
+    }
+    let secs = t0.elapsed().as_secs_f64().max(1e-9);
+    let bpb = if s.raw_bytes > 0 {
+        8.0 * s.packed_bytes as f64 / s.raw_bytes as f64
+    } else {
+        0.0
+    };
+    eprintln!(
+        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} stored), {:.1} KB/s, {:.0} tokens/s ({})",
+        display(input),
+        if compress { s.raw_bytes } else { s.packed_bytes },
+        if compress { s.packed_bytes } else { s.raw_bytes },
+        bpb,
+        s.tokens,
+        s.frames,
+        s.stored_frames,
+        s.raw_bytes as f64 / 1000.0 / secs,
+        s.tokens as f64 / secs,
+        if compress { "compress" } else { "decompress" }
+    );
+}
+
+fn list_one(p: &Path) -> Result<()> {
+    let (map, file, _) = open_input(p)?;
+    let mut src: Box<dyn Read> = match (&map, file) {
+        (Some(m), _) => Box::new(&m[..]),
+        (None, Some(f)) => Box::new(BufReader::new(f)),
+        (None, None) => Box::new(io::stdin().lock()),
+    };
+    let (h, s) = codec::list(&mut src)?;
+    let bpb = if s.raw_bytes > 0 {
+        8.0 * s.packed_bytes as f64 / s.raw_bytes as f64
+    } else {
+        0.0
+    };
+    println!(
+        "{:>12} {:>12} {:>7.3} {:>6}  {:<32}  {}",
+        s.packed_bytes,
+        s.raw_bytes,
+        bpb,
+        s.frames,
+        crate::model::hex(&h.model_id),
+        display(p)
+    );
+    Ok(())
+}

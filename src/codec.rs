@@ -1,0 +1,427 @@
+//! Compression and decompression of whole streams: cut the input into chunks, run the model over
+//! many chunks at once (rayon), code each chunk as a frame, and write the frames in order.
+//! Memory stays bounded: at most one batch of chunks is in flight.
+
+use crate::backend::Backend;
+use crate::coder::{Decoder, Encoder};
+use crate::error::{Error, Result};
+use crate::format::{chunk_checksum, Frame, Header};
+use rayon::prelude::*;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use xxhash_rust::xxh64::Xxh64;
+
+/// Default chunk size: 64 KiB. The model's context is 512 tokens (~1.5 KB), so longer chunks gain
+/// little ratio, while many chunks keep every core (and later a GPU) busy. See docs/FORMAT.md.
+pub const DEFAULT_CHUNK: u32 = 64 << 10;
+
+/// Set by the Ctrl-C handler; long loops check it and stop with `Error::Interrupted`.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+fn check_interrupt() -> Result<()> {
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub raw_bytes: u64,
+    pub packed_bytes: u64,
+    pub tokens: u64,
+    pub frames: u64,
+    pub stored_frames: u64,
+}
+
+/// A source of chunks: a memory-mapped (or in-memory) slice, or a reader of unknown length.
+pub enum Input<'a> {
+    Slice(&'a [u8]),
+    Reader(Box<dyn Read + 'a>),
+}
+
+impl Input<'_> {
+    /// Up to `n` chunks of `size` bytes (the last may be shorter). Empty at the end.
+    fn next_batch(&mut self, n: usize, size: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        match self {
+            Input::Slice(s) => {
+                while out.len() < n && !s.is_empty() {
+                    let k = size.min(s.len());
+                    out.push(s[..k].to_vec());
+                    *s = &s[k..];
+                }
+            }
+            Input::Reader(r) => {
+                while out.len() < n {
+                    let mut buf = vec![0u8; size];
+                    let mut got = 0;
+                    while got < size {
+                        match r.read(&mut buf[got..]) {
+                            Ok(0) => break,
+                            Ok(k) => got += k,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    if got == 0 {
+                        break;
+                    }
+                    buf.truncate(got);
+                    out.push(buf);
+                    if got < size {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub struct Options {
+    pub chunk_size: u32,
+    /// called with the number of input bytes done after each batch
+    pub progress: Option<Box<dyn Fn(u64) + Sync>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            chunk_size: DEFAULT_CHUNK,
+            progress: None,
+        }
+    }
+}
+
+fn batch_len() -> usize {
+    (rayon::current_num_threads() * 2).max(4)
+}
+
+pub fn compress(
+    backend: &dyn Backend,
+    mut input: Input,
+    out: &mut dyn Write,
+    opts: &Options,
+) -> Result<Stats> {
+    let model = backend.model();
+    Header {
+        model_id: model.id,
+        chunk_size: opts.chunk_size,
+    }
+    .write(out)?;
+    let mut hash = Xxh64::new(0);
+    let mut stats = Stats::default();
+    loop {
+        let chunks = input.next_batch(batch_len(), opts.chunk_size as usize)?;
+        if chunks.is_empty() {
+            break;
+        }
+        let frames: Vec<Result<(Frame, u64)>> = chunks
+            .par_iter()
+            .map(|c| encode_chunk(backend, c))
+            .collect();
+        for (chunk, frame) in chunks.iter().zip(frames) {
+            let (frame, tokens) = frame?;
+            hash.update(chunk);
+            let mut counter = CountingWriter {
+                inner: &mut *out,
+                n: 0,
+            };
+            frame.write(&mut counter)?;
+            stats.packed_bytes += counter.n;
+            stats.raw_bytes += chunk.len() as u64;
+            stats.tokens += tokens;
+            stats.frames += 1;
+            stats.stored_frames += matches!(frame, Frame::Stored { .. }) as u64;
+        }
+        if let Some(p) = &opts.progress {
+            p(stats.raw_bytes);
+        }
+    }
+    Frame::End {
+        total_len: stats.raw_bytes,
+        checksum: hash.digest(),
+    }
+    .write(out)?;
+    stats.packed_bytes += (crate::format::HEADER_LEN + 17) as u64;
+    out.flush()?;
+    Ok(stats)
+}
+
+/// Order-0 entropy in bits per byte; chunks above ~7.9 are stored without running the model.
+fn byte_entropy(data: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| -(c as f64 / n) * (c as f64 / n).log2())
+        .sum()
+}
+
+/// Code one chunk; returns the frame and the number of tokens it holds (0 if stored).
+pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> {
+    let stored = || {
+        Ok((
+            Frame::Stored {
+                checksum: chunk_checksum(data),
+                data: data.to_vec(),
+            },
+            0,
+        ))
+    };
+    if data.len() >= 4096 && byte_entropy(data) > 7.9 {
+        return stored();
+    }
+    let model = backend.model();
+    let ids = model.tokenizer.encode(data)?;
+    let mut check = Vec::with_capacity(data.len());
+    model.tokenizer.decode_into(&ids, &mut check)?;
+    if check != data || ids.is_empty() {
+        return stored(); // never trust the tokenizer blindly: a chunk it cannot rebuild is stored
+    }
+    let vocab = model.cfg.vocab;
+    let mut stream = backend.stream();
+    let block = stream.max_block();
+    let mut tables = vec![0u32; block * vocab];
+    let mut inputs = Vec::with_capacity(block);
+    let mut enc = Encoder::new();
+    for start in (0..ids.len()).step_by(block) {
+        check_interrupt()?;
+        let end = (start + block).min(ids.len());
+        inputs.clear();
+        for i in start..end {
+            inputs.push(if i == 0 { model.cfg.bos() } else { ids[i - 1] });
+        }
+        stream.feed(&inputs, &mut tables[..inputs.len() * vocab])?;
+        for (r, &sym) in ids[start..end].iter().enumerate() {
+            enc.encode_symbol(&tables[r * vocab..(r + 1) * vocab], sym as usize);
+        }
+    }
+    let payload = enc.finish();
+    if payload.len() >= data.len() {
+        return stored();
+    }
+    let frame = Frame::Model {
+        raw_len: data.len() as u32,
+        n_tokens: ids.len() as u32,
+        checksum: chunk_checksum(data),
+        payload,
+    };
+    Ok((frame, ids.len() as u64))
+}
+
+/// Decode one frame's content (`Frame::End` is not content).
+pub fn decode_frame(backend: &dyn Backend, frame: &Frame) -> Result<Vec<u8>> {
+    let (data, checksum) = match frame {
+        Frame::Stored { checksum, data } => (data.clone(), *checksum),
+        Frame::Model {
+            raw_len,
+            n_tokens,
+            checksum,
+            payload,
+        } => (
+            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload)?,
+            *checksum,
+        ),
+        Frame::End { .. } => return Ok(Vec::new()),
+    };
+    if chunk_checksum(&data) != checksum {
+        return Err(Error::corrupt("frame checksum mismatch"));
+    }
+    Ok(data)
+}
+
+fn decode_tokens(
+    backend: &dyn Backend,
+    raw_len: usize,
+    n_tokens: usize,
+    payload: &[u8],
+) -> Result<Vec<u8>> {
+    let model = backend.model();
+    let vocab = model.cfg.vocab;
+    let mut stream = backend.stream();
+    let mut table = vec![0u32; vocab];
+    let mut dec = Decoder::new(payload);
+    let mut out = Vec::with_capacity(raw_len);
+    let mut prev = model.cfg.bos();
+    for i in 0..n_tokens {
+        if i % 256 == 0 {
+            check_interrupt()?;
+        }
+        stream.feed(&[prev], &mut table)?;
+        let sym = dec.decode_symbol(&table)? as u32;
+        let piece = model
+            .tokenizer
+            .piece(sym)
+            .ok_or_else(|| Error::corrupt("decoded a token that is not in the vocabulary"))?;
+        if out.len() + piece.len() > raw_len {
+            return Err(Error::corrupt(
+                "frame decodes to more bytes than its header says",
+            ));
+        }
+        out.extend_from_slice(piece);
+        prev = sym;
+    }
+    if out.len() != raw_len {
+        return Err(Error::corrupt(
+            "frame decodes to fewer bytes than its header says",
+        ));
+    }
+    if dec.position() > payload.len() + 8 {
+        return Err(Error::corrupt("coded frame ends early"));
+    }
+    Ok(out)
+}
+
+/// Decompress every concatenated nnz stream in `input`; with `out = None` only verify (`-t`).
+pub fn decompress(
+    backend: &dyn Backend,
+    input: &mut dyn Read,
+    mut out: Option<&mut dyn Write>,
+    opts: &Options,
+) -> Result<Stats> {
+    let model = backend.model();
+    let mut stats = Stats::default();
+    let mut first = true;
+    loop {
+        let header = match Header::read(input)? {
+            Some(h) => h,
+            None if first => return Err(Error::Truncated),
+            None => break,
+        };
+        first = false;
+        stats.packed_bytes += crate::format::HEADER_LEN as u64;
+        if header.model_id != model.id {
+            return Err(Error::WrongModel {
+                archive: crate::model::hex(&header.model_id),
+                ours: model.id_hex(),
+            });
+        }
+        let mut hash = Xxh64::new(0);
+        let mut total = 0u64;
+        let mut done = false;
+        while !done {
+            // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
+            let mut batch = Vec::new();
+            while batch.len() < batch_len() {
+                let f = Frame::read(input, header.chunk_size)?;
+                if let Frame::End {
+                    total_len,
+                    checksum,
+                } = f
+                {
+                    done = true;
+                    batch.push(Ok(Frame::End {
+                        total_len,
+                        checksum,
+                    }));
+                    break;
+                }
+                batch.push(Ok(f));
+            }
+            let frames: Vec<Frame> = batch.into_iter().collect::<Result<_>>()?;
+            let decoded: Vec<Result<Vec<u8>>> = frames
+                .par_iter()
+                .map(|f| decode_frame(backend, f))
+                .collect();
+            for (f, d) in frames.iter().zip(decoded) {
+                match f {
+                    Frame::End {
+                        total_len,
+                        checksum,
+                    } => {
+                        stats.packed_bytes += 17;
+                        if *total_len != total || *checksum != hash.digest() {
+                            return Err(Error::corrupt("content checksum mismatch"));
+                        }
+                    }
+                    _ => {
+                        let d = d?;
+                        hash.update(&d);
+                        total += d.len() as u64;
+                        stats.raw_bytes += d.len() as u64;
+                        stats.frames += 1;
+                        stats.packed_bytes += frame_len(f);
+                        if let Frame::Model { n_tokens, .. } = f {
+                            stats.tokens += *n_tokens as u64;
+                        } else {
+                            stats.stored_frames += 1;
+                        }
+                        if let Some(o) = out.as_deref_mut() {
+                            o.write_all(&d)?;
+                        }
+                    }
+                }
+            }
+            if let Some(p) = &opts.progress {
+                p(stats.packed_bytes);
+            }
+        }
+    }
+    if let Some(o) = out {
+        o.flush()?;
+    }
+    Ok(stats)
+}
+
+fn frame_len(f: &Frame) -> u64 {
+    match f {
+        Frame::Model { payload, .. } => 17 + payload.len() as u64,
+        Frame::Stored { data, .. } => 9 + data.len() as u64,
+        Frame::End { .. } => 17,
+    }
+}
+
+/// What `nnz -l` shows: walk the frames without running the model.
+pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
+    let header = Header::read(input)?.ok_or(Error::Truncated)?;
+    let mut stats = Stats {
+        packed_bytes: crate::format::HEADER_LEN as u64,
+        ..Default::default()
+    };
+    loop {
+        let f = Frame::read(input, header.chunk_size)?;
+        stats.packed_bytes += frame_len(&f);
+        match f {
+            Frame::End { total_len, .. } => {
+                if total_len != stats.raw_bytes {
+                    return Err(Error::corrupt("total length does not match the frames"));
+                }
+                return Ok((header, stats));
+            }
+            Frame::Model {
+                raw_len, n_tokens, ..
+            } => {
+                stats.raw_bytes += raw_len as u64;
+                stats.tokens += n_tokens as u64;
+            }
+            Frame::Stored { data, .. } => {
+                stats.raw_bytes += data.len() as u64;
+                stats.stored_frames += 1;
+            }
+        }
+        stats.frames += 1;
+    }
+}
+
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    n: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,295 @@
+//! The `.nnz` container: a header, then frames, then an end frame (docs/FORMAT.md). Only framing
+//! and checksums live here; what a frame's payload means is the codec's business.
+
+use crate::error::{Error, Result};
+use std::io::{Read, Write};
+
+pub const MAGIC: [u8; 4] = *b"\x89NNZ";
+pub const VERSION: u8 = 1;
+pub const HEADER_LEN: usize = 28;
+/// The largest chunk a decoder accepts; bounds every allocation made from a header field.
+pub const MAX_CHUNK: u32 = 64 << 20;
+
+pub const KIND_END: u8 = 0;
+pub const KIND_MODEL: u8 = 1;
+pub const KIND_STORED: u8 = 2;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub model_id: [u8; 16],
+    pub chunk_size: u32,
+}
+
+impl Header {
+    pub fn write<W: Write + ?Sized>(&self, w: &mut W) -> Result<()> {
+        let mut b = [0u8; HEADER_LEN];
+        b[..4].copy_from_slice(&MAGIC);
+        b[4] = VERSION;
+        b[8..24].copy_from_slice(&self.model_id);
+        b[24..28].copy_from_slice(&self.chunk_size.to_le_bytes());
+        w.write_all(&b)?;
+        Ok(())
+    }
+
+    /// Read a header. `Ok(None)` at a clean end of input (no byte at all).
+    pub fn read<R: Read + ?Sized>(r: &mut R) -> Result<Option<Header>> {
+        let mut b = [0u8; HEADER_LEN];
+        let n = read_full(r, &mut b)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if n < 4 || b[..4] != MAGIC {
+            return Err(Error::NotAnArchive);
+        }
+        if n < 5 {
+            return Err(Error::Truncated);
+        }
+        if b[4] > VERSION {
+            return Err(Error::FutureVersion(b[4], VERSION));
+        }
+        if b[4] == 0 {
+            return Err(Error::corrupt("format version 0"));
+        }
+        if n < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if b[5] != 0 || b[6] != 0 || b[7] != 0 {
+            return Err(Error::corrupt("reserved header bytes are not zero"));
+        }
+        let chunk_size = u32::from_le_bytes(b[24..28].try_into().unwrap());
+        if chunk_size == 0 || chunk_size > MAX_CHUNK {
+            return Err(Error::corrupt(format!(
+                "chunk size {chunk_size} outside 1..={MAX_CHUNK}"
+            )));
+        }
+        Ok(Some(Header {
+            model_id: b[8..24].try_into().unwrap(),
+            chunk_size,
+        }))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Model-coded chunk: `n_tokens` tokens range-coded in `payload`.
+    Model {
+        raw_len: u32,
+        n_tokens: u32,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
+    /// The chunk's bytes as they are.
+    Stored { checksum: u32, data: Vec<u8> },
+    /// End of the stream: total length and checksum of all content.
+    End { total_len: u64, checksum: u64 },
+}
+
+/// The frame checksum: the low 32 bits of XXH64 (seed 0) of the chunk's original bytes.
+pub fn chunk_checksum(data: &[u8]) -> u32 {
+    xxhash_rust::xxh64::xxh64(data, 0) as u32
+}
+
+impl Frame {
+    pub fn write<W: Write + ?Sized>(&self, w: &mut W) -> Result<()> {
+        match self {
+            Frame::Model {
+                raw_len,
+                n_tokens,
+                checksum,
+                payload,
+            } => {
+                let mut h = [0u8; 17];
+                h[0] = KIND_MODEL;
+                h[1..5].copy_from_slice(&raw_len.to_le_bytes());
+                h[5..9].copy_from_slice(&n_tokens.to_le_bytes());
+                h[9..13].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+                h[13..17].copy_from_slice(&checksum.to_le_bytes());
+                w.write_all(&h)?;
+                w.write_all(payload)?;
+            }
+            Frame::Stored { checksum, data } => {
+                let mut h = [0u8; 9];
+                h[0] = KIND_STORED;
+                h[1..5].copy_from_slice(&(data.len() as u32).to_le_bytes());
+                h[5..9].copy_from_slice(&checksum.to_le_bytes());
+                w.write_all(&h)?;
+                w.write_all(data)?;
+            }
+            Frame::End {
+                total_len,
+                checksum,
+            } => {
+                let mut h = [0u8; 17];
+                h[0] = KIND_END;
+                h[1..9].copy_from_slice(&total_len.to_le_bytes());
+                h[9..17].copy_from_slice(&checksum.to_le_bytes());
+                w.write_all(&h)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read one frame of a stream whose header said `chunk_size`.
+    pub fn read<R: Read + ?Sized>(r: &mut R, chunk_size: u32) -> Result<Frame> {
+        let mut kind = [0u8; 1];
+        read_exact(r, &mut kind)?;
+        match kind[0] {
+            KIND_MODEL => {
+                let mut h = [0u8; 16];
+                read_exact(r, &mut h)?;
+                let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
+                let (raw_len, n_tokens, payload_len, checksum) = (f(0), f(4), f(8), f(12));
+                if raw_len == 0 || raw_len > chunk_size {
+                    return Err(Error::corrupt(format!(
+                        "frame length {raw_len} outside 1..={chunk_size}"
+                    )));
+                }
+                if n_tokens == 0 || n_tokens > raw_len {
+                    return Err(Error::corrupt(format!(
+                        "{n_tokens} tokens for {raw_len} bytes"
+                    )));
+                }
+                if payload_len > raw_len {
+                    return Err(Error::corrupt("coded frame larger than its content"));
+                }
+                let payload = read_vec(r, payload_len as usize)?;
+                Ok(Frame::Model {
+                    raw_len,
+                    n_tokens,
+                    checksum,
+                    payload,
+                })
+            }
+            KIND_STORED => {
+                let mut h = [0u8; 8];
+                read_exact(r, &mut h)?;
+                let raw_len = u32::from_le_bytes(h[0..4].try_into().unwrap());
+                if raw_len == 0 || raw_len > chunk_size {
+                    return Err(Error::corrupt(format!(
+                        "frame length {raw_len} outside 1..={chunk_size}"
+                    )));
+                }
+                let checksum = u32::from_le_bytes(h[4..8].try_into().unwrap());
+                Ok(Frame::Stored {
+                    checksum,
+                    data: read_vec(r, raw_len as usize)?,
+                })
+            }
+            KIND_END => {
+                let mut h = [0u8; 16];
+                read_exact(r, &mut h)?;
+                Ok(Frame::End {
+                    total_len: u64::from_le_bytes(h[0..8].try_into().unwrap()),
+                    checksum: u64::from_le_bytes(h[8..16].try_into().unwrap()),
+                })
+            }
+            k => Err(Error::corrupt(format!("unknown frame kind {k}"))),
+        }
+    }
+}
+
+fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(n)
+}
+
+fn read_exact<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<()> {
+    if read_full(r, buf)? < buf.len() {
+        return Err(Error::Truncated);
+    }
+    Ok(())
+}
+
+fn read_vec<R: Read + ?Sized>(r: &mut R, len: usize) -> Result<Vec<u8>> {
+    // `len` is bounded by MAX_CHUNK, checked by the caller
+    let mut v = vec![0u8; len];
+    read_exact(r, &mut v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip() {
+        let h = Header {
+            model_id: [7; 16],
+            chunk_size: 1000,
+        };
+        let frames = vec![
+            Frame::Model {
+                raw_len: 100,
+                n_tokens: 30,
+                checksum: 5,
+                payload: vec![1, 2, 3],
+            },
+            Frame::Stored {
+                checksum: 9,
+                data: vec![0; 10],
+            },
+            Frame::End {
+                total_len: 110,
+                checksum: 77,
+            },
+        ];
+        let mut buf = Vec::new();
+        h.write(&mut buf).unwrap();
+        for f in &frames {
+            f.write(&mut buf).unwrap();
+        }
+        let mut r = &buf[..];
+        assert_eq!(Header::read(&mut r).unwrap().unwrap(), h);
+        for f in &frames {
+            assert_eq!(&Frame::read(&mut r, 1000).unwrap(), f);
+        }
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        assert!(matches!(
+            Header::read(&mut &b"hello world, not an archive!"[..]),
+            Err(Error::NotAnArchive)
+        ));
+        let mut b = Vec::new();
+        Header {
+            model_id: [0; 16],
+            chunk_size: 10,
+        }
+        .write(&mut b)
+        .unwrap();
+        b[4] = 9;
+        assert!(matches!(
+            Header::read(&mut &b[..]),
+            Err(Error::FutureVersion(9, 1))
+        ));
+        assert!(matches!(
+            Header::read(&mut &b[..10]),
+            Err(Error::FutureVersion(9, 1))
+        ));
+        b[4] = 1;
+        assert!(matches!(Header::read(&mut &b[..10]), Err(Error::Truncated)));
+        b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(Header::read(&mut &b[..]), Err(Error::Corrupt(_))));
+    }
+
+    #[test]
+    fn huge_lengths_are_rejected_before_allocating() {
+        let mut b = vec![KIND_STORED];
+        b.extend_from_slice(&u32::MAX.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        assert!(matches!(
+            Frame::read(&mut &b[..], 1 << 16),
+            Err(Error::Corrupt(_))
+        ));
+    }
+}

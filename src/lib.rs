@@ -1,0 +1,19 @@
+//! nnz: a lossless compressor with a small integer transformer as its predictor.
+//!
+//! - [`coder`]: the fixed-point range coder
+//! - [`tokenizer`]: byte-exact BPE
+//! - [`model`]: the model file and the integer arithmetic
+//! - [`backend`]: the model's forward pass (CPU reference)
+//! - [`format`]: the `.nnz` container
+//! - [`codec`]: whole-stream compression and decompression
+
+pub mod backend;
+pub mod cli;
+pub mod codec;
+pub mod coder;
+pub mod error;
+pub mod format;
+pub mod model;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

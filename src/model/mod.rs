@@ -1,0 +1,271 @@
+//! The model file (safetensors: int8 weights, i32 multipliers, config and tokenizer in metadata)
+//! and its id. The forward pass lives in the backends; `arith` holds the shared integer primitives.
+
+pub mod arith;
+
+use crate::error::{Error, Result};
+use crate::tokenizer::Tokenizer;
+use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
+
+/// The default model, trained by `train/train.py` and shipped inside the binary.
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub vocab: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub d_ff: usize,
+    pub window: usize,
+}
+
+impl Config {
+    pub fn bos(&self) -> u32 {
+        (self.vocab - 1) as u32
+    }
+    pub fn q_dim(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+    pub fn kv_dim(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+}
+
+/// An int8 weight matrix `[n_out][n_in]` with one requantization multiplier per output row.
+pub struct Linear {
+    pub n_in: usize,
+    pub n_out: usize,
+    pub w: Vec<i8>,
+    pub m: Vec<i32>,
+}
+
+impl Linear {
+    pub fn row(&self, o: usize) -> &[i8] {
+        &self.w[o * self.n_in..(o + 1) * self.n_in]
+    }
+}
+
+pub struct Layer {
+    pub wq: Linear,
+    pub wk: Linear,
+    pub wv: Linear,
+    /// per head: attention score multiplier
+    pub qk_m: Vec<i32>,
+    /// `[n_heads][window]`: bias by distance, in attention-logit units
+    pub bias: Vec<i32>,
+    pub wo: Linear,
+    pub w1: Linear,
+    pub w2: Linear,
+}
+
+pub struct Model {
+    pub cfg: Config,
+    pub emb: Linear,
+    pub layers: Vec<Layer>,
+    pub head: Linear,
+    pub gelu: Vec<i8>,
+    pub exp_attn: Vec<i32>,
+    pub exp_out: Vec<i32>,
+    pub tokenizer: Tokenizer,
+    /// first 16 bytes of the SHA-256 of the model file
+    pub id: [u8; 16],
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::BadModel(msg.into())
+}
+
+struct Reader<'a> {
+    st: SafeTensors<'a>,
+}
+
+impl<'a> Reader<'a> {
+    fn raw(&self, name: &str, dtype: Dtype, shape: &[usize]) -> Result<&'a [u8]> {
+        let t = self
+            .st
+            .tensor(name)
+            .map_err(|_| bad(format!("missing tensor {name}")))?;
+        if t.dtype() != dtype || t.shape() != shape {
+            return Err(bad(format!(
+                "tensor {name}: expected {dtype:?} {shape:?}, found {:?} {:?}",
+                t.dtype(),
+                t.shape()
+            )));
+        }
+        Ok(t.data())
+    }
+    fn i8s(&self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
+        Ok(self
+            .raw(name, Dtype::I8, shape)?
+            .iter()
+            .map(|&b| b as i8)
+            .collect())
+    }
+    fn i32s(&self, name: &str, shape: &[usize]) -> Result<Vec<i32>> {
+        let raw = self.raw(name, Dtype::I32, shape)?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+    fn multipliers(&self, name: &str, n: usize) -> Result<Vec<i32>> {
+        let m = self.i32s(name, &[n])?;
+        if m.iter().any(|&v| v < 1) {
+            return Err(bad(format!("tensor {name}: multipliers must be >= 1")));
+        }
+        Ok(m)
+    }
+    fn linear(&self, prefix: &str, n_out: usize, n_in: usize) -> Result<Linear> {
+        let w = self.i8s(&format!("{prefix}.w"), &[n_out, n_in])?;
+        if w.contains(&-128) {
+            return Err(bad(format!(
+                "tensor {prefix}.w holds -128 (weights are in [-127, 127])"
+            )));
+        }
+        Ok(Linear {
+            n_in,
+            n_out,
+            w,
+            m: self.multipliers(&format!("{prefix}.m"), n_out)?,
+        })
+    }
+}
+
+fn check_exp_table(name: &str, t: &[i32], one: i32) -> Result<()> {
+    let ok = t.len() >= 2
+        && t[0] > 0
+        && t[0] <= one
+        && *t.last().unwrap() == 0
+        && t.windows(2).all(|w| w[1] <= w[0] && w[1] >= 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!(
+            "{name} must be non-increasing from (0, {one}] to 0"
+        )))
+    }
+}
+
+impl Model {
+    pub fn default_model() -> Result<Model> {
+        Model::from_bytes(DEFAULT_MODEL)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let (_, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let get = |k: &str| {
+            meta.get(k)
+                .ok_or_else(|| bad(format!("metadata key {k} missing")))
+        };
+        if get("nnz.format")? != "nnz-model" {
+            return Err(bad("not an nnz model (nnz.format)"));
+        }
+        let arith: u32 = get("nnz.arith")?
+            .parse()
+            .map_err(|_| bad("nnz.arith is not a number"))?;
+        if arith != arith::ARITH_VERSION {
+            return Err(bad(format!(
+                "model uses integer arithmetic version {arith}; this nnz implements version {}",
+                arith::ARITH_VERSION
+            )));
+        }
+        let c: serde_json::Value = serde_json::from_str(get("nnz.config")?)
+            .map_err(|e| bad(format!("nnz.config: {e}")))?;
+        let field = |k: &str, max: u64| -> Result<usize> {
+            let v = c
+                .get(k)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| bad(format!("nnz.config.{k} missing")))?;
+            if v == 0 || v > max {
+                return Err(bad(format!("nnz.config.{k} = {v} is outside 1..={max}")));
+            }
+            Ok(v as usize)
+        };
+        let cfg = Config {
+            vocab: field("vocab", 1 << 17)?,
+            d_model: field("d_model", 8192)?,
+            n_layers: field("n_layers", 64)?,
+            n_heads: field("n_heads", 64)?,
+            n_kv_heads: field("n_kv_heads", 64)?,
+            head_dim: field("head_dim", 256)?,
+            d_ff: field("d_ff", 32768)?,
+            window: field("window", 4096)?,
+        };
+        if cfg.n_heads % cfg.n_kv_heads != 0 || cfg.vocab < 258 {
+            return Err(bad(
+                "n_heads must be a multiple of n_kv_heads, and vocab >= 258",
+            ));
+        }
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let r = Reader { st };
+        let (v, d, h) = (cfg.vocab, cfg.d_model, cfg.n_heads);
+        let mut layers = Vec::with_capacity(cfg.n_layers);
+        for l in 0..cfg.n_layers {
+            let p = format!("layers.{l}.");
+            layers.push(Layer {
+                wq: r.linear(&format!("{p}attn.wq"), cfg.q_dim(), d)?,
+                wk: r.linear(&format!("{p}attn.wk"), cfg.kv_dim(), d)?,
+                wv: r.linear(&format!("{p}attn.wv"), cfg.kv_dim(), d)?,
+                qk_m: r.multipliers(&format!("{p}attn.qk.m"), h)?,
+                bias: {
+                    let b = r.i32s(&format!("{p}attn.bias"), &[h, cfg.window])?;
+                    if b.iter().any(|x| x.unsigned_abs() > 1 << 24) {
+                        return Err(bad("attention bias outside [-2^24, 2^24]"));
+                    }
+                    b
+                },
+                wo: r.linear(&format!("{p}attn.wo"), d, cfg.q_dim())?,
+                w1: r.linear(&format!("{p}mlp.w1"), cfg.d_ff, d)?,
+                w2: r.linear(&format!("{p}mlp.w2"), d, cfg.d_ff)?,
+            });
+        }
+        let gelu = r.i8s("lut.gelu", &[2 * arith::GELU_HALF as usize])?;
+        let n_attn =
+            r.st.tensor("lut.exp_attn")
+                .map(|t| t.shape().first().copied().unwrap_or(0))
+                .unwrap_or(0);
+        let exp_attn = r.i32s("lut.exp_attn", &[n_attn])?;
+        check_exp_table("lut.exp_attn", &exp_attn, 1 << 12)?;
+        let n_out =
+            r.st.tensor("lut.exp_out")
+                .map(|t| t.shape().first().copied().unwrap_or(0))
+                .unwrap_or(0);
+        let exp_out = r.i32s("lut.exp_out", &[n_out])?;
+        check_exp_table("lut.exp_out", &exp_out, 1 << 20)?;
+        let tokenizer = Tokenizer::from_json(get("nnz.tokenizer")?)?;
+        if tokenizer.vocab_size() != v - 1 {
+            return Err(bad(format!(
+                "tokenizer has {} tokens; the model expects {}",
+                tokenizer.vocab_size(),
+                v - 1
+            )));
+        }
+        let id: [u8; 16] = Sha256::digest(bytes)[..16].try_into().unwrap();
+        Ok(Model {
+            emb: r.linear("tok_emb", v, d)?,
+            head: r.linear("head", v, d)?,
+            layers,
+            gelu,
+            exp_attn,
+            exp_out,
+            tokenizer,
+            id,
+            cfg,
+        })
+    }
+
+    pub fn id_hex(&self) -> String {
+        hex(&self.id)
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,174 @@
+"""Train nnz's default model: tokenizer, quantization-aware transformer, export, reference vectors.
+
+    python3 train/train.py --config cpu   --out train/out/cpu     # what ships today (2-core CPU)
+    python3 train/train.py --config smoke --out /tmp/nnz-smoke    # minutes-sized check of the pipeline
+    python3 train/train.py --config gpu   --out train/out/gpu     # the real model, on a GPU
+
+Every run is seeded; with the same corpus, config and torch version it reproduces the same file.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common as C  # noqa: E402
+import data  # noqa: E402
+import export  # noqa: E402
+import intref  # noqa: E402
+from model import NNZModel  # noqa: E402
+
+CONFIGS = {
+    # the test model in testdata/: two layers, grouped-query attention, a short window
+    "tiny": dict(corpus_bytes=1_000_000, vocab=512, d_model=64, n_layers=2, n_heads=4, n_kv_heads=2,
+                 head_dim=16, d_ff=128, window=64, batch=16, steps=80, lr=3e-3, threads=1),
+    "smoke": dict(corpus_bytes=2_000_000, vocab=512, d_model=64, n_layers=1, n_heads=2, n_kv_heads=1,
+                  head_dim=32, d_ff=256, window=128, batch=16, steps=60, lr=3e-3, threads=2),
+    "cpu": dict(corpus_bytes=24_000_000, vocab=4096, d_model=128, n_layers=2, n_heads=4, n_kv_heads=1,
+                head_dim=32, d_ff=512, window=512, batch=16, steps=2600, lr=3e-3, threads=2),
+    "gpu": dict(corpus_bytes=150_000_000, vocab=8192, d_model=256, n_layers=4, n_heads=4, n_kv_heads=1,
+                head_dim=64, d_ff=1024, window=512, batch=128, steps=12000, lr=3e-3, threads=16),
+}
+QAT_FROM = 0.6  # share of steps trained in float before quantization-aware training starts
+
+
+def bpb(model, val_ids, val_bytes, window, qat, device, max_windows=200):
+    """Bits per byte on validation windows of `window` tokens, each starting cold."""
+    model.eval()
+    n = min(len(val_ids) // (window + 1), max_windows)
+    tot, nbytes = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, n, 16):
+            xs = [val_ids[(j * (window + 1)):((j + 1) * (window + 1))] for j in range(i, min(n, i + 16))]
+            x = torch.tensor(np.array(xs), dtype=torch.long, device=device)
+            logits = model(x[:, :-1], qat=qat)
+            tot += F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum").item()
+    model.train()
+    frac = n * (window + 1) / max(1, len(val_ids))
+    return tot / math.log(2) / (val_bytes * frac)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="cpu", choices=sorted(CONFIGS))
+    ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus"))
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, help="override the config's step count")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    cfg = dict(CONFIGS[args.config])
+    if args.steps:
+        cfg["steps"] = args.steps
+    os.makedirs(args.out, exist_ok=True)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    torch.set_num_threads(cfg["threads"])
+    log = open(os.path.join(args.out, "train.log"), "w")
+
+    def say(*a):
+        s = " ".join(str(x) for x in a)
+        print(s, flush=True)
+        log.write(s + "\n")
+        log.flush()
+
+    t0 = time.time()
+    train_docs, val_docs = data.sample_corpus(args.corpus, cfg["corpus_bytes"])
+    say(f"corpus: {len(train_docs)} train docs {sum(map(len, train_docs))} B, {len(val_docs)} val docs "
+        f"{sum(map(len, val_docs))} B ({time.time() - t0:.0f}s)")
+    tok = data.train_tokenizer(train_docs, cfg["vocab"] - 1)  # the last id is BOS
+    assert tok.get_vocab_size() == cfg["vocab"] - 1, tok.get_vocab_size()
+    tok_json = tok.to_str()
+    bos = cfg["vocab"] - 1
+
+    def stream(docs):
+        out = []
+        for enc in tok.encode_batch([C.bytes_to_mapped(d) for d in docs], add_special_tokens=False):
+            out.append(bos)
+            out.extend(enc.ids)
+        return np.array(out, dtype=np.int64)
+
+    train_ids, val_ids = stream(train_docs), stream(val_docs)
+    val_bytes = sum(map(len, val_docs))
+    say(f"tokens: train {len(train_ids)} ({sum(map(len, train_docs)) / len(train_ids):.2f} B/token), "
+        f"val {len(val_ids)} ({time.time() - t0:.0f}s)")
+
+    device = torch.device(args.device)
+    model = NNZModel(cfg).to(device)
+    nparam = sum(p.numel() for p in model.parameters())
+    say(f"model: {nparam} parameters, config {json.dumps(cfg)}")
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "bias" not in n]
+    other = [p for n, p in model.named_parameters() if not (p.dim() == 2 and "bias" not in n)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=cfg["lr"], betas=(0.9, 0.95))
+    W, B, steps = cfg["window"], cfg["batch"], cfg["steps"]
+    warm = max(10, steps // 50)
+    qat_from = int(steps * QAT_FROM)
+    gen = np.random.default_rng(0)
+    float_bpb = None
+    for step in range(steps):
+        qat = step >= qat_from
+        if step == qat_from:
+            float_bpb = bpb(model, val_ids, val_bytes, W, False, device)
+            say(f"step {step}: float model val {float_bpb:.4f} bpb; quantization-aware training from here")
+            # start the learned activation scales at the observed range of q, k, v
+            calibrate(model, train_ids, W, device)
+        lr = cfg["lr"] * min(1.0, (step + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        starts = gen.integers(0, len(train_ids) - W - 1, size=B)
+        x = torch.tensor(np.stack([train_ids[s:s + W + 1] for s in starts]), device=device)
+        logits = model(x[:, :-1], qat=qat)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == steps - 1:
+            say(f"step {step} loss {loss.item():.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
+    if float_bpb is None:
+        float_bpb = bpb(model, val_ids, val_bytes, W, False, device)
+    qat_bpb = bpb(model, val_ids, val_bytes, W, True, device)
+    path = os.path.join(args.out, "model.safetensors")
+    model = model.cpu()
+    export.export(model, tok_json, path, {"nnz.trained": f"config={args.config} steps={steps}"})
+    # the true integer model on a slice of the validation text (cold start per 2048-token chunk)
+    icfg, tens, _ = intref.load(path)
+    bits, nbytes = 0.0, 0
+    table = data.id_to_bytes(tok)
+    for d in val_docs[:40]:
+        ids = data.encode(tok, d)[:2048]
+        if not ids:
+            continue
+        bits += intref.cost_bits(intref.freq_tables(icfg, tens, ids), ids)
+        nbytes += sum(len(table[i]) for i in ids)
+    int_bpb = bits / nbytes
+    report = dict(config=args.config, params=nparam, steps=steps, float_val_bpb=float_bpb,
+                  qat_val_bpb=qat_bpb, int_val_bpb_2048=int_bpb, seconds=time.time() - t0,
+                  model_bytes=os.path.getsize(path))
+    say("report " + json.dumps(report))
+    with open(os.path.join(args.out, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+
+
+def calibrate(model, ids, W, device):
+    with torch.no_grad():
+        x = torch.tensor(np.stack([ids[i * W:(i + 1) * W] for i in range(8)]), device=device)
+        h = model.emb[x]
+        for b in model.blocks:
+            a = h / torch.sqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+            for lin, aq in ((b.wq, b.qq), (b.wk, b.qk), (b.wv, b.qv)):
+                r = torch.quantile(lin(a, False).abs().flatten().float()[:200000], 0.999).item()
+                aq.log_s.fill_(math.log(max(r, 1e-3) / 127))
+            h = b(h, False)
+
+
+if __name__ == "__main__":
+    main()
