@@ -137,9 +137,7 @@ enum Mode {
 
 pub fn run(args: Args) -> i32 {
     if args.threads > 0 {
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
-            .build_global();
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
     }
     let mode = if args.list {
         Mode::List
@@ -181,11 +179,7 @@ pub fn run(args: Args) -> i32 {
         }
     };
     if args.verbose {
-        eprintln!(
-            "nnz: model {} on {}",
-            backend.model().id_hex(),
-            backend.name()
-        );
+        eprintln!("nnz: model {} on {}", backend.model().id_hex(), backend.name());
     }
     let mut status = 0;
     for f in &files {
@@ -206,8 +200,7 @@ pub fn run(args: Args) -> i32 {
 fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
     let model = match &args.model {
         Some(p) => Model::from_bytes(
-            &fs::read(p)
-                .map_err(|e| Error::Usage(format!("cannot read model {}: {e}", p.display())))?,
+            &fs::read(p).map_err(|e| Error::Usage(format!("cannot read model {}: {e}", p.display())))?,
         )?,
         None => Model::default_model()?,
     };
@@ -251,18 +244,14 @@ fn dest_for(args: &Args, input: &Path, compress: bool) -> Result<Dest> {
     let name = input.as_os_str().to_string_lossy();
     if compress {
         if name.ends_with(".nnz") {
-            return Err(Error::Usage(
-                "already has the .nnz suffix -- ignored".into(),
-            ));
+            return Err(Error::Usage("already has the .nnz suffix -- ignored".into()));
         }
         let mut s = input.as_os_str().to_owned();
         s.push(".nnz");
         Ok(Dest::File(PathBuf::from(s)))
     } else {
         match name.strip_suffix(".nnz") {
-            Some(stem) if !stem.is_empty() && !stem.ends_with('/') => {
-                Ok(Dest::File(PathBuf::from(stem)))
-            }
+            Some(stem) if !stem.is_empty() && !stem.ends_with('/') => Ok(Dest::File(PathBuf::from(stem))),
             _ => Err(Error::Usage(
                 "unknown suffix (expected .nnz) -- ignored; use -o or -c".into(),
             )),
@@ -321,9 +310,8 @@ impl TempOut {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let path = dir.join(format!(".{base}.{}.nnztmp", std::process::id()));
-        let file = File::create(&path).map_err(|e| {
-            Error::Usage(format!("cannot create {}: {}", path.display(), io_msg(&e)))
-        })?;
+        let file = File::create(&path)
+            .map_err(|e| Error::Usage(format!("cannot create {}: {}", path.display(), io_msg(&e))))?;
         TEMP_FILES.lock().unwrap().push(path.clone());
         Ok(TempOut {
             path,
@@ -369,9 +357,9 @@ fn progress_bar(args: &Args, total: u64) -> Option<indicatif::ProgressBar> {
         indicatif::ProgressBar::new_spinner()
     };
     pb.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec} eta {eta}",
-    ) {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {bar:30} {bytes_per_sec} eta {eta}")
+    {
         pb.set_style(style);
     }
     Some(pb)
@@ -470,8 +458,7 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
 
 fn finish_input(args: &Args, input: &Path, dest: &Dest) -> Result<()> {
     if args.rm && !args.stdout && !is_stdin(input) && matches!(dest, Dest::File(_)) {
-        fs::remove_file(input)
-            .map_err(|e| Error::Usage(format!("cannot remove input: {}", io_msg(&e))))?;
+        fs::remove_file(input).map_err(|e| Error::Usage(format!("cannot remove input: {}", io_msg(&e))))?;
     }
     Ok(())
 }

@@ -99,12 +99,7 @@ fn batch_len() -> usize {
     (rayon::current_num_threads() * 2).max(4)
 }
 
-pub fn compress(
-    backend: &dyn Backend,
-    mut input: Input,
-    out: &mut dyn Write,
-    opts: &Options,
-) -> Result<Stats> {
+pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, opts: &Options) -> Result<Stats> {
     let model = backend.model();
     Header {
         model_id: model.id,
@@ -118,17 +113,11 @@ pub fn compress(
         if chunks.is_empty() {
             break;
         }
-        let frames: Vec<Result<(Frame, u64)>> = chunks
-            .par_iter()
-            .map(|c| encode_chunk(backend, c))
-            .collect();
+        let frames: Vec<Result<(Frame, u64)>> = chunks.par_iter().map(|c| encode_chunk(backend, c)).collect();
         for (chunk, frame) in chunks.iter().zip(frames) {
             let (frame, tokens) = frame?;
             hash.update(chunk);
-            let mut counter = CountingWriter {
-                inner: &mut *out,
-                n: 0,
-            };
+            let mut counter = CountingWriter { inner: &mut *out, n: 0 };
             frame.write(&mut counter)?;
             stats.packed_bytes += counter.n;
             stats.raw_bytes += chunk.len() as u64;
@@ -237,12 +226,7 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn decode_tokens(
-    backend: &dyn Backend,
-    raw_len: usize,
-    n_tokens: usize,
-    payload: &[u8],
-) -> Result<Vec<u8>> {
+fn decode_tokens(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload: &[u8]) -> Result<Vec<u8>> {
     let model = backend.model();
     let vocab = model.cfg.vocab;
     let mut stream = backend.stream();
@@ -261,17 +245,13 @@ fn decode_tokens(
             .piece(sym)
             .ok_or_else(|| Error::corrupt("decoded a token that is not in the vocabulary"))?;
         if out.len() + piece.len() > raw_len {
-            return Err(Error::corrupt(
-                "frame decodes to more bytes than its header says",
-            ));
+            return Err(Error::corrupt("frame decodes to more bytes than its header says"));
         }
         out.extend_from_slice(piece);
         prev = sym;
     }
     if out.len() != raw_len {
-        return Err(Error::corrupt(
-            "frame decodes to fewer bytes than its header says",
-        ));
+        return Err(Error::corrupt("frame decodes to fewer bytes than its header says"));
     }
     if dec.position() > payload.len() + 8 {
         return Err(Error::corrupt("coded frame ends early"));
@@ -311,31 +291,18 @@ pub fn decompress(
             let mut batch = Vec::new();
             while batch.len() < batch_len() {
                 let f = Frame::read(input, header.chunk_size)?;
-                if let Frame::End {
-                    total_len,
-                    checksum,
-                } = f
-                {
+                if let Frame::End { total_len, checksum } = f {
                     done = true;
-                    batch.push(Ok(Frame::End {
-                        total_len,
-                        checksum,
-                    }));
+                    batch.push(Ok(Frame::End { total_len, checksum }));
                     break;
                 }
                 batch.push(Ok(f));
             }
             let frames: Vec<Frame> = batch.into_iter().collect::<Result<_>>()?;
-            let decoded: Vec<Result<Vec<u8>>> = frames
-                .par_iter()
-                .map(|f| decode_frame(backend, f))
-                .collect();
+            let decoded: Vec<Result<Vec<u8>>> = frames.par_iter().map(|f| decode_frame(backend, f)).collect();
             for (f, d) in frames.iter().zip(decoded) {
                 match f {
-                    Frame::End {
-                        total_len,
-                        checksum,
-                    } => {
+                    Frame::End { total_len, checksum } => {
                         stats.packed_bytes += 17;
                         if *total_len != total || *checksum != hash.digest() {
                             return Err(Error::corrupt("content checksum mismatch"));
@@ -395,9 +362,7 @@ pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
                 }
                 return Ok((header, stats));
             }
-            Frame::Model {
-                raw_len, n_tokens, ..
-            } => {
+            Frame::Model { raw_len, n_tokens, .. } => {
                 stats.raw_bytes += raw_len as u64;
                 stats.tokens += n_tokens as u64;
             }

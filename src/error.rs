@@ -10,9 +10,7 @@ pub enum Error {
     Io(#[from] io::Error),
     #[error("not an nnz archive (bad magic bytes)")]
     NotAnArchive,
-    #[error(
-        "archive format version {0} is newer than this nnz supports (version {1}); upgrade nnz"
-    )]
+    #[error("archive format version {0} is newer than this nnz supports (version {1}); upgrade nnz")]
     FutureVersion(u8, u8),
     #[error("archive is corrupt: {0}")]
     Corrupt(String),

@@ -115,10 +115,7 @@ impl Frame {
                 w.write_all(&h)?;
                 w.write_all(data)?;
             }
-            Frame::End {
-                total_len,
-                checksum,
-            } => {
+            Frame::End { total_len, checksum } => {
                 let mut h = [0u8; 17];
                 h[0] = KIND_END;
                 h[1..9].copy_from_slice(&total_len.to_le_bytes());
@@ -145,9 +142,7 @@ impl Frame {
                     )));
                 }
                 if n_tokens == 0 || n_tokens > raw_len {
-                    return Err(Error::corrupt(format!(
-                        "{n_tokens} tokens for {raw_len} bytes"
-                    )));
+                    return Err(Error::corrupt(format!("{n_tokens} tokens for {raw_len} bytes")));
                 }
                 if payload_len > raw_len {
                     return Err(Error::corrupt("coded frame larger than its content"));
@@ -268,14 +263,8 @@ mod tests {
         .write(&mut b)
         .unwrap();
         b[4] = 9;
-        assert!(matches!(
-            Header::read(&mut &b[..]),
-            Err(Error::FutureVersion(9, 1))
-        ));
-        assert!(matches!(
-            Header::read(&mut &b[..10]),
-            Err(Error::FutureVersion(9, 1))
-        ));
+        assert!(matches!(Header::read(&mut &b[..]), Err(Error::FutureVersion(9, 1))));
+        assert!(matches!(Header::read(&mut &b[..10]), Err(Error::FutureVersion(9, 1))));
         b[4] = 1;
         assert!(matches!(Header::read(&mut &b[..10]), Err(Error::Truncated)));
         b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -287,9 +276,6 @@ mod tests {
         let mut b = vec![KIND_STORED];
         b.extend_from_slice(&u32::MAX.to_le_bytes());
         b.extend_from_slice(&[0; 4]);
-        assert!(matches!(
-            Frame::read(&mut &b[..], 1 << 16),
-            Err(Error::Corrupt(_))
-        ));
+        assert!(matches!(Frame::read(&mut &b[..], 1 << 16), Err(Error::Corrupt(_))));
     }
 }

@@ -13,8 +13,7 @@ pub fn byte_to_char() -> [char; 256] {
     let mut table = ['\0'; 256];
     let mut n = 0u32;
     for b in 0..256u32 {
-        let printable =
-            (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
+        let printable = (33..=126).contains(&b) || (161..=172).contains(&b) || (174..=255).contains(&b);
         table[b as usize] = if printable {
             char::from_u32(b).unwrap()
         } else {
@@ -49,27 +48,18 @@ impl Tokenizer {
                 return Err(Error::BadModel("tokenizer ids are not contiguous".into()));
             }
             let bytes: Option<Vec<u8>> = s.chars().map(|c| from_char.get(&c).copied()).collect();
-            pieces[id] = bytes.ok_or_else(|| {
-                Error::BadModel(format!("token {id} has a char outside the byte table"))
-            })?;
+            pieces[id] =
+                bytes.ok_or_else(|| Error::BadModel(format!("token {id} has a char outside the byte table")))?;
         }
         if pieces.iter().any(|p| p.is_empty()) {
-            return Err(Error::BadModel(
-                "tokenizer has an empty or missing token".into(),
-            ));
+            return Err(Error::BadModel("tokenizer has an empty or missing token".into()));
         }
         for b in 0..=255u8 {
             if !pieces.iter().any(|p| p.len() == 1 && p[0] == b) {
-                return Err(Error::BadModel(format!(
-                    "tokenizer cannot encode byte {b:#04x}"
-                )));
+                return Err(Error::BadModel(format!("tokenizer cannot encode byte {b:#04x}")));
             }
         }
-        Ok(Tokenizer {
-            inner,
-            to_char,
-            pieces,
-        })
+        Ok(Tokenizer { inner, to_char, pieces })
     }
 
     pub fn vocab_size(&self) -> usize {

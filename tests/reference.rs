@@ -64,8 +64,7 @@ fn cpu_backend_matches_python_reference() {
     let (vocab, seqs) = load_ref(&std::fs::read(common::root().join("testdata/tiny.ref")).unwrap());
     assert_eq!(vocab, backend.model().cfg.vocab);
     assert!(
-        seqs.iter()
-            .any(|s| s.tokens.len() > backend.model().cfg.window),
+        seqs.iter().any(|s| s.tokens.len() > backend.model().cfg.window),
         "a sequence must exceed the window"
     );
     for (k, seq) in seqs.iter().enumerate() {
@@ -79,7 +78,10 @@ fn cpu_backend_matches_python_reference() {
             for (i, t) in tables.iter().enumerate() {
                 let bytes: Vec<u8> = t.iter().flat_map(|x| x.to_le_bytes()).collect();
                 let h: [u8; 8] = Sha256::digest(&bytes)[..8].try_into().unwrap();
-                assert_eq!(h, seq.hashes[i], "sequence {k}, position {i}: table differs from the Python reference (block {block})");
+                assert_eq!(
+                    h, seq.hashes[i],
+                    "sequence {k}, position {i}: table differs from the Python reference (block {block})"
+                );
             }
         }
     }
@@ -93,9 +95,6 @@ fn tables_are_valid_distributions() {
     for t in tables_for(&backend, &toks, 64) {
         assert!(t.iter().all(|&f| f >= 1));
         let total: u64 = t.iter().map(|&f| f as u64).sum();
-        assert!(
-            total <= 1 << 24 && total > (1 << 24) - 2 * v as u64,
-            "total {total}"
-        );
+        assert!(total <= 1 << 24 && total > (1 << 24) - 2 * v as u64, "total {total}");
     }
 }

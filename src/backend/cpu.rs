@@ -130,8 +130,7 @@ impl Stream for CpuStream<'_> {
             norm_rows(&x, d, &mut a);
             matmul(&a, &layer.w1, &mut acc);
             for (i, hv) in hid.iter_mut().enumerate() {
-                let pre =
-                    rq(acc[i] as i64, layer.w1.m[i % c.d_ff]).clamp(-GELU_HALF, GELU_HALF - 1);
+                let pre = rq(acc[i] as i64, layer.w1.m[i % c.d_ff]).clamp(-GELU_HALF, GELU_HALF - 1);
                 *hv = m.gelu[(pre + GELU_HALF) as usize];
             }
             matmul(&hid, &layer.w2, &mut acc);
@@ -144,11 +143,7 @@ impl Stream for CpuStream<'_> {
             for (v, lg) in logits.iter_mut().enumerate() {
                 *lg = rq(acc[r * c.vocab + v] as i64, m.head.m[v]);
             }
-            freq_table(
-                &logits,
-                &m.exp_out,
-                &mut tables[r * c.vocab..(r + 1) * c.vocab],
-            );
+            freq_table(&logits, &m.exp_out, &mut tables[r * c.vocab..(r + 1) * c.vocab]);
         }
         self.pos += p;
         Ok(())
@@ -174,15 +169,7 @@ fn add_residual(x: &mut [i32], acc: &[i32], w: &Linear) {
 }
 
 /// Attention of the query at position `t`, head `h`, over positions `max(0, t - W + 1) ..= t`.
-fn attend(
-    m: &Model,
-    l: usize,
-    h: usize,
-    t: usize,
-    q: &[i8],
-    kv: (&[i8], &[i8], usize, usize, usize),
-    out: &mut [i8],
-) {
+fn attend(m: &Model, l: usize, h: usize, t: usize, q: &[i8], kv: (&[i8], &[i8], usize, usize, usize), out: &mut [i8]) {
     let (kring, vring, cap, kvd, off) = kv;
     let layer = &m.layers[l];
     let w = m.cfg.window;

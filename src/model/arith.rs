@@ -86,13 +86,7 @@ mod tests {
 
     #[test]
     fn isqrt_exact() {
-        for n in (0..100_000u64).chain([
-            u64::MAX,
-            u64::MAX - 1,
-            (1 << 62) - 1,
-            1 << 62,
-            999_999_999_999,
-        ]) {
+        for n in (0..100_000u64).chain([u64::MAX, u64::MAX - 1, (1 << 62) - 1, 1 << 62, 999_999_999_999]) {
             let r = isqrt(n);
             assert!(r * r <= n, "{n}");
             assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");

@@ -99,11 +99,7 @@ impl<'a> Reader<'a> {
         Ok(t.data())
     }
     fn i8s(&self, name: &str, shape: &[usize]) -> Result<Vec<i8>> {
-        Ok(self
-            .raw(name, Dtype::I8, shape)?
-            .iter()
-            .map(|&b| b as i8)
-            .collect())
+        Ok(self.raw(name, Dtype::I8, shape)?.iter().map(|&b| b as i8).collect())
     }
     fn i32s(&self, name: &str, shape: &[usize]) -> Result<Vec<i32>> {
         let raw = self.raw(name, Dtype::I32, shape)?;
@@ -144,9 +140,7 @@ fn check_exp_table(name: &str, t: &[i32], one: i32) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(bad(format!(
-            "{name} must be non-increasing from (0, {one}] to 0"
-        )))
+        Err(bad(format!("{name} must be non-increasing from (0, {one}] to 0")))
     }
 }
 
@@ -156,13 +150,9 @@ impl Model {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
-        let (_, meta) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
-        let get = |k: &str| {
-            meta.get(k)
-                .ok_or_else(|| bad(format!("metadata key {k} missing")))
-        };
+        let get = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata key {k} missing")));
         if get("nnz.format")? != "nnz-model" {
             return Err(bad("not an nnz model (nnz.format)"));
         }
@@ -175,8 +165,8 @@ impl Model {
                 arith::ARITH_VERSION
             )));
         }
-        let c: serde_json::Value = serde_json::from_str(get("nnz.config")?)
-            .map_err(|e| bad(format!("nnz.config: {e}")))?;
+        let c: serde_json::Value =
+            serde_json::from_str(get("nnz.config")?).map_err(|e| bad(format!("nnz.config: {e}")))?;
         let field = |k: &str, max: u64| -> Result<usize> {
             let v = c
                 .get(k)
@@ -198,12 +188,9 @@ impl Model {
             window: field("window", 4096)?,
         };
         if cfg.n_heads % cfg.n_kv_heads != 0 || cfg.vocab < 258 {
-            return Err(bad(
-                "n_heads must be a multiple of n_kv_heads, and vocab >= 258",
-            ));
+            return Err(bad("n_heads must be a multiple of n_kv_heads, and vocab >= 258"));
         }
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let r = Reader { st };
         let (v, d, h) = (cfg.vocab, cfg.d_model, cfg.n_heads);
         let mut layers = Vec::with_capacity(cfg.n_layers);

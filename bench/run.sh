@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Compress and decompress every file of a folder with nnz, xz -9e, zstd -19 and brotli -q 11;
+# check every round trip; write a markdown table, CSV, JSON and an SVG chart.
+#   bench/run.sh [DIR] [OUTDIR]      (defaults: ../shared/bench, bench/results)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+dir="${1:-$here/../../shared/bench}"
+out="${2:-$here/results}"
+need=()
+command -v xz >/dev/null || need+=(xz-utils)
+command -v zstd >/dev/null || need+=(zstd)
+command -v brotli >/dev/null || need+=(brotli)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}" >&2
+  (apt-get update -qq && apt-get install -y -qq "${need[@]}") >/dev/null
+fi
+nnz="${NNZ:-$here/../target/release/nnz}"
+[ -x "$nnz" ] || (cd "$here/.." && cargo build --release -q)
+exec python3 "$here/bench.py" --nnz "$nnz" --dir "$dir" --out "$out" "${@:3}"
