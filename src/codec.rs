@@ -5,7 +5,8 @@
 use crate::backend::Backend;
 use crate::coder::{Decoder, Encoder};
 use crate::error::{Error, Result};
-use crate::format::{chunk_checksum, Frame, Header};
+use crate::format::{chunk_checksum, Frame, Header, VERSION};
+use crate::mixer::Mixer;
 use rayon::prelude::*;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,6 +103,7 @@ fn batch_len() -> usize {
 pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, opts: &Options) -> Result<Stats> {
     let model = backend.model();
     Header {
+        version: VERSION,
         model_id: model.id,
         chunk_size: opts.chunk_size,
     }
@@ -180,6 +182,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
     let mut tables = vec![0u32; block * vocab];
     let mut inputs = Vec::with_capacity(block);
     let mut enc = Encoder::new();
+    let mut mixer = Mixer::new();
     for start in (0..ids.len()).step_by(block) {
         check_interrupt()?;
         let end = (start + block).min(ids.len());
@@ -189,7 +192,10 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
         }
         stream.feed(&inputs, &mut tables[..inputs.len() * vocab])?;
         for (r, &sym) in ids[start..end].iter().enumerate() {
-            enc.encode_symbol(&tables[r * vocab..(r + 1) * vocab], sym as usize);
+            let table = &mut tables[r * vocab..(r + 1) * vocab];
+            mixer.adjust(table);
+            enc.encode_symbol(table, sym as usize);
+            mixer.update(sym);
         }
     }
     let payload = enc.finish();
@@ -205,8 +211,9 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
     Ok((frame, ids.len() as u64))
 }
 
-/// Decode one frame's content (`Frame::End` is not content).
-pub fn decode_frame(backend: &dyn Backend, frame: &Frame) -> Result<Vec<u8>> {
+/// Decode one frame's content (`Frame::End` is not content). Streams of format version 1 were
+/// coded without the match model and mixer.
+pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result<Vec<u8>> {
     let (data, checksum) = match frame {
         Frame::Stored { checksum, data } => (data.clone(), *checksum),
         Frame::Model {
@@ -215,7 +222,7 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame) -> Result<Vec<u8>> {
             checksum,
             payload,
         } => (
-            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload)?,
+            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload, version >= 2)?,
             *checksum,
         ),
         Frame::End { .. } => return Ok(Vec::new()),
@@ -226,7 +233,7 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame) -> Result<Vec<u8>> {
     Ok(data)
 }
 
-fn decode_tokens(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload: &[u8]) -> Result<Vec<u8>> {
+fn decode_tokens(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload: &[u8], mix: bool) -> Result<Vec<u8>> {
     let model = backend.model();
     let vocab = model.cfg.vocab;
     let mut stream = backend.stream();
@@ -234,12 +241,19 @@ fn decode_tokens(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload
     let mut dec = Decoder::new(payload);
     let mut out = Vec::with_capacity(raw_len);
     let mut prev = model.cfg.bos();
+    let mut mixer = mix.then(Mixer::new);
     for i in 0..n_tokens {
         if i % 256 == 0 {
             check_interrupt()?;
         }
         stream.feed(&[prev], &mut table)?;
+        if let Some(m) = mixer.as_mut() {
+            m.adjust(&mut table);
+        }
         let sym = dec.decode_symbol(&table)? as u32;
+        if let Some(m) = mixer.as_mut() {
+            m.update(sym);
+        }
         let piece = model
             .tokenizer
             .piece(sym)
@@ -299,7 +313,10 @@ pub fn decompress(
                 batch.push(Ok(f));
             }
             let frames: Vec<Frame> = batch.into_iter().collect::<Result<_>>()?;
-            let decoded: Vec<Result<Vec<u8>>> = frames.par_iter().map(|f| decode_frame(backend, f)).collect();
+            let decoded: Vec<Result<Vec<u8>>> = frames
+                .par_iter()
+                .map(|f| decode_frame(backend, f, header.version))
+                .collect();
             for (f, d) in frames.iter().zip(decoded) {
                 match f {
                     Frame::End { total_len, checksum } => {

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-pub const VERSION: u8 = 1;
+/// Version 2 added the match model and mixer (docs/MODEL.md); version 1 streams still decode.
+pub const VERSION: u8 = 2;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -16,6 +17,8 @@ pub const KIND_STORED: u8 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// format version of the stream (1 or 2); writers always write `VERSION`
+    pub version: u8,
     pub model_id: [u8; 16],
     pub chunk_size: u32,
 }
@@ -24,7 +27,7 @@ impl Header {
     pub fn write<W: Write + ?Sized>(&self, w: &mut W) -> Result<()> {
         let mut b = [0u8; HEADER_LEN];
         b[..4].copy_from_slice(&MAGIC);
-        b[4] = VERSION;
+        b[4] = self.version;
         b[8..24].copy_from_slice(&self.model_id);
         b[24..28].copy_from_slice(&self.chunk_size.to_le_bytes());
         w.write_all(&b)?;
@@ -63,6 +66,7 @@ impl Header {
             )));
         }
         Ok(Some(Header {
+            version: b[4],
             model_id: b[8..24].try_into().unwrap(),
             chunk_size,
         }))
@@ -217,6 +221,7 @@ mod tests {
     #[test]
     fn frames_round_trip() {
         let h = Header {
+            version: VERSION,
             model_id: [7; 16],
             chunk_size: 1000,
         };
@@ -257,14 +262,21 @@ mod tests {
         ));
         let mut b = Vec::new();
         Header {
+            version: VERSION,
             model_id: [0; 16],
             chunk_size: 10,
         }
         .write(&mut b)
         .unwrap();
         b[4] = 9;
-        assert!(matches!(Header::read(&mut &b[..]), Err(Error::FutureVersion(9, 1))));
-        assert!(matches!(Header::read(&mut &b[..10]), Err(Error::FutureVersion(9, 1))));
+        assert!(matches!(
+            Header::read(&mut &b[..]),
+            Err(Error::FutureVersion(9, VERSION))
+        ));
+        assert!(matches!(
+            Header::read(&mut &b[..10]),
+            Err(Error::FutureVersion(9, VERSION))
+        ));
         b[4] = 1;
         assert!(matches!(Header::read(&mut &b[..10]), Err(Error::Truncated)));
         b[24..28].copy_from_slice(&u32::MAX.to_le_bytes());

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod coder;
 pub mod error;
 pub mod format;
+pub mod mixer;
 pub mod model;
 pub mod tokenizer;
 

@@ -18,7 +18,12 @@ fn run(cmd: &mut Command) -> Output {
 
 fn run_stdin(cmd: &mut Command, input: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     let t = std::thread::spawn(move || {
@@ -36,10 +41,21 @@ fn stderr(o: &Output) -> String {
 /// A failure as users must see it: exit 1, one line, no panic text.
 fn assert_clean_failure(o: &Output, expect: &str) {
     let e = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "expected exit 1, got {:?}; stderr: {e}", o.status);
-    assert!(!e.contains("panicked") && !e.contains("backtrace") && !e.contains("internal error"), "{e}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit 1, got {:?}; stderr: {e}",
+        o.status
+    );
+    assert!(
+        !e.contains("panicked") && !e.contains("backtrace") && !e.contains("internal error"),
+        "{e}"
+    );
     assert_eq!(e.trim_end().lines().count(), 1, "expected one line, got: {e}");
-    assert!(e.to_lowercase().contains(&expect.to_lowercase()), "expected '{expect}' in: {e}");
+    assert!(
+        e.to_lowercase().contains(&expect.to_lowercase()),
+        "expected '{expect}' in: {e}"
+    );
 }
 
 fn tmpdir(name: &str) -> PathBuf {
@@ -135,16 +151,36 @@ fn tar_pipeline() {
     fs::create_dir_all(src.join("sub")).unwrap();
     fs::write(src.join("one.txt"), sample()).unwrap();
     fs::write(src.join("sub/two.bin"), common::Lcg(1).bytes(5000)).unwrap();
-    let prog = format!("{} --model {}", env!("CARGO_BIN_EXE_nnz"), common::tiny_model_path().display());
+    let prog = format!(
+        "{} --model {}",
+        env!("CARGO_BIN_EXE_nnz"),
+        common::tiny_model_path().display()
+    );
     let archive = d.join("x.tar.nnz");
-    let o = run(Command::new("tar").arg("-I").arg(&prog).arg("-cf").arg(&archive).arg("-C").arg(&d).arg("src"));
+    let o = run(Command::new("tar")
+        .arg("-I")
+        .arg(&prog)
+        .arg("-cf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&d)
+        .arg("src"));
     assert!(o.status.success(), "tar -c: {}", stderr(&o));
     let out = d.join("out");
     fs::create_dir_all(&out).unwrap();
-    let o = run(Command::new("tar").arg("-I").arg(&prog).arg("-xf").arg(&archive).arg("-C").arg(&out));
+    let o = run(Command::new("tar")
+        .arg("-I")
+        .arg(&prog)
+        .arg("-xf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&out));
     assert!(o.status.success(), "tar -x: {}", stderr(&o));
     assert_eq!(fs::read(out.join("src/one.txt")).unwrap(), sample());
-    assert_eq!(fs::read(out.join("src/sub/two.bin")).unwrap(), common::Lcg(1).bytes(5000));
+    assert_eq!(
+        fs::read(out.join("src/sub/two.bin")).unwrap(),
+        common::Lcg(1).bytes(5000)
+    );
 }
 
 #[test]
@@ -159,12 +195,42 @@ fn bad_inputs_fail_with_one_clear_line() {
     fs::remove_file(&target).unwrap();
 
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("not an archive", b"hello, I am plain text and not an archive".to_vec(), "not an nnz archive"),
+        (
+            "not an archive",
+            b"hello, I am plain text and not an archive".to_vec(),
+            "not an nnz archive",
+        ),
         ("truncated", good[..good.len() / 2].to_vec(), "truncated"),
         ("header only", good[..10].to_vec(), "truncated"),
-        ("future version", { let mut b = good.clone(); b[4] = 77; b }, "newer"),
-        ("corrupt payload", { let mut b = good.clone(); let n = b.len(); b[n / 2] ^= 0x55; b }, "corrupt"),
-        ("bad checksum", { let mut b = good.clone(); let n = b.len(); b[n - 3] ^= 1; b }, "checksum"),
+        (
+            "future version",
+            {
+                let mut b = good.clone();
+                b[4] = 77;
+                b
+            },
+            "newer",
+        ),
+        (
+            "corrupt payload",
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n / 2] ^= 0x55;
+                b
+            },
+            "corrupt",
+        ),
+        (
+            "bad checksum",
+            {
+                let mut b = good.clone();
+                let n = b.len();
+                b[n - 3] ^= 1;
+                b
+            },
+            "checksum",
+        ),
         ("empty file", vec![], "truncated"),
     ];
     for (name, bytes, expect) in cases {
@@ -185,11 +251,18 @@ fn bad_inputs_fail_with_one_clear_line() {
     assert_clean_failure(&run(nnz().arg(&d)), "directory");
     // a model file that is not a model
     fs::write(&f, sample()).unwrap();
-    let o = run(Command::new(env!("CARGO_BIN_EXE_nnz")).arg("--model").arg(&f).arg("-c").arg(&f));
+    let o = run(Command::new(env!("CARGO_BIN_EXE_nnz"))
+        .arg("--model")
+        .arg(&f)
+        .arg("-c")
+        .arg(&f));
     assert_clean_failure(&o, "model");
     // a full disk: writing to /dev/full fails cleanly
     if Path::new("/dev/full").exists() {
-        let o = run(nnz().arg("-c").arg(&f).stdout(fs::OpenOptions::new().write(true).open("/dev/full").unwrap()));
+        let o = run(nnz()
+            .arg("-c")
+            .arg(&f)
+            .stdout(fs::OpenOptions::new().write(true).open("/dev/full").unwrap()));
         assert_clean_failure(&o, "space");
     }
     no_temp_files(&d);

@@ -12,7 +12,16 @@ fn backend() -> CpuBackend {
 
 fn pack(b: &CpuBackend, data: &[u8], chunk: u32) -> Vec<u8> {
     let mut out = Vec::new();
-    codec::compress(b, Input::Slice(data), &mut out, &Options { chunk_size: chunk, progress: None }).unwrap();
+    codec::compress(
+        b,
+        Input::Slice(data),
+        &mut out,
+        &Options {
+            chunk_size: chunk,
+            progress: None,
+        },
+    )
+    .unwrap();
     out
 }
 
@@ -38,7 +47,10 @@ fn round_trips() {
         ("all byte values", (0..=255u8).collect()),
         ("random binary", rng.bytes(20_000)),
         ("text", text.clone()),
-        ("invalid utf-8", b"caf\xc3\xa9 \xc3\x28 \xff\xfe\x00\x80 tail".repeat(50)),
+        (
+            "invalid utf-8",
+            b"caf\xc3\xa9 \xc3\x28 \xff\xfe\x00\x80 tail".repeat(50),
+        ),
         ("zeros", vec![0u8; 9000]),
     ];
     for (name, data) in &cases {
@@ -52,7 +64,12 @@ fn round_trips() {
     assert!(a.len() < text.len() * 3 / 4, "text: {} -> {}", text.len(), a.len());
     let r = rng.bytes(200_000);
     let a = pack(&b, &r, 1 << 16);
-    assert!(a.len() as f64 <= r.len() as f64 * 1.001 + 64.0, "random grew {} -> {}", r.len(), a.len());
+    assert!(
+        a.len() as f64 <= r.len() as f64 * 1.001 + 64.0,
+        "random grew {} -> {}",
+        r.len(),
+        a.len()
+    );
 }
 
 #[test]
@@ -66,7 +83,10 @@ fn bench_file_round_trip() {
         let data = std::fs::read(dir.join(f)).unwrap();
         let a = pack(&b, &data, 1 << 16);
         assert_eq!(unpack(&b, &a).unwrap(), data, "{f}");
-        assert!(a.len() as f64 <= data.len() as f64 * 1.001 + 64.0, "{f} grew past the stored bound");
+        assert!(
+            a.len() as f64 <= data.len() as f64 * 1.001 + 64.0,
+            "{f} grew past the stored bound"
+        );
     }
 }
 
@@ -81,10 +101,16 @@ fn archive_bytes_do_not_depend_on_threads() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         archives.push(pool.install(|| pack(&b, &data, 2048)));
     }
-    assert!(archives.windows(2).all(|w| w[0] == w[1]), "archives differ between thread counts");
+    assert!(
+        archives.windows(2).all(|w| w[0] == w[1]),
+        "archives differ between thread counts"
+    );
     // a stream of unknown length (reader) gives the same bytes as a mapped slice
     let mut from_reader = Vec::new();
-    let opts = Options { chunk_size: 2048, progress: None };
+    let opts = Options {
+        chunk_size: 2048,
+        progress: None,
+    };
     codec::compress(&b, Input::Reader(Box::new(&data[..])), &mut from_reader, &opts).unwrap();
     assert_eq!(from_reader, archives[0]);
 }
@@ -143,6 +169,15 @@ fn damaged_archives_fail_cleanly() {
 }
 
 #[test]
+fn version_1_archives_still_decode() {
+    // made before the match model and mixer existed (format version 1)
+    let b = backend();
+    let old = std::fs::read(common::root().join("testdata/golden/sample.txt.v1.nnz")).unwrap();
+    assert_eq!(old[4], 1);
+    assert_eq!(unpack(&b, &old).unwrap(), sample_text());
+}
+
+#[test]
 fn golden_archive_is_stable() {
     // testdata/golden/sample.txt.nnz was made by this code with testdata/tiny.safetensors. If the
     // format or the arithmetic changes, this fails: bump the format version and keep old archives
@@ -150,5 +185,9 @@ fn golden_archive_is_stable() {
     let b = backend();
     let golden = std::fs::read(common::root().join("testdata/golden/sample.txt.nnz")).unwrap();
     assert_eq!(unpack(&b, &golden).unwrap(), sample_text());
-    assert_eq!(pack(&b, &sample_text(), 4096), golden, "compressing sample.txt no longer gives the golden archive");
+    assert_eq!(
+        pack(&b, &sample_text(), 4096),
+        golden,
+        "compressing sample.txt no longer gives the golden archive"
+    );
 }

@@ -1,0 +1,225 @@
+//! Long-range modeling beside the transformer: a match model over the chunk's token history and a
+//! small logistic mixer that decides, token by token, how far to trust it. Integer only, adapted
+//! identically by encoder and decoder (docs/MODEL.md, "Match model and mixing").
+//!
+//! The match model finds the latest earlier occurrence of the last `MIN_MATCH` tokens and predicts
+//! the token that followed it. The mixer turns the transformer's probability of that token and the
+//! match model's learned hit rate (per match length) into one probability `pm`; the final table is
+//! the transformer's with only the predicted token's frequency changed so that it gets `pm`.
+
+/// Tokens hashed to find a match.
+pub const MIN_MATCH: usize = 3;
+/// Hash table size (entries) per chunk.
+pub const HASH_BITS: u32 = 18;
+/// Longest match length tracked (also the backward verification limit).
+pub const MAX_LEN: u32 = 65535;
+const VERIFY: usize = 32;
+const N_LEN: usize = 16;
+const N_CTX: usize = N_LEN * 2;
+const N_IN: usize = 3;
+/// Other tokens' total is shifted down to at most 2^OTHERS_BITS so the final total stays < 2^31.
+const OTHERS_BITS: u32 = 19;
+
+/// paq-style logistic squash over `[-2047, 2047]` (8 fractional bits) to a 12-bit probability,
+/// by linear interpolation in a 33-entry table.
+const SQUASH_T: [i32; 33] = [
+    1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785, 3901,
+    3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094,
+];
+
+pub fn squash(d: i32) -> i32 {
+    if d > 2047 {
+        return 4095;
+    }
+    if d < -2047 {
+        return 1;
+    }
+    let w = d & 127;
+    let i = ((d >> 7) + 16) as usize;
+    ((SQUASH_T[i] * (128 - w) + SQUASH_T[i + 1] * w + 64) >> 7).clamp(1, 4095)
+}
+
+/// Inverse of `squash`: `stretch[p]` is the smallest `d` with `squash(d) >= p`.
+fn stretch_table() -> Vec<i16> {
+    let mut t = vec![2047i16; 4096];
+    let mut pi = 0usize;
+    for x in -2047..=2047 {
+        let v = squash(x) as usize;
+        for slot in t.iter_mut().take(v + 1).skip(pi) {
+            *slot = x as i16;
+        }
+        pi = pi.max(v + 1);
+    }
+    t
+}
+
+pub struct Mixer {
+    hist: Vec<u32>,
+    table: Vec<u32>,
+    /// position in `hist` of the predicted next token, valid while `len > 0`
+    ptr: usize,
+    len: u32,
+    hit: [i32; N_LEN],
+    w: [[i32; N_IN]; N_CTX],
+    stretch: Vec<i16>,
+    // what `adjust` decided, for `update`
+    last: Option<Pending>,
+}
+
+struct Pending {
+    pred: u32,
+    pm: i32,
+    ctx: usize,
+    lb: usize,
+    inputs: [i32; N_IN],
+}
+
+impl Default for Mixer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn hash(t: &[u32]) -> usize {
+    let mut h: u32 = 0;
+    for &x in t {
+        h = (h ^ x).wrapping_mul(0x9E37_79B1).rotate_left(13);
+    }
+    (h >> (32 - HASH_BITS)) as usize
+}
+
+impl Mixer {
+    pub fn new() -> Self {
+        Mixer {
+            hist: Vec::new(),
+            table: vec![0; 1 << HASH_BITS],
+            ptr: 0,
+            len: 0,
+            hit: [2048; N_LEN],
+            w: [[1 << 16, 1 << 14, 0]; N_CTX],
+            stretch: stretch_table(),
+            last: None,
+        }
+    }
+
+    /// Change `freqs` (the transformer's table) in place for the next token.
+    pub fn adjust(&mut self, freqs: &mut [u32]) {
+        self.last = None;
+        if self.len == 0 {
+            return;
+        }
+        let pred = self.hist[self.ptr];
+        let total: u64 = freqs.iter().map(|&f| f as u64).sum();
+        let fp = freqs[pred as usize] as u64;
+        let p1 = ((fp << 12) / total).clamp(1, 4095) as usize;
+        let lb = (self.len as usize).min(N_LEN - 1);
+        let ctx = lb * 2 + (2 * fp > total) as usize;
+        let inputs = [self.stretch[p1] as i32, self.stretch[self.hit[lb] as usize] as i32, 256];
+        let dot: i64 = inputs
+            .iter()
+            .zip(&self.w[ctx])
+            .map(|(&s, &w)| s as i64 * w as i64)
+            .sum();
+        let pm = squash((dot >> 16).clamp(-2047, 2047) as i32);
+        // others keep their relative sizes; shift them down if needed so the total fits
+        let others = total - fp;
+        let sh = (64 - others.leading_zeros()).saturating_sub(OTHERS_BITS);
+        let mut others_sum = 0u64;
+        if sh > 0 {
+            for (v, f) in freqs.iter_mut().enumerate() {
+                if v != pred as usize {
+                    *f = (*f >> sh).max(1);
+                    others_sum += *f as u64;
+                }
+            }
+        } else {
+            others_sum = others;
+        }
+        let g = (pm as u64 * others_sum) / (4096 - pm as u64);
+        freqs[pred as usize] = g.max(1) as u32;
+        self.last = Some(Pending {
+            pred,
+            pm,
+            ctx,
+            lb,
+            inputs,
+        });
+    }
+
+    /// Learn from the token that was actually coded, and extend the history.
+    pub fn update(&mut self, token: u32) {
+        if let Some(p) = self.last.take() {
+            let bit = (token == p.pred) as i32;
+            let err = (bit << 12) - p.pm;
+            for (w, &s) in self.w[p.ctx].iter_mut().zip(&p.inputs) {
+                *w = (*w + ((s * err) >> 6)).clamp(-(1 << 22), 1 << 22);
+            }
+            self.hit[p.lb] += ((bit << 12) - self.hit[p.lb]) >> 5;
+            self.hit[p.lb] = self.hit[p.lb].clamp(1, 4095);
+        }
+        if self.len > 0 && self.hist[self.ptr] == token {
+            self.len = (self.len + 1).min(MAX_LEN);
+            self.ptr += 1;
+        } else {
+            self.len = 0;
+        }
+        self.hist.push(token);
+        let n = self.hist.len();
+        if n >= MIN_MATCH {
+            let h = hash(&self.hist[n - MIN_MATCH..]);
+            if self.len == 0 {
+                let cand = self.table[h] as usize;
+                if cand > 0 {
+                    // verify backwards: how many tokens before `cand` equal the latest ones
+                    let mut l = 0;
+                    while l < VERIFY && l < cand && self.hist[cand - 1 - l] == self.hist[n - 1 - l] {
+                        l += 1;
+                    }
+                    if l >= MIN_MATCH {
+                        self.len = l as u32;
+                        self.ptr = cand;
+                    }
+                }
+            }
+            self.table[h] = n as u32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squash_and_stretch_are_monotone_inverses() {
+        let st = stretch_table();
+        for p in 1..4096usize {
+            assert!(st[p] >= st[p - 1]);
+            assert!(squash(st[p] as i32) >= p as i32 || st[p] == 2047);
+        }
+        assert_eq!(squash(0), 2047);
+    }
+
+    #[test]
+    fn repeats_become_cheap() {
+        // a flat model; a repeated sequence must soon be predicted with high probability
+        let seq: Vec<u32> = (0..40u32).map(|i| (i * 7919) % 1000).collect();
+        let mut m = Mixer::new();
+        let mut last_cost = 0.0;
+        for round in 0..6 {
+            let mut bits = 0.0f64;
+            for &t in &seq {
+                let mut f = vec![100u32; 1000];
+                m.adjust(&mut f);
+                let tot: u64 = f.iter().map(|&x| x as u64).sum();
+                bits += -(f[t as usize] as f64 / tot as f64).log2();
+                m.update(t);
+            }
+            last_cost = bits;
+            if round == 0 {
+                assert!(bits > 300.0);
+            }
+        }
+        assert!(last_cost < 40.0, "repeated sequence still costs {last_cost} bits");
+    }
+}
