@@ -34,6 +34,7 @@ pub struct Stats {
     pub tokens: u64,
     pub frames: u64,
     pub stored_frames: u64,
+    pub lzma_frames: u64,
 }
 
 /// A source of chunks: a memory-mapped (or in-memory) slice, or a reader of unknown length.
@@ -155,12 +156,46 @@ fn byte_entropy(data: &[u8]) -> f64 {
         .sum()
 }
 
-/// Code one chunk; returns the frame and the number of tokens it holds (0 if stored).
+/// liblzma's LZMA_PRESET_EXTREME flag (xz -e).
+const LZMA_PRESET_EXTREME: u32 = 1 << 31;
+
+/// LZMA options for `Lzma` frames: preset 9 with the extreme flag, dictionary = the chunk.
+fn lzma_options(len: usize) -> Result<xz2::stream::LzmaOptions> {
+    let mut o = xz2::stream::LzmaOptions::new_preset(9 | LZMA_PRESET_EXTREME)
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    o.dict_size((len as u32).clamp(4096, 64 << 20));
+    Ok(o)
+}
+
+fn lzma_compress(data: &[u8]) -> Result<Vec<u8>> {
+    let stream = xz2::stream::Stream::new_lzma_encoder(&lzma_options(data.len())?)
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let mut enc = xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 2), stream);
+    enc.write_all(data)?;
+    Ok(enc.finish()?)
+}
+
+fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
+    // the memory limit bounds the dictionary a damaged header could ask for
+    let stream = xz2::stream::Stream::new_lzma_decoder(2 * crate::format::MAX_CHUNK as u64 + (1 << 20))
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let mut out = Vec::with_capacity(raw_len);
+    let mut dec = xz2::read::XzDecoder::new_stream(payload, stream);
+    match (&mut dec).take(raw_len as u64 + 1).read_to_end(&mut out) {
+        Ok(_) if out.len() == raw_len => Ok(out),
+        Ok(_) => Err(Error::corrupt("LZMA frame decodes to the wrong length")),
+        Err(e) => Err(Error::corrupt(format!("LZMA frame: {e}"))),
+    }
+}
+
+/// Code one chunk with the best of the model, LZMA and storing; returns the frame and the number
+/// of tokens it holds (0 unless model-coded).
 pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> {
+    let checksum = chunk_checksum(data);
     let stored = || {
         Ok((
             Frame::Stored {
-                checksum: chunk_checksum(data),
+                checksum,
                 data: data.to_vec(),
             },
             0,
@@ -169,12 +204,42 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
     if data.len() >= 4096 && byte_entropy(data) > 7.9 {
         return stored();
     }
+    let lzma = lzma_compress(data)?;
+    let model = encode_model(backend, data)?;
+    let lzma_better = model.as_ref().is_none_or(|(p, _)| lzma.len() + 4 < p.len());
+    if lzma_better && lzma.len() + 4 < data.len() {
+        return Ok((
+            Frame::Lzma {
+                raw_len: data.len() as u32,
+                checksum,
+                payload: lzma,
+            },
+            0,
+        ));
+    }
+    match model {
+        Some((payload, n)) if payload.len() + 8 < data.len() => {
+            let frame = Frame::Model {
+                raw_len: data.len() as u32,
+                n_tokens: n as u32,
+                checksum,
+                payload,
+            };
+            Ok((frame, n))
+        }
+        _ => stored(),
+    }
+}
+
+/// The model-coded payload of a chunk and its token count, or `None` if the tokenizer cannot
+/// rebuild the chunk exactly.
+fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
     let model = backend.model();
     let ids = model.tokenizer.encode(data)?;
     let mut check = Vec::with_capacity(data.len());
     model.tokenizer.decode_into(&ids, &mut check)?;
     if check != data || ids.is_empty() {
-        return stored(); // never trust the tokenizer blindly: a chunk it cannot rebuild is stored
+        return Ok(None); // never trust the tokenizer blindly: a chunk it cannot rebuild is not model-coded
     }
     let vocab = model.cfg.vocab;
     let mut stream = backend.stream();
@@ -198,17 +263,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
             mixer.update(sym);
         }
     }
-    let payload = enc.finish();
-    if payload.len() >= data.len() {
-        return stored();
-    }
-    let frame = Frame::Model {
-        raw_len: data.len() as u32,
-        n_tokens: ids.len() as u32,
-        checksum: chunk_checksum(data),
-        payload,
-    };
-    Ok((frame, ids.len() as u64))
+    Ok(Some((enc.finish(), ids.len() as u64)))
 }
 
 /// Decode one frame's content (`Frame::End` is not content). Streams of format version 1 were
@@ -216,6 +271,11 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
 pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result<Vec<u8>> {
     let (data, checksum) = match frame {
         Frame::Stored { checksum, data } => (data.clone(), *checksum),
+        Frame::Lzma {
+            raw_len,
+            checksum,
+            payload,
+        } => (lzma_decompress(payload, *raw_len as usize)?, *checksum),
         Frame::Model {
             raw_len,
             n_tokens,
@@ -358,6 +418,7 @@ fn frame_len(f: &Frame) -> u64 {
     match f {
         Frame::Model { payload, .. } => 17 + payload.len() as u64,
         Frame::Stored { data, .. } => 9 + data.len() as u64,
+        Frame::Lzma { payload, .. } => 13 + payload.len() as u64,
         Frame::End { .. } => 17,
     }
 }
@@ -386,6 +447,10 @@ pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
             Frame::Stored { data, .. } => {
                 stats.raw_bytes += data.len() as u64;
                 stats.stored_frames += 1;
+            }
+            Frame::Lzma { raw_len, .. } => {
+                stats.raw_bytes += raw_len as u64;
+                stats.lzma_frames += 1;
             }
         }
         stats.frames += 1;

@@ -14,6 +14,7 @@ pub const MAX_CHUNK: u32 = 64 << 20;
 pub const KIND_END: u8 = 0;
 pub const KIND_MODEL: u8 = 1;
 pub const KIND_STORED: u8 = 2;
+pub const KIND_LZMA: u8 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -84,6 +85,12 @@ pub enum Frame {
     },
     /// The chunk's bytes as they are.
     Stored { checksum: u32, data: Vec<u8> },
+    /// The chunk as an LZMA (`.lzma`, "LZMA alone") stream, for data where LZMA beats the model.
+    Lzma {
+        raw_len: u32,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
     /// End of the stream: total length and checksum of all content.
     End { total_len: u64, checksum: u64 },
 }
@@ -118,6 +125,19 @@ impl Frame {
                 h[5..9].copy_from_slice(&checksum.to_le_bytes());
                 w.write_all(&h)?;
                 w.write_all(data)?;
+            }
+            Frame::Lzma {
+                raw_len,
+                checksum,
+                payload,
+            } => {
+                let mut h = [0u8; 13];
+                h[0] = KIND_LZMA;
+                h[1..5].copy_from_slice(&raw_len.to_le_bytes());
+                h[5..9].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+                h[9..13].copy_from_slice(&checksum.to_le_bytes());
+                w.write_all(&h)?;
+                w.write_all(payload)?;
             }
             Frame::End { total_len, checksum } => {
                 let mut h = [0u8; 17];
@@ -172,6 +192,25 @@ impl Frame {
                 Ok(Frame::Stored {
                     checksum,
                     data: read_vec(r, raw_len as usize)?,
+                })
+            }
+            KIND_LZMA => {
+                let mut h = [0u8; 12];
+                read_exact(r, &mut h)?;
+                let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
+                let (raw_len, payload_len, checksum) = (f(0), f(4), f(8));
+                if raw_len == 0 || raw_len > chunk_size {
+                    return Err(Error::corrupt(format!(
+                        "frame length {raw_len} outside 1..={chunk_size}"
+                    )));
+                }
+                if payload_len > raw_len {
+                    return Err(Error::corrupt("LZMA frame larger than its content"));
+                }
+                Ok(Frame::Lzma {
+                    raw_len,
+                    checksum,
+                    payload: read_vec(r, payload_len as usize)?,
                 })
             }
             KIND_END => {

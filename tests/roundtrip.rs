@@ -191,3 +191,23 @@ fn golden_archive_is_stable() {
         "compressing sample.txt no longer gives the golden archive"
     );
 }
+
+#[test]
+fn lzma_frames_are_chosen_where_they_win() {
+    let b = backend();
+    let block = Lcg(21).bytes(3000);
+    let data: Vec<u8> = block.iter().cycle().take(60_000).copied().collect();
+    let a = pack(&b, &data, 1 << 16);
+    let (_, stats) = codec::list(&mut &a[..]).unwrap();
+    assert_eq!(stats.lzma_frames, 1, "a repeated random block should be LZMA-coded");
+    assert!(a.len() < 3600);
+    assert_eq!(unpack(&b, &a).unwrap(), data);
+    // damage inside the LZMA payload is an error, never a panic or wrong output
+    for p in [60, 200, a.len() - 30] {
+        let mut bad = a.clone();
+        bad[p] ^= 0x10;
+        if let Ok(out) = unpack(&b, &bad) {
+            assert_eq!(out, data);
+        }
+    }
+}
