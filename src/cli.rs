@@ -3,6 +3,7 @@
 //! place only after success; errors print one line and exit 1.
 
 use crate::backend::cpu::CpuBackend;
+use crate::backend::cuda::CudaBackend;
 use crate::backend::Backend;
 use crate::codec::{self, Input, Options, Stats, INTERRUPTED};
 use crate::error::{Error, Result};
@@ -197,18 +198,40 @@ pub fn run(args: Args) -> i32 {
     status
 }
 
-fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
-    let model = match &args.model {
+fn load_model(args: &Args) -> Result<Model> {
+    match &args.model {
         Some(p) => Model::from_bytes(
-            &fs::read(p).map_err(|e| Error::Usage(format!("cannot read model {}: {e}", p.display())))?,
-        )?,
-        None => Model::default_model()?,
-    };
+            &fs::read(p).map_err(|e| Error::Usage(format!("cannot read model {}: {}", p.display(), io_msg(&e))))?,
+        ),
+        None => Model::default_model(),
+    }
+}
+
+/// `--device cpu` is the CPU; `cuda` is the GPU or an error; `auto` tries the GPU when a CUDA
+/// driver is installed and falls back to the CPU with one line on stderr if it does not work.
+/// Machines without any CUDA driver use the CPU silently (nothing to fall back from).
+fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
+    let model = load_model(args)?;
     match args.device {
-        Device::Cuda => Err(Error::Usage(
-            "--device cuda: this build of nnz has no CUDA backend yet; use --device cpu".into(),
-        )),
-        Device::Auto | Device::Cpu => Ok(Box::new(CpuBackend::new(model))),
+        Device::Cpu => Ok(Box::new(CpuBackend::new(model))),
+        Device::Cuda => match CudaBackend::new(model, 0) {
+            Ok(b) => Ok(Box::new(b)),
+            Err(e) => Err(Error::Usage(format!("--device cuda: {e}"))),
+        },
+        Device::Auto => {
+            if !crate::backend::cuda::driver_present() {
+                return Ok(Box::new(CpuBackend::new(model)));
+            }
+            match CudaBackend::new(model, 0) {
+                Ok(b) => Ok(Box::new(b)),
+                Err(e) => {
+                    if !args.quiet {
+                        eprintln!("nnz: GPU not usable ({e}); using the CPU");
+                    }
+                    Ok(Box::new(CpuBackend::new(load_model(args)?)))
+                }
+            }
+        }
     }
 }
 

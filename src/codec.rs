@@ -203,7 +203,11 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
     };
     let lzma = lzma_compress(data)?;
     // high-entropy chunks (already-compressed data) skip the model: it cannot win there
-    let model = if data.len() >= 4096 && byte_entropy(data) > 7.9 { None } else { encode_model(backend, data)? };
+    let model = if data.len() >= 4096 && byte_entropy(data) > 7.9 {
+        None
+    } else {
+        encode_model(backend, data)?
+    };
     let lzma_better = model.as_ref().is_none_or(|(p, _)| lzma.len() + 4 < p.len());
     if lzma_better && lzma.len() + 4 < data.len() {
         return Ok((

@@ -18,6 +18,22 @@ impl CpuBackend {
     pub fn new(model: Model) -> Self {
         CpuBackend { model }
     }
+
+    /// A CPU reference over a model owned elsewhere (used to check other backends).
+    pub fn new_ref(model: &Model) -> CpuRef<'_> {
+        CpuRef { model }
+    }
+}
+
+/// The CPU backend borrowing its model.
+pub struct CpuRef<'m> {
+    model: &'m Model,
+}
+
+impl CpuRef<'_> {
+    pub fn stream(&self) -> CpuStream<'_> {
+        CpuStream::new(self.model)
+    }
 }
 
 impl Backend for CpuBackend {

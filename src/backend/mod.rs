@@ -3,6 +3,8 @@
 //! backend is the reference; any other backend must produce the same tables bit for bit.
 
 pub mod cpu;
+pub mod cuda;
+pub mod kernels;
 
 use crate::error::Result;
 use crate::model::Model;

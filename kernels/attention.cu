@@ -1,0 +1,61 @@
+// attention_forward: one query row and head per block, over the sliding window of the KV ring
+// (cpu::attend). For position t = pos0 + r and head h (group g = h / (H / G)):
+//   z_j = rq(q . k_j, qk_m[h]) + bias[h][t - j],  e_j = exp_attn[min(zmax - z_j, NA - 1)]
+//   out[e] = round_div(sum_j e_j v_j[e], sum_j e_j)
+// Launch: grid (rows, H), block 128, dynamic shared memory W * 8 bytes (z, then e).
+#include "common.cuh"
+
+extern "C" __global__ void attention_forward(const i8* q, const i8* kring, const i8* vring, const i32* qk_m,
+                                             const i32* bias, const i32* exp_attn, int n_exp, i8* out,
+                                             long long pos0, int cap, int W, int H, int G, int E) {
+    extern __shared__ i64 z[];
+    __shared__ i64 red[128];
+    int r = blockIdx.x, h = blockIdx.y;
+    int g = h / (H / G);
+    long long t = pos0 + r;
+    long long lo = t + 1 - W;
+    if (lo < 0) lo = 0;
+    int n = (int)(t - lo + 1);
+    const i8* qh = q + ((i64)r * H + h) * E;
+    int kvd = G * E;
+    i64 zmax = -(1LL << 62);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        long long j = lo + i;
+        const i8* kj = kring + (j % cap) * kvd + g * E;
+        i32 s = 0;
+        for (int e = 0; e < E; e++) s += (i32)qh[e] * (i32)kj[e];
+        i64 zz = rq(s, qk_m[h]) + bias[h * W + (int)(t - j)];
+        z[i] = zz;
+        if (zz > zmax) zmax = zz;
+    }
+    red[threadIdx.x] = zmax;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k && red[threadIdx.x + k] > red[threadIdx.x]) red[threadIdx.x] = red[threadIdx.x + k];
+        __syncthreads();
+    }
+    zmax = red[0];
+    __syncthreads();
+    i64 s = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        i64 d = zmax - z[i];
+        if (d > n_exp - 1) d = n_exp - 1;
+        z[i] = exp_attn[d];
+        s += z[i];
+    }
+    red[threadIdx.x] = s;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) red[threadIdx.x] += red[threadIdx.x + k];
+        __syncthreads();
+    }
+    i64 S = red[0];
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+        i64 acc = 0;
+        for (int i = 0; i < n; i++) {
+            long long j = lo + i;
+            acc += z[i] * (i64)vring[(j % cap) * kvd + g * E + e];
+        }
+        out[((i64)r * H + h) * E + e] = (i8)round_div(acc, S);
+    }
+}
