@@ -12,9 +12,10 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use xxhash_rust::xxh64::Xxh64;
 
-/// Default chunk size: 64 KiB. The model's context is 512 tokens (~1.5 KB), so longer chunks gain
-/// little ratio, while many chunks keep every core (and later a GPU) busy. See docs/FORMAT.md.
-pub const DEFAULT_CHUNK: u32 = 64 << 10;
+/// Default chunk size: 1 MiB. The match model and LZMA frames find repeats anywhere in a chunk, and
+/// repeats across a whole file matter (logs, URL lists); parallelism comes from large inputs and
+/// many files. See docs/FORMAT.md.
+pub const DEFAULT_CHUNK: u32 = 1 << 20;
 
 /// Set by the Ctrl-C handler; long loops check it and stop with `Error::Interrupted`.
 pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
