@@ -61,11 +61,17 @@ def main():
     ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "corpus"))
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, help="override the config's step count")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config entries (ints)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     cfg = dict(CONFIGS[args.config])
     if args.steps:
         cfg["steps"] = args.steps
+    for kv in args.set:
+        k, v = kv.split("=")
+        if k not in cfg:
+            raise SystemExit(f"unknown config key {k}")
+        cfg[k] = type(cfg[k])(v)
     os.makedirs(args.out, exist_ok=True)
     random.seed(0)
     np.random.seed(0)
