@@ -184,6 +184,8 @@ fn golden_archive_is_stable() {
     // decodable (or failing clearly), then regenerate with `cargo run -- --model ... -k`.
     let b = backend();
     let golden = std::fs::read(common::root().join("testdata/golden/sample.txt.nnz")).unwrap();
+    let (_, stats) = codec::list(&mut &golden[..]).unwrap();
+    assert!(stats.tokens > 0 && stats.lzma_frames == 0, "the golden archive must exercise the model and mixer");
     assert_eq!(unpack(&b, &golden).unwrap(), sample_text());
     assert_eq!(
         pack(&b, &sample_text(), 4096),
