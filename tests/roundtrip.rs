@@ -185,7 +185,10 @@ fn golden_archive_is_stable() {
     let b = backend();
     let golden = std::fs::read(common::root().join("testdata/golden/sample.txt.nnz")).unwrap();
     let (_, stats) = codec::list(&mut &golden[..]).unwrap();
-    assert!(stats.tokens > 0 && stats.lzma_frames == 0, "the golden archive must exercise the model and mixer");
+    assert!(
+        stats.tokens > 0 && stats.lzma_frames == 0,
+        "the golden archive must exercise the model and mixer"
+    );
     assert_eq!(unpack(&b, &golden).unwrap(), sample_text());
     assert_eq!(
         pack(&b, &sample_text(), 4096),

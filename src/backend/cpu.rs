@@ -91,13 +91,35 @@ impl Stream for CpuStream<'_> {
     }
 
     fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()> {
-        let m = self.model;
-        let c = &m.cfg;
-        let p = inputs.len();
-        assert!(p <= BLOCK && tables.len() == p * c.vocab);
+        let c = &self.model.cfg;
+        assert!(inputs.len() <= BLOCK && tables.len() == inputs.len() * c.vocab);
         if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= c.vocab) {
             return Err(Error::corrupt(format!("token id {bad} out of range")));
         }
+        #[cfg(target_arch = "x86_64")]
+        if simd_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked just above)
+            unsafe { self.forward_avx2(inputs, tables) };
+            return Ok(());
+        }
+        self.forward(inputs, tables);
+        Ok(())
+    }
+}
+
+impl CpuStream<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn forward_avx2(&mut self, inputs: &[u32], tables: &mut [u32]) {
+        self.forward(inputs, tables)
+    }
+
+    /// The forward pass over `inputs.len()` new positions (docs/MODEL.md, "The forward pass").
+    #[inline(always)]
+    fn forward(&mut self, inputs: &[u32], tables: &mut [u32]) {
+        let m = self.model;
+        let c = &m.cfg;
+        let p = inputs.len();
         let d = c.d_model;
         // embedding: x = clamp_res(rq(E[t][i], m_e[t]))
         let mut x = vec![0i32; p * d];
@@ -162,7 +184,6 @@ impl Stream for CpuStream<'_> {
             freq_table(&logits, &m.exp_out, &mut tables[r * c.vocab..(r + 1) * c.vocab]);
         }
         self.pos += p;
-        Ok(())
     }
 }
 
@@ -184,6 +205,7 @@ fn add_residual(x: &mut [i32], acc: &[i32], w: &Linear) {
     }
 }
 
+#[inline(always)]
 /// Attention of the query at position `t`, head `h`, over positions `max(0, t - W + 1) ..= t`.
 fn attend(m: &Model, l: usize, h: usize, t: usize, q: &[i8], kv: (&[i8], &[i8], usize, usize, usize), out: &mut [i8]) {
     let (kring, vring, cap, kvd, off) = kv;
@@ -201,21 +223,22 @@ fn attend(m: &Model, l: usize, h: usize, t: usize, q: &[i8], kv: (&[i8], &[i8], 
     let zmax = *z.iter().max().unwrap();
     let last = m.exp_attn.len() as i64 - 1;
     let mut s: i64 = 0;
-    let mut acc = vec![0i64; dh];
+    // |sum e_j v_j| <= W * 2^12 * 127 < 2^31 (docs/MODEL.md, "Bounds"), so i32 is exact
+    let mut acc = vec![0i32; dh];
     for (idx, j) in (lo..=t).enumerate() {
-        let e = m.exp_attn[(zmax - z[idx]).min(last) as usize] as i64;
+        let e = m.exp_attn[(zmax - z[idx]).min(last) as usize];
         if e == 0 {
             continue;
         }
-        s += e;
+        s += e as i64;
         let slot = j % cap;
         let vrow = &vring[slot * kvd + off..slot * kvd + off + dh];
         for (a, &vv) in acc.iter_mut().zip(vrow) {
-            *a += e * vv as i64;
+            *a += e * vv as i32;
         }
     }
     for (o, &a) in out.iter_mut().zip(&acc) {
-        *o = round_div(a, s) as i8;
+        *o = round_div(a as i64, s) as i8;
     }
 }
 
@@ -228,6 +251,7 @@ fn dot_body(a: &[i8], b: &[i8]) -> i32 {
     s
 }
 
+#[inline(always)]
 fn dot(a: &[i8], b: &[i8]) -> i32 {
     dot_body(a, b)
 }
