@@ -75,8 +75,15 @@ pub fn freq_table(logits: &[i64], exp_out: &[i32], out: &mut [u32]) {
         s += e as u64;
     }
     let k = FREQ_BUDGET - v;
+    // floor(n / s) for every n = e * k < 2^44 by one multiplication: with b = bitlength(s) and
+    // M = floor(2^(44+b) / s) + 1, floor(n * M / 2^(44+b)) == floor(n / s) (the error term
+    // n * (M - 2^(44+b)/s) / 2^(44+b) stays below 1/s). Same integers, far cheaper than dividing.
+    let shift = 44 + (64 - s.leading_zeros());
+    let magic = (1u128 << shift) / s as u128 + 1;
     for o in out.iter_mut() {
-        *o = 1 + ((*o as u64 * k) / s) as u32;
+        let n = *o as u64 * k;
+        debug_assert!(n < 1 << 44);
+        *o = 1 + ((n as u128 * magic) >> shift) as u32;
     }
 }
 
@@ -90,6 +97,30 @@ mod tests {
             let r = isqrt(n);
             assert!(r * r <= n, "{n}");
             assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
+        }
+    }
+
+    #[test]
+    fn magic_division_is_exact() {
+        // compare freq_table's multiply-shift with plain division on edge and random values
+        let mut x = 12345u64;
+        for _ in 0..200_000 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let s = 1 + (x >> 27) % (1 << 37);
+            let shift = 44 + (64 - s.leading_zeros());
+            let magic = (1u128 << shift) / s as u128 + 1;
+            for n in [
+                0,
+                1,
+                s - 1,
+                s,
+                s + 1,
+                (x >> 20) % (1 << 44),
+                (1 << 44) - 1,
+                (1 << 44) - s.min(1 << 43),
+            ] {
+                assert_eq!(((n as u128 * magic) >> shift) as u64, n / s, "n {n} s {s}");
+            }
         }
     }
 
