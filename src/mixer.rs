@@ -17,8 +17,8 @@ const VERIFY: usize = 32;
 const N_LEN: usize = 16;
 const N_CTX: usize = N_LEN * 2;
 const N_IN: usize = 3;
-/// Other tokens' total is shifted down to at most 2^OTHERS_BITS so the final total stays < 2^31.
-const OTHERS_BITS: u32 = 19;
+/// The adjusted table's total stays at most this.
+const MAX_TOTAL: u64 = 1 << 31;
 
 /// paq-style logistic squash over `[-2047, 2047]` (8 fractional bits) to a 12-bit probability,
 /// by linear interpolation in a 33-entry table.
@@ -121,22 +121,11 @@ impl Mixer {
             .map(|(&s, &w)| s as i64 * w as i64)
             .sum();
         let pm = squash((dot >> 16).clamp(-2047, 2047) as i32);
-        // others keep their relative sizes; shift them down if needed so the total fits
+        // only the predicted token's frequency changes: g / (others + g) = pm / 4096, capped so the
+        // total stays at most 2^31 (one O(1) step per token, which keeps GPU backends simple)
         let others = total - fp;
-        let sh = (64 - others.leading_zeros()).saturating_sub(OTHERS_BITS);
-        let mut others_sum = 0u64;
-        if sh > 0 {
-            for (v, f) in freqs.iter_mut().enumerate() {
-                if v != pred as usize {
-                    *f = (*f >> sh).max(1);
-                    others_sum += *f as u64;
-                }
-            }
-        } else {
-            others_sum = others;
-        }
-        let g = (pm as u64 * others_sum) / (4096 - pm as u64);
-        freqs[pred as usize] = g.max(1) as u32;
+        let g = ((pm as u64 * others) / (4096 - pm as u64)).clamp(1, MAX_TOTAL - others);
+        freqs[pred as usize] = g as u32;
         self.last = Some(Pending {
             pred,
             pm,
