@@ -133,12 +133,12 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
             p(stats.raw_bytes);
         }
     }
-    Frame::End {
+    let end = Frame::End {
         total_len: stats.raw_bytes,
         checksum: hash.digest(),
-    }
-    .write(out)?;
-    stats.packed_bytes += (crate::format::HEADER_LEN + 17) as u64;
+    };
+    end.write(out)?;
+    stats.packed_bytes += crate::format::HEADER_LEN as u64 + frame_len(&end);
     out.flush()?;
     Ok(stats)
 }
@@ -164,16 +164,33 @@ const LZMA_PRESET_EXTREME: u32 = 1 << 31;
 fn lzma_options(len: usize) -> Result<xz2::stream::LzmaOptions> {
     let mut o = xz2::stream::LzmaOptions::new_preset(9 | LZMA_PRESET_EXTREME)
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
-    o.dict_size((len as u32).clamp(4096, 64 << 20));
+    o.dict_size(lzma_dict_size(len));
     Ok(o)
 }
 
-fn lzma_compress(data: &[u8]) -> Result<Vec<u8>> {
+/// Dictionary size: the chunk length rounded up to a power of two (a value liblzma's `.lzma`
+/// header stores unchanged), between 4 KiB and 64 MiB.
+fn lzma_dict_size(len: usize) -> u32 {
+    (len as u32).clamp(4096, 64 << 20).next_power_of_two()
+}
+
+/// The 13-byte `.lzma` header our options produce: properties (lc 3, lp 0, pb 2), dictionary size,
+/// unknown uncompressed size. Frames omit it (docs/FORMAT.md); the decoder puts it back.
+fn lzma_header(raw_len: usize) -> [u8; 13] {
+    let mut h = [0xFFu8; 13];
+    h[0] = 0x5D;
+    h[1..5].copy_from_slice(&lzma_dict_size(raw_len).to_le_bytes());
+    h
+}
+
+/// LZMA payload without its header, or `None` if liblzma wrote a header we did not expect.
+fn lzma_compress(data: &[u8]) -> Result<Option<Vec<u8>>> {
     let stream = xz2::stream::Stream::new_lzma_encoder(&lzma_options(data.len())?)
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
     let mut enc = xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 2), stream);
     enc.write_all(data)?;
-    Ok(enc.finish()?)
+    let out = enc.finish()?;
+    Ok((out.len() > 13 && out[..13] == lzma_header(data.len())).then(|| out[13..].to_vec()))
 }
 
 fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
@@ -181,7 +198,8 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
     let stream = xz2::stream::Stream::new_lzma_decoder(2 * crate::format::MAX_CHUNK as u64 + (1 << 20))
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
     let mut out = Vec::with_capacity(raw_len);
-    let mut dec = xz2::read::XzDecoder::new_stream(payload, stream);
+    let header = lzma_header(raw_len);
+    let mut dec = xz2::read::XzDecoder::new_stream(header.chain(payload), stream);
     match (&mut dec).take(raw_len as u64 + 1).read_to_end(&mut out) {
         Ok(_) if out.len() == raw_len => Ok(out),
         Ok(_) => Err(Error::corrupt("LZMA frame decodes to the wrong length")),
@@ -209,16 +227,19 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
     } else {
         encode_model(backend, data)?
     };
-    let lzma_better = model.as_ref().is_none_or(|(p, _)| lzma.len() + 4 < p.len());
-    if lzma_better && lzma.len() + 4 < data.len() {
-        return Ok((
-            Frame::Lzma {
-                raw_len: data.len() as u32,
-                checksum,
-                payload: lzma,
-            },
-            0,
-        ));
+    // NNZ_NO_LZMA=1 turns LZMA frames off (an experiment knob: measures the model alone)
+    if let Some(lzma) = lzma.filter(|_| std::env::var_os("NNZ_NO_LZMA").is_none()) {
+        let lzma_better = model.as_ref().is_none_or(|(p, _)| lzma.len() + 4 < p.len());
+        if lzma_better && lzma.len() + 4 < data.len() {
+            return Ok((
+                Frame::Lzma {
+                    raw_len: data.len() as u32,
+                    checksum,
+                    payload: lzma,
+                },
+                0,
+            ));
+        }
     }
     match model {
         Some((payload, n)) if payload.len() + 8 < data.len() => {
@@ -364,7 +385,7 @@ pub fn decompress(
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
             let mut batch = Vec::new();
             while batch.len() < batch_len() {
-                let f = Frame::read(input, header.chunk_size)?;
+                let f = Frame::read(input, header.chunk_size, header.version)?;
                 if let Frame::End { total_len, checksum } = f {
                     done = true;
                     batch.push(Ok(Frame::End { total_len, checksum }));
@@ -380,7 +401,7 @@ pub fn decompress(
             for (f, d) in frames.iter().zip(decoded) {
                 match f {
                     Frame::End { total_len, checksum } => {
-                        stats.packed_bytes += 17;
+                        stats.packed_bytes += frame_len(f);
                         if *total_len != total || *checksum != hash.digest() {
                             return Err(Error::corrupt("content checksum mismatch"));
                         }
@@ -419,7 +440,7 @@ fn frame_len(f: &Frame) -> u64 {
         Frame::Model { payload, .. } => 17 + payload.len() as u64,
         Frame::Stored { data, .. } => 9 + data.len() as u64,
         Frame::Lzma { payload, .. } => 13 + payload.len() as u64,
-        Frame::End { .. } => 17,
+        Frame::End { .. } => f.encoded_len(),
     }
 }
 
@@ -431,7 +452,7 @@ pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
         ..Default::default()
     };
     loop {
-        let f = Frame::read(input, header.chunk_size)?;
+        let f = Frame::read(input, header.chunk_size, header.version)?;
         stats.packed_bytes += frame_len(&f);
         match f {
             Frame::End { total_len, .. } => {

@@ -140,18 +140,30 @@ impl Frame {
                 w.write_all(payload)?;
             }
             Frame::End { total_len, checksum } => {
-                let mut h = [0u8; 17];
-                h[0] = KIND_END;
-                h[1..9].copy_from_slice(&total_len.to_le_bytes());
-                h[9..17].copy_from_slice(&checksum.to_le_bytes());
+                // format 2: the total length as a LEB128 varint (format 1 used a fixed u64)
+                let mut h = vec![KIND_END];
+                let mut v = *total_len;
+                while v >= 0x80 {
+                    h.push((v as u8) | 0x80);
+                    v >>= 7;
+                }
+                h.push(v as u8);
+                h.extend_from_slice(&checksum.to_le_bytes());
                 w.write_all(&h)?;
             }
         }
         Ok(())
     }
 
-    /// Read one frame of a stream whose header said `chunk_size`.
-    pub fn read<R: Read + ?Sized>(r: &mut R, chunk_size: u32) -> Result<Frame> {
+    /// The frame's size in bytes as written.
+    pub fn encoded_len(&self) -> u64 {
+        let mut n = Vec::new();
+        self.write(&mut n).expect("writing to a Vec cannot fail");
+        n.len() as u64
+    }
+
+    /// Read one frame of a stream of format `version` whose header said `chunk_size`.
+    pub fn read<R: Read + ?Sized>(r: &mut R, chunk_size: u32, version: u8) -> Result<Frame> {
         let mut kind = [0u8; 1];
         read_exact(r, &mut kind)?;
         match kind[0] {
@@ -214,11 +226,32 @@ impl Frame {
                 })
             }
             KIND_END => {
-                let mut h = [0u8; 16];
+                let total_len = if version >= 2 {
+                    let mut v = 0u64;
+                    let mut i = 0;
+                    loop {
+                        let mut b = [0u8; 1];
+                        read_exact(r, &mut b)?;
+                        if i == 9 && b[0] > 1 {
+                            return Err(Error::corrupt("total length varint overflows 64 bits"));
+                        }
+                        v |= ((b[0] & 0x7F) as u64) << (7 * i);
+                        i += 1;
+                        if b[0] & 0x80 == 0 {
+                            break;
+                        }
+                    }
+                    v
+                } else {
+                    let mut h = [0u8; 8];
+                    read_exact(r, &mut h)?;
+                    u64::from_le_bytes(h)
+                };
+                let mut h = [0u8; 8];
                 read_exact(r, &mut h)?;
                 Ok(Frame::End {
-                    total_len: u64::from_le_bytes(h[0..8].try_into().unwrap()),
-                    checksum: u64::from_le_bytes(h[8..16].try_into().unwrap()),
+                    total_len,
+                    checksum: u64::from_le_bytes(h),
                 })
             }
             k => Err(Error::corrupt(format!("unknown frame kind {k}"))),
@@ -288,7 +321,7 @@ mod tests {
         let mut r = &buf[..];
         assert_eq!(Header::read(&mut r).unwrap().unwrap(), h);
         for f in &frames {
-            assert_eq!(&Frame::read(&mut r, 1000).unwrap(), f);
+            assert_eq!(&Frame::read(&mut r, 1000, VERSION).unwrap(), f);
         }
         assert!(r.is_empty());
     }
@@ -327,6 +360,9 @@ mod tests {
         let mut b = vec![KIND_STORED];
         b.extend_from_slice(&u32::MAX.to_le_bytes());
         b.extend_from_slice(&[0; 4]);
-        assert!(matches!(Frame::read(&mut &b[..], 1 << 16), Err(Error::Corrupt(_))));
+        assert!(matches!(
+            Frame::read(&mut &b[..], 1 << 16, VERSION),
+            Err(Error::Corrupt(_))
+        ));
     }
 }

@@ -15,7 +15,10 @@ pub const HASH_BITS: u32 = 18;
 pub const MAX_LEN: u32 = 65535;
 const VERIFY: usize = 32;
 const N_LEN: usize = 16;
-const N_CTX: usize = N_LEN * 2;
+/// Misses tolerated before a match is dropped.
+const MAX_MISS: u32 = 8;
+const N_HIT: usize = N_LEN * 4;
+const N_CTX: usize = N_HIT * 2;
 const N_IN: usize = 3;
 /// The adjusted table's total stays at most this.
 const MAX_TOTAL: u64 = 1 << 31;
@@ -59,7 +62,10 @@ pub struct Mixer {
     /// position in `hist` of the predicted next token, valid while `len > 0`
     ptr: usize,
     len: u32,
-    hit: [i32; N_LEN],
+    /// consecutive mispredictions since the last hit (the pointer keeps moving: "recovery")
+    miss: u32,
+    active: bool,
+    hit: [i32; N_HIT],
     w: [[i32; N_IN]; N_CTX],
     stretch: Vec<i16>,
     // what `adjust` decided, for `update`
@@ -95,7 +101,9 @@ impl Mixer {
             table: vec![0; 1 << HASH_BITS],
             ptr: 0,
             len: 0,
-            hit: [2048; N_LEN],
+            miss: 0,
+            active: false,
+            hit: [2048; N_HIT],
             w: [[1 << 16, 1 << 14, 0]; N_CTX],
             stretch: stretch_table(),
             last: None,
@@ -105,14 +113,14 @@ impl Mixer {
     /// Change `freqs` (the transformer's table) in place for the next token.
     pub fn adjust(&mut self, freqs: &mut [u32]) {
         self.last = None;
-        if self.len == 0 {
+        if !self.active {
             return;
         }
         let pred = self.hist[self.ptr];
         let total: u64 = freqs.iter().map(|&f| f as u64).sum();
         let fp = freqs[pred as usize] as u64;
         let p1 = ((fp << 12) / total).clamp(1, 4095) as usize;
-        let lb = (self.len as usize).min(N_LEN - 1);
+        let lb = (self.len as usize).min(N_LEN - 1) * 4 + (self.miss as usize).min(3);
         let ctx = lb * 2 + (2 * fp > total) as usize;
         let inputs = [self.stretch[p1] as i32, self.stretch[self.hit[lb] as usize] as i32, 256];
         let dot: i64 = inputs
@@ -141,24 +149,29 @@ impl Mixer {
             let bit = (token == p.pred) as i32;
             let err = (bit << 12) - p.pm;
             for (w, &s) in self.w[p.ctx].iter_mut().zip(&p.inputs) {
-                *w = (*w + ((s * err) >> 6)).clamp(-(1 << 22), 1 << 22);
+                *w = (*w + ((s * err) >> 10)).clamp(-(1 << 22), 1 << 22);
             }
             self.hit[p.lb] += ((bit << 12) - self.hit[p.lb]) >> 5;
             self.hit[p.lb] = self.hit[p.lb].clamp(1, 4095);
         }
-        if self.len > 0 && self.hist[self.ptr] == token {
-            self.len = (self.len + 1).min(MAX_LEN);
+        if self.active {
+            if self.hist[self.ptr] == token {
+                self.len = (self.len + 1).min(MAX_LEN);
+                self.miss = 0;
+            } else {
+                self.len = 0;
+                self.miss += 1;
+                self.active = self.miss <= MAX_MISS;
+            }
             self.ptr += 1;
-        } else {
-            self.len = 0;
         }
         self.hist.push(token);
         let n = self.hist.len();
         if n >= MIN_MATCH {
             let h = hash(&self.hist[n - MIN_MATCH..]);
-            if self.len == 0 {
+            if self.len < MIN_MATCH as u32 {
                 let cand = self.table[h] as usize;
-                if cand > 0 {
+                if cand > 0 && cand != self.ptr {
                     // verify backwards: how many tokens before `cand` equal the latest ones
                     let mut l = 0;
                     while l < VERIFY && l < cand && self.hist[cand - 1 - l] == self.hist[n - 1 - l] {
@@ -167,6 +180,8 @@ impl Mixer {
                     if l >= MIN_MATCH {
                         self.len = l as u32;
                         self.ptr = cand;
+                        self.miss = 0;
+                        self.active = true;
                     }
                 }
             }

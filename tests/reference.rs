@@ -60,8 +60,19 @@ fn tables_for(backend: &CpuBackend, tokens: &[u32], block: usize) -> Vec<Vec<u32
 
 #[test]
 fn cpu_backend_matches_python_reference() {
-    let backend = CpuBackend::new(common::tiny_model());
-    let (vocab, seqs) = load_ref(&std::fs::read(common::root().join("testdata/tiny.ref")).unwrap());
+    check_against(CpuBackend::new(common::tiny_model()), "testdata/tiny.ref");
+}
+
+#[test]
+fn shipped_model_matches_python_reference() {
+    check_against(
+        CpuBackend::new(nnz::model::Model::default_model().unwrap()),
+        "testdata/default.ref",
+    );
+}
+
+fn check_against(backend: CpuBackend, reference: &str) {
+    let (vocab, seqs) = load_ref(&std::fs::read(common::root().join(reference)).unwrap());
     assert_eq!(vocab, backend.model().cfg.vocab);
     assert!(
         seqs.iter().any(|s| s.tokens.len() > backend.model().cfg.window),

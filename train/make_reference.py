@@ -1,7 +1,7 @@
 """Write reference vectors for tests/reference.rs: token sequences and the frequency tables that
 the integer reference (intref.py) computes for them.
 
-    python3 train/make_reference.py MODEL.safetensors OUT.ref
+    python3 train/make_reference.py MODEL.safetensors OUT.ref [TOKENS_PER_SEQUENCE]
 
 File layout (little-endian): magic b"NNZREF01", u32 vocab, u32 n_seqs, then per sequence:
 u32 n, n x u32 tokens, V x u32 full table of position 0, n x 8 bytes: sha256(table as LE u32)[:8].
@@ -26,9 +26,10 @@ TEXTS = [
 
 def main():
     model_path, out_path = sys.argv[1], sys.argv[2]
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 300  # tokens per sequence; exceed the window
     cfg, t, meta = intref.load(model_path)
     tok = Tokenizer.from_str(meta["nnz.tokenizer"])
-    seqs = [tok.encode(C.bytes_to_mapped(x), add_special_tokens=False).ids[:300] for x in TEXTS]
+    seqs = [tok.encode(C.bytes_to_mapped(x * 8), add_special_tokens=False).ids[:n] for x in TEXTS]
     rng = np.random.default_rng(1)
     seqs.append([int(v) for v in rng.integers(0, cfg["vocab"] - 1, size=200)])  # random ids, no BOS
     with open(out_path, "wb") as f:
