@@ -16,7 +16,6 @@ VARIANTS = {
     "base (V4096 d128 L2 H4 kv1 W512)": [],
     "vocab 2048": ["vocab=2048"],
     "d 192": ["d_model=192", "head_dim=48", "d_ff=768"],
-    "MHA (kv 4)": ["n_kv_heads=4"],
 }
 
 
@@ -33,7 +32,7 @@ def main():
             continue
         out = os.path.join(args.out, name.split(" (")[0].replace(" ", "_"))
         cmd = [sys.executable, os.path.join(here, "train.py"), "--config", "cpu", "--out", out,
-               "--steps", str(args.steps), "--set", "corpus_bytes=8000000", "threads=1", *sets]
+               "--steps", str(args.steps), "--set", "corpus_bytes=6000000", *sets]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         with open(os.path.join(out, "report.json")) as f:
             r = json.load(f)
