@@ -301,6 +301,15 @@ fn open_input(p: &Path) -> Result<(Option<memmap2::Mmap>, Option<File>, u64)> {
     Ok((None, Some(f), meta.len()))
 }
 
+/// A reader over the mapped file, the opened file, or standard input.
+fn reader(map: &Option<memmap2::Mmap>, file: Option<File>) -> Box<dyn Read + '_> {
+    match (map, file) {
+        (Some(m), _) => Box::new(&m[..]),
+        (None, Some(f)) => Box::new(BufReader::new(f)),
+        (None, None) => Box::new(io::stdin().lock()),
+    }
+}
+
 fn io_msg(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::NotFound => "no such file or directory".into(),
@@ -436,11 +445,7 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
         dest_for(args, input, false)?
     };
     let (map, file, size) = open_input(input)?;
-    let mut src: Box<dyn Read> = match (&map, file) {
-        (Some(m), _) => Box::new(&m[..]),
-        (None, Some(f)) => Box::new(BufReader::new(f)),
-        (None, None) => Box::new(io::stdin().lock()),
-    };
+    let mut src = reader(&map, file);
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: 0,
@@ -491,19 +496,16 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
         return;
     }
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    let bpb = if s.raw_bytes > 0 {
-        8.0 * s.packed_bytes as f64 / s.raw_bytes as f64
-    } else {
-        0.0
-    };
+    let bpb = s.bits_per_byte();
     eprintln!(
-        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} stored), {:.1} KB/s, {:.0} tokens/s ({})",
+        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} LZMA, {} stored), {:.1} KB/s, {:.0} tokens/s ({})",
         display(input),
         if compress { s.raw_bytes } else { s.packed_bytes },
         if compress { s.packed_bytes } else { s.raw_bytes },
         bpb,
         s.tokens,
         s.frames,
+        s.lzma_frames,
         s.stored_frames,
         s.raw_bytes as f64 / 1000.0 / secs,
         s.tokens as f64 / secs,
@@ -513,17 +515,9 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
 
 fn list_one(p: &Path) -> Result<()> {
     let (map, file, _) = open_input(p)?;
-    let mut src: Box<dyn Read> = match (&map, file) {
-        (Some(m), _) => Box::new(&m[..]),
-        (None, Some(f)) => Box::new(BufReader::new(f)),
-        (None, None) => Box::new(io::stdin().lock()),
-    };
+    let mut src = reader(&map, file);
     let (h, s) = codec::list(&mut src)?;
-    let bpb = if s.raw_bytes > 0 {
-        8.0 * s.packed_bytes as f64 / s.raw_bytes as f64
-    } else {
-        0.0
-    };
+    let bpb = s.bits_per_byte();
     println!(
         "{:>12} {:>12} {:>7.3} {:>6}  {:<32}  {}",
         s.packed_bytes,

@@ -38,6 +38,17 @@ pub struct Stats {
     pub lzma_frames: u64,
 }
 
+impl Stats {
+    /// Bits per input byte (0 for empty input).
+    pub fn bits_per_byte(&self) -> f64 {
+        if self.raw_bytes == 0 {
+            0.0
+        } else {
+            8.0 * self.packed_bytes as f64 / self.raw_bytes as f64
+        }
+    }
+}
+
 /// A source of chunks: a memory-mapped (or in-memory) slice, or a reader of unknown length.
 pub enum Input<'a> {
     Slice(&'a [u8]),
@@ -128,6 +139,7 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
             stats.tokens += tokens;
             stats.frames += 1;
             stats.stored_frames += matches!(frame, Frame::Stored { .. }) as u64;
+            stats.lzma_frames += matches!(frame, Frame::Lzma { .. }) as u64;
         }
         if let Some(p) = &opts.progress {
             p(stats.raw_bytes);
@@ -413,10 +425,10 @@ pub fn decompress(
                         stats.raw_bytes += d.len() as u64;
                         stats.frames += 1;
                         stats.packed_bytes += frame_len(f);
-                        if let Frame::Model { n_tokens, .. } = f {
-                            stats.tokens += *n_tokens as u64;
-                        } else {
-                            stats.stored_frames += 1;
+                        match f {
+                            Frame::Model { n_tokens, .. } => stats.tokens += *n_tokens as u64,
+                            Frame::Lzma { .. } => stats.lzma_frames += 1,
+                            _ => stats.stored_frames += 1,
                         }
                         if let Some(o) = out.as_deref_mut() {
                             o.write_all(&d)?;
