@@ -161,11 +161,6 @@ impl<'a> Decoder<'a> {
         }
         Err(Error::corrupt("range decoder found no symbol"))
     }
-
-    /// Bytes consumed so far (may exceed the input length at the very end: zeros are implied).
-    pub fn position(&self) -> usize {
-        self.pos
-    }
 }
 
 #[cfg(test)]
