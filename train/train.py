@@ -144,6 +144,7 @@ def main():
     qat_bpb = bpb(model, val_ids, val_bytes, W, True, device)
     path = os.path.join(args.out, "model.safetensors")
     model = model.cpu()
+    torch.save(model.state_dict(), os.path.join(args.out, "float_state.pt"))  # the float twin
     export.export(model, tok_json, path, {"nnz.trained": f"config={args.config} steps={steps}"})
     # the true integer model on a slice of the validation text (cold start per 2048-token chunk)
     icfg, tens, _ = intref.load(path)
