@@ -39,6 +39,19 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Count one content or end frame (its size as written, its content, its kind).
+    fn add_frame(&mut self, f: &Frame, version: u8) {
+        self.packed_bytes += f.encoded_len(version);
+        self.raw_bytes += f.raw_len();
+        match f {
+            Frame::Model { n_tokens, .. } => self.tokens += *n_tokens as u64,
+            Frame::Lzma { .. } => self.lzma_frames += 1,
+            Frame::Stored { .. } => self.stored_frames += 1,
+            Frame::End { .. } => return,
+        }
+        self.frames += 1;
+    }
+
     /// Bits per input byte (0 for empty input).
     pub fn bits_per_byte(&self) -> f64 {
         if self.raw_bytes == 0 {
@@ -128,18 +141,12 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
         if chunks.is_empty() {
             break;
         }
-        let frames: Vec<Result<(Frame, u64)>> = chunks.par_iter().map(|c| encode_chunk(backend, c)).collect();
+        let frames: Vec<Result<Frame>> = chunks.par_iter().map(|c| encode_chunk(backend, c)).collect();
         for (chunk, frame) in chunks.iter().zip(frames) {
-            let (frame, tokens) = frame?;
+            let frame = frame?;
             hash.update(chunk);
-            let mut counter = CountingWriter { inner: &mut *out, n: 0 };
-            frame.write(&mut counter)?;
-            stats.packed_bytes += counter.n;
-            stats.raw_bytes += chunk.len() as u64;
-            stats.tokens += tokens;
-            stats.frames += 1;
-            stats.stored_frames += matches!(frame, Frame::Stored { .. }) as u64;
-            stats.lzma_frames += matches!(frame, Frame::Lzma { .. }) as u64;
+            frame.write(out)?;
+            stats.add_frame(&frame, VERSION);
         }
         if let Some(p) = &opts.progress {
             p(stats.raw_bytes);
@@ -150,7 +157,8 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
         checksum: hash.digest(),
     };
     end.write(out)?;
-    stats.packed_bytes += crate::format::HEADER_LEN as u64 + frame_len(&end);
+    stats.add_frame(&end, VERSION);
+    stats.packed_bytes += crate::format::HEADER_LEN as u64;
     out.flush()?;
     Ok(stats)
 }
@@ -169,13 +177,16 @@ fn byte_entropy(data: &[u8]) -> f64 {
         .sum()
 }
 
+fn lzma_err(e: xz2::stream::Error) -> Error {
+    Error::Io(std::io::Error::other(e))
+}
+
 /// liblzma's LZMA_PRESET_EXTREME flag (xz -e).
 const LZMA_PRESET_EXTREME: u32 = 1 << 31;
 
 /// LZMA options for `Lzma` frames: preset 9 with the extreme flag, dictionary = the chunk.
 fn lzma_options(len: usize) -> Result<xz2::stream::LzmaOptions> {
-    let mut o = xz2::stream::LzmaOptions::new_preset(9 | LZMA_PRESET_EXTREME)
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let mut o = xz2::stream::LzmaOptions::new_preset(9 | LZMA_PRESET_EXTREME).map_err(lzma_err)?;
     o.dict_size(lzma_dict_size(len));
     Ok(o)
 }
@@ -197,8 +208,7 @@ fn lzma_header(raw_len: usize) -> [u8; 13] {
 
 /// LZMA payload without its header, or `None` if liblzma wrote a header we did not expect.
 fn lzma_compress(data: &[u8]) -> Result<Option<Vec<u8>>> {
-    let stream = xz2::stream::Stream::new_lzma_encoder(&lzma_options(data.len())?)
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let stream = xz2::stream::Stream::new_lzma_encoder(&lzma_options(data.len())?).map_err(lzma_err)?;
     let mut enc = xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 2), stream);
     enc.write_all(data)?;
     let out = enc.finish()?;
@@ -207,8 +217,8 @@ fn lzma_compress(data: &[u8]) -> Result<Option<Vec<u8>>> {
 
 fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
     // the memory limit bounds the dictionary a damaged header could ask for
-    let stream = xz2::stream::Stream::new_lzma_decoder(2 * crate::format::MAX_CHUNK as u64 + (1 << 20))
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let stream =
+        xz2::stream::Stream::new_lzma_decoder(2 * crate::format::MAX_CHUNK as u64 + (1 << 20)).map_err(lzma_err)?;
     let mut out = Vec::with_capacity(raw_len);
     let header = lzma_header(raw_len);
     let mut dec = xz2::read::XzDecoder::new_stream(header.chain(payload), stream);
@@ -219,19 +229,10 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
     }
 }
 
-/// Code one chunk with the best of the model, LZMA and storing; returns the frame and the number
-/// of tokens it holds (0 unless model-coded).
-pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> {
+/// Code one chunk with the best of the model, LZMA and storing.
+pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
     let checksum = chunk_checksum(data);
-    let stored = || {
-        Ok((
-            Frame::Stored {
-                checksum,
-                data: data.to_vec(),
-            },
-            0,
-        ))
-    };
+    let raw_len = data.len() as u32;
     let lzma = lzma_compress(data)?;
     // high-entropy chunks (already-compressed data) skip the model: it cannot win there
     let model = if data.len() >= 4096 && byte_entropy(data) > 7.9 {
@@ -243,28 +244,25 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<(Frame, u64)> 
     if let Some(lzma) = lzma.filter(|_| std::env::var_os("NNZ_NO_LZMA").is_none()) {
         let lzma_better = model.as_ref().is_none_or(|(p, _)| lzma.len() + 4 < p.len());
         if lzma_better && lzma.len() + 4 < data.len() {
-            return Ok((
-                Frame::Lzma {
-                    raw_len: data.len() as u32,
-                    checksum,
-                    payload: lzma,
-                },
-                0,
-            ));
-        }
-    }
-    match model {
-        Some((payload, n)) if payload.len() + 8 < data.len() => {
-            let frame = Frame::Model {
-                raw_len: data.len() as u32,
-                n_tokens: n as u32,
+            return Ok(Frame::Lzma {
+                raw_len,
                 checksum,
-                payload,
-            };
-            Ok((frame, n))
+                payload: lzma,
+            });
         }
-        _ => stored(),
     }
+    Ok(match model {
+        Some((payload, n)) if payload.len() + 8 < data.len() => Frame::Model {
+            raw_len,
+            n_tokens: n as u32,
+            checksum,
+            payload,
+        },
+        _ => Frame::Stored {
+            checksum,
+            data: data.to_vec(),
+        },
+    })
 }
 
 /// The model-coded payload of a chunk and its token count, or `None` if the tokenizer cannot
@@ -395,45 +393,29 @@ pub fn decompress(
         let mut done = false;
         while !done {
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
-            let mut batch = Vec::new();
-            while batch.len() < batch_len() {
+            let mut frames = Vec::new();
+            while frames.len() < batch_len() && !done {
                 let f = Frame::read(input, header.chunk_size, header.version)?;
-                if let Frame::End { total_len, checksum } = f {
-                    done = true;
-                    batch.push(Ok(Frame::End { total_len, checksum }));
-                    break;
-                }
-                batch.push(Ok(f));
+                done = matches!(f, Frame::End { .. });
+                frames.push(f);
             }
-            let frames: Vec<Frame> = batch.into_iter().collect::<Result<_>>()?;
             let decoded: Vec<Result<Vec<u8>>> = frames
                 .par_iter()
                 .map(|f| decode_frame(backend, f, header.version))
                 .collect();
             for (f, d) in frames.iter().zip(decoded) {
-                match f {
-                    Frame::End { total_len, checksum } => {
-                        stats.packed_bytes += frame_len(f);
-                        if *total_len != total || *checksum != hash.digest() {
-                            return Err(Error::corrupt("content checksum mismatch"));
-                        }
+                stats.add_frame(f, header.version);
+                if let Frame::End { total_len, checksum } = f {
+                    if *total_len != total || *checksum != hash.digest() {
+                        return Err(Error::corrupt("content checksum mismatch"));
                     }
-                    _ => {
-                        let d = d?;
-                        hash.update(&d);
-                        total += d.len() as u64;
-                        stats.raw_bytes += d.len() as u64;
-                        stats.frames += 1;
-                        stats.packed_bytes += frame_len(f);
-                        match f {
-                            Frame::Model { n_tokens, .. } => stats.tokens += *n_tokens as u64,
-                            Frame::Lzma { .. } => stats.lzma_frames += 1,
-                            _ => stats.stored_frames += 1,
-                        }
-                        if let Some(o) = out.as_deref_mut() {
-                            o.write_all(&d)?;
-                        }
-                    }
+                    continue;
+                }
+                let d = d?;
+                hash.update(&d);
+                total += d.len() as u64;
+                if let Some(o) = out.as_deref_mut() {
+                    o.write_all(&d)?;
                 }
             }
             if let Some(p) = &opts.progress {
@@ -447,15 +429,6 @@ pub fn decompress(
     Ok(stats)
 }
 
-fn frame_len(f: &Frame) -> u64 {
-    match f {
-        Frame::Model { payload, .. } => 17 + payload.len() as u64,
-        Frame::Stored { data, .. } => 9 + data.len() as u64,
-        Frame::Lzma { payload, .. } => 13 + payload.len() as u64,
-        Frame::End { .. } => f.encoded_len(),
-    }
-}
-
 /// What `nnz -l` shows: walk the frames without running the model.
 pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
     let header = Header::read(input)?.ok_or(Error::Truncated)?;
@@ -465,43 +438,12 @@ pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
     };
     loop {
         let f = Frame::read(input, header.chunk_size, header.version)?;
-        stats.packed_bytes += frame_len(&f);
-        match f {
-            Frame::End { total_len, .. } => {
-                if total_len != stats.raw_bytes {
-                    return Err(Error::corrupt("total length does not match the frames"));
-                }
-                return Ok((header, stats));
+        stats.add_frame(&f, header.version);
+        if let Frame::End { total_len, .. } = f {
+            if total_len != stats.raw_bytes {
+                return Err(Error::corrupt("total length does not match the frames"));
             }
-            Frame::Model { raw_len, n_tokens, .. } => {
-                stats.raw_bytes += raw_len as u64;
-                stats.tokens += n_tokens as u64;
-            }
-            Frame::Stored { data, .. } => {
-                stats.raw_bytes += data.len() as u64;
-                stats.stored_frames += 1;
-            }
-            Frame::Lzma { raw_len, .. } => {
-                stats.raw_bytes += raw_len as u64;
-                stats.lzma_frames += 1;
-            }
+            return Ok((header, stats));
         }
-        stats.frames += 1;
-    }
-}
-
-struct CountingWriter<'a> {
-    inner: &'a mut dyn Write,
-    n: u64,
-}
-
-impl Write for CountingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let k = self.inner.write(buf)?;
-        self.n += k as u64;
-        Ok(k)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }

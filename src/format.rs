@@ -155,11 +155,25 @@ impl Frame {
         Ok(())
     }
 
-    /// The frame's size in bytes as written.
-    pub fn encoded_len(&self) -> u64 {
-        let mut n = Vec::new();
-        self.write(&mut n).expect("writing to a Vec cannot fail");
-        n.len() as u64
+    /// The frame's size as written in a stream of format `version`.
+    pub fn encoded_len(&self, version: u8) -> u64 {
+        match self {
+            Frame::Model { payload, .. } => 17 + payload.len() as u64,
+            Frame::Stored { data, .. } => 9 + data.len() as u64,
+            Frame::Lzma { payload, .. } => 13 + payload.len() as u64,
+            Frame::End { .. } if version < 2 => 17,
+            // kind, LEB128 total length (7 bits a byte), checksum
+            Frame::End { total_len, .. } => 1 + (64 - total_len.leading_zeros()).div_ceil(7).max(1) as u64 + 8,
+        }
+    }
+
+    /// Bytes of content the frame stands for (0 for the end frame).
+    pub fn raw_len(&self) -> u64 {
+        match self {
+            Frame::Model { raw_len, .. } | Frame::Lzma { raw_len, .. } => *raw_len as u64,
+            Frame::Stored { data, .. } => data.len() as u64,
+            Frame::End { .. } => 0,
+        }
     }
 
     /// Read one frame of a stream of format `version` whose header said `chunk_size`.
@@ -172,11 +186,7 @@ impl Frame {
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
                 let (raw_len, n_tokens, payload_len, checksum) = (f(0), f(4), f(8), f(12));
-                if raw_len == 0 || raw_len > chunk_size {
-                    return Err(Error::corrupt(format!(
-                        "frame length {raw_len} outside 1..={chunk_size}"
-                    )));
-                }
+                check_raw_len(raw_len, chunk_size)?;
                 if n_tokens == 0 || n_tokens > raw_len {
                     return Err(Error::corrupt(format!("{n_tokens} tokens for {raw_len} bytes")));
                 }
@@ -195,11 +205,7 @@ impl Frame {
                 let mut h = [0u8; 8];
                 read_exact(r, &mut h)?;
                 let raw_len = u32::from_le_bytes(h[0..4].try_into().unwrap());
-                if raw_len == 0 || raw_len > chunk_size {
-                    return Err(Error::corrupt(format!(
-                        "frame length {raw_len} outside 1..={chunk_size}"
-                    )));
-                }
+                check_raw_len(raw_len, chunk_size)?;
                 let checksum = u32::from_le_bytes(h[4..8].try_into().unwrap());
                 Ok(Frame::Stored {
                     checksum,
@@ -211,11 +217,7 @@ impl Frame {
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
                 let (raw_len, payload_len, checksum) = (f(0), f(4), f(8));
-                if raw_len == 0 || raw_len > chunk_size {
-                    return Err(Error::corrupt(format!(
-                        "frame length {raw_len} outside 1..={chunk_size}"
-                    )));
-                }
+                check_raw_len(raw_len, chunk_size)?;
                 if payload_len > raw_len {
                     return Err(Error::corrupt("LZMA frame larger than its content"));
                 }
@@ -257,6 +259,15 @@ impl Frame {
             k => Err(Error::corrupt(format!("unknown frame kind {k}"))),
         }
     }
+}
+
+fn check_raw_len(raw_len: u32, chunk_size: u32) -> Result<()> {
+    if raw_len == 0 || raw_len > chunk_size {
+        return Err(Error::corrupt(format!(
+            "frame length {raw_len} outside 1..={chunk_size}"
+        )));
+    }
+    Ok(())
 }
 
 fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
@@ -317,6 +328,23 @@ mod tests {
         h.write(&mut buf).unwrap();
         for f in &frames {
             f.write(&mut buf).unwrap();
+        }
+        for f in frames.iter().chain(
+            [
+                Frame::End {
+                    total_len: 0,
+                    checksum: 1,
+                },
+                Frame::End {
+                    total_len: u64::MAX,
+                    checksum: 2,
+                },
+            ]
+            .iter(),
+        ) {
+            let mut one = Vec::new();
+            f.write(&mut one).unwrap();
+            assert_eq!(f.encoded_len(VERSION), one.len() as u64, "{f:?}");
         }
         let mut r = &buf[..];
         assert_eq!(Header::read(&mut r).unwrap().unwrap(), h);

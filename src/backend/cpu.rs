@@ -187,18 +187,21 @@ impl CpuStream<'_> {
     }
 }
 
+#[inline(always)]
 fn norm_rows(x: &[i32], d: usize, out: &mut [i8]) {
     for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
         norm_row(xr, or);
     }
 }
 
+#[inline(always)]
 fn requant_i8(acc: &[i32], w: &Linear, out: &mut [i8]) {
     for (i, o) in out.iter_mut().enumerate() {
         *o = clamp_i8(rq(acc[i] as i64, w.m[i % w.n_out]));
     }
 }
 
+#[inline(always)]
 fn add_residual(x: &mut [i32], acc: &[i32], w: &Linear) {
     for (i, xv) in x.iter_mut().enumerate() {
         *xv = clamp_res(*xv as i64 + rq(acc[i] as i64, w.m[i % w.n_out]));
@@ -242,8 +245,10 @@ fn attend(m: &Model, l: usize, h: usize, t: usize, q: &[i8], kv: (&[i8], &[i8], 
     }
 }
 
+/// `sum_i a[i] * b[i]`, exact in i32. Inlined into `forward`, so it is vectorised with AVX2 when
+/// `feed` chose the AVX2 build of the forward pass (the only run-time dispatch point).
 #[inline(always)]
-fn dot_body(a: &[i8], b: &[i8]) -> i32 {
+fn dot(a: &[i8], b: &[i8]) -> i32 {
     let mut s = 0i32;
     for (&x, &y) in a.iter().zip(b) {
         s += x as i16 as i32 * y as i16 as i32;
@@ -251,39 +256,17 @@ fn dot_body(a: &[i8], b: &[i8]) -> i32 {
     s
 }
 
+/// `acc[r][o] = sum_i a[r][i] * w[o][i]`, exact in i32 (|acc| <= n_in * 127^2 < 2^31).
 #[inline(always)]
-fn dot(a: &[i8], b: &[i8]) -> i32 {
-    dot_body(a, b)
-}
-
-#[inline(always)]
-fn matmul_body(a: &[i8], w: &Linear, acc: &mut [i32]) {
+fn matmul(a: &[i8], w: &Linear, acc: &mut Vec<i32>) {
     let n = w.n_in;
     let rows = a.len() / n;
+    acc.clear();
+    acc.resize(rows * w.n_out, 0);
     for o in 0..w.n_out {
         let wr = w.row(o);
         for r in 0..rows {
-            acc[r * w.n_out + o] = dot_body(&a[r * n..(r + 1) * n], wr);
+            acc[r * w.n_out + o] = dot(&a[r * n..(r + 1) * n], wr);
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn matmul_avx2(a: &[i8], w: &Linear, acc: &mut [i32]) {
-    matmul_body(a, w, acc)
-}
-
-/// `acc[r][o] = sum_i a[r][i] * w[o][i]`, exact in i32 (|acc| <= n_in * 127^2 < 2^31).
-pub fn matmul(a: &[i8], w: &Linear, acc: &mut Vec<i32>) {
-    let rows = a.len() / w.n_in;
-    acc.clear();
-    acc.resize(rows * w.n_out, 0);
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2 (checked just above).
-        unsafe { matmul_avx2(a, w, acc) };
-        return;
-    }
-    matmul_body(a, w, acc)
 }
