@@ -28,14 +28,7 @@ extern "C" __global__ void attention_forward(const i8* q, const i8* kring, const
         z[i] = zz;
         if (zz > zmax) zmax = zz;
     }
-    red[threadIdx.x] = zmax;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if (threadIdx.x < k && red[threadIdx.x + k] > red[threadIdx.x]) red[threadIdx.x] = red[threadIdx.x + k];
-        __syncthreads();
-    }
-    zmax = red[0];
-    __syncthreads();
+    zmax = block_max_i64(red, zmax);
     i64 s = 0;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         i64 d = zmax - z[i];
@@ -43,13 +36,7 @@ extern "C" __global__ void attention_forward(const i8* q, const i8* kring, const
         z[i] = exp_attn[d];
         s += z[i];
     }
-    red[threadIdx.x] = s;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if (threadIdx.x < k) red[threadIdx.x] += red[threadIdx.x + k];
-        __syncthreads();
-    }
-    i64 S = red[0];
+    i64 S = block_sum(red, s);
     for (int e = threadIdx.x; e < E; e += blockDim.x) {
         i64 acc = 0;
         for (int i = 0; i < n; i++) {

@@ -47,3 +47,31 @@ __device__ __forceinline__ u64 isqrt_u64(u64 n) {
     while (x + 1 <= 0xFFFFFFFFULL && (x + 1) * (x + 1) <= n) x += 1;
     return x;
 }
+
+// Block-wide reductions of one value per thread. `red` is shared memory of blockDim.x entries;
+// blockDim.x must be a power of two. Every thread gets the result, and `red` may be reused at once.
+// Integer max and sum do not depend on the order of the tree, so they equal the CPU's loops.
+__device__ __forceinline__ i64 block_max_i64(i64* red, i64 v) {
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k && red[threadIdx.x + k] > red[threadIdx.x]) red[threadIdx.x] = red[threadIdx.x + k];
+        __syncthreads();
+    }
+    i64 r = red[0];
+    __syncthreads();
+    return r;
+}
+
+template <typename T>
+__device__ __forceinline__ T block_sum(T* red, T v) {
+    red[threadIdx.x] = v;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k) red[threadIdx.x] += red[threadIdx.x + k];
+        __syncthreads();
+    }
+    T r = red[0];
+    __syncthreads();
+    return r;
+}

@@ -15,13 +15,7 @@ extern "C" __global__ void freq_forward(const i32* acc, const i32* head_m, const
         i64 l = rq(ar[v], head_m[v]);
         if (l > lmax) lmax = l;
     }
-    red[threadIdx.x] = lmax;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if (threadIdx.x < k && red[threadIdx.x + k] > red[threadIdx.x]) red[threadIdx.x] = red[threadIdx.x + k];
-        __syncthreads();
-    }
-    lmax = red[0];
+    lmax = block_max_i64(red, lmax);
     u64 s = 0;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         i64 d = lmax - rq(ar[v], head_m[v]);
@@ -30,13 +24,7 @@ extern "C" __global__ void freq_forward(const i32* acc, const i32* head_m, const
         tr[v] = e;
         s += e;
     }
-    ured[threadIdx.x] = s;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if (threadIdx.x < k) ured[threadIdx.x] += ured[threadIdx.x + k];
-        __syncthreads();
-    }
-    u64 S = ured[0];
+    u64 S = block_sum(ured, s);
     u64 K = FREQ_BUDGET - (u64)V;
     for (int v = threadIdx.x; v < V; v += blockDim.x) {
         tr[v] = 1 + (u32)(((u64)tr[v] * K) / S);

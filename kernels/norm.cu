@@ -12,13 +12,7 @@ extern "C" __global__ void norm_forward(const i32* x, i8* a, int d) {
         i64 v = xr[i];
         s += (u64)(v * v);
     }
-    part[threadIdx.x] = s;
-    __syncthreads();
-    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
-        if (threadIdx.x < k) part[threadIdx.x] += part[threadIdx.x + k];
-        __syncthreads();
-    }
-    u64 r = isqrt_u64(part[0] / (u64)d);
+    u64 r = isqrt_u64(block_sum(part, s) / (u64)d);
     if (r < 1) r = 1;
     for (int i = threadIdx.x; i < d; i += blockDim.x) {
         a[(i64)blockIdx.x * d + i] = clamp_i8(round_div((i64)xr[i] * NORM_A, (i64)r));
