@@ -109,21 +109,11 @@ impl Frame {
                 checksum,
                 payload,
             } => {
-                let mut h = [0u8; 17];
-                h[0] = KIND_MODEL;
-                h[1..5].copy_from_slice(&raw_len.to_le_bytes());
-                h[5..9].copy_from_slice(&n_tokens.to_le_bytes());
-                h[9..13].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-                h[13..17].copy_from_slice(&checksum.to_le_bytes());
-                w.write_all(&h)?;
+                write_head(w, KIND_MODEL, &[*raw_len, *n_tokens, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::Stored { checksum, data } => {
-                let mut h = [0u8; 9];
-                h[0] = KIND_STORED;
-                h[1..5].copy_from_slice(&(data.len() as u32).to_le_bytes());
-                h[5..9].copy_from_slice(&checksum.to_le_bytes());
-                w.write_all(&h)?;
+                write_head(w, KIND_STORED, &[data.len() as u32, *checksum])?;
                 w.write_all(data)?;
             }
             Frame::Lzma {
@@ -131,12 +121,7 @@ impl Frame {
                 checksum,
                 payload,
             } => {
-                let mut h = [0u8; 13];
-                h[0] = KIND_LZMA;
-                h[1..5].copy_from_slice(&raw_len.to_le_bytes());
-                h[5..9].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-                h[9..13].copy_from_slice(&checksum.to_le_bytes());
-                w.write_all(&h)?;
+                write_head(w, KIND_LZMA, &[*raw_len, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::End { total_len, checksum } => {
@@ -259,6 +244,16 @@ impl Frame {
             k => Err(Error::corrupt(format!("unknown frame kind {k}"))),
         }
     }
+}
+
+/// A frame head: the kind byte, then little-endian u32 fields.
+fn write_head<W: Write + ?Sized>(w: &mut W, kind: u8, fields: &[u32]) -> Result<()> {
+    let mut h = vec![kind];
+    for f in fields {
+        h.extend_from_slice(&f.to_le_bytes());
+    }
+    w.write_all(&h)?;
+    Ok(())
 }
 
 fn check_raw_len(raw_len: u32, chunk_size: u32) -> Result<()> {
