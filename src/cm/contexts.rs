@@ -1,0 +1,217 @@
+//! What the context models see: the symbol history with its line and field structure, and the
+//! context hashes computed from it at the start of each symbol (docs/MODEL.md, "Contexts").
+
+use super::counter::fmix;
+
+/// One hashed context. `Order(n)`: the last n symbols. The others combine the previous symbols
+/// (`s1` = the last, `s2` the one before, ...) with the line structure: `col` = symbols since the
+/// line began, `above` = the symbol at the same column of the previous line, `field` = fields
+/// begun in this line, `fabove` = the symbol at the same offset of the same field in the previous
+/// line, `head` = the line's first symbol, `word` / `pword` = hashes of the current and the
+/// previous alphanumeric run (bytes only), `expected` = the match model's predicted symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ctx {
+    Order(usize),
+    /// s2, s3
+    Sparse23,
+    /// s2
+    Sparse2,
+    /// field, s1
+    FieldS1,
+    /// above, s1
+    AboveS1,
+    /// above, col
+    AboveCol,
+    /// head, field
+    HeadField,
+    /// col
+    Col,
+    /// above, s1, s2
+    AboveS12,
+    /// expected, min(match length, 15)
+    Expected,
+    /// word, s1
+    WordS1,
+    /// fabove, field, offset in field
+    FieldAbove,
+    /// word, s1, fabove
+    WordFieldAbove,
+    /// pword, s1
+    PrevWordS1,
+}
+
+/// The contexts for tokens. The first two must be orders 1 and 2 (the probability maps use them).
+pub const TOKEN_CONTEXTS: &[Ctx] = &[
+    Ctx::Order(1),
+    Ctx::Order(2),
+    Ctx::Order(3),
+    Ctx::Order(4),
+    Ctx::Order(6),
+    Ctx::Sparse23,
+    Ctx::Sparse2,
+    Ctx::FieldS1,
+    Ctx::AboveS1,
+    Ctx::AboveCol,
+    Ctx::HeadField,
+    Ctx::Col,
+    Ctx::AboveS12,
+    Ctx::Expected,
+];
+
+/// The contexts for bytes (same rule for the first two).
+pub const BYTE_CONTEXTS: &[Ctx] = &[
+    Ctx::Order(1),
+    Ctx::Order(2),
+    Ctx::Order(3),
+    Ctx::Order(4),
+    Ctx::Order(5),
+    Ctx::Order(6),
+    Ctx::Order(8),
+    Ctx::Order(12),
+    Ctx::Sparse23,
+    Ctx::Sparse2,
+    Ctx::FieldS1,
+    Ctx::AboveS1,
+    Ctx::AboveCol,
+    Ctx::HeadField,
+    Ctx::Col,
+    Ctx::AboveS12,
+    Ctx::Expected,
+    Ctx::WordS1,
+    Ctx::FieldAbove,
+    Ctx::WordFieldAbove,
+    Ctx::PrevWordS1,
+];
+
+/// Symbol class bits (see `History::push`).
+pub const CLASS_NEWLINE: u8 = 1;
+pub const CLASS_FIELD: u8 = 2;
+pub const CLASS_WORD: u8 = 4;
+
+/// Missing symbols (before the start, past a line's end) read as these values.
+const NONE: u32 = u32::MAX;
+const NO_ABOVE: u32 = u32::MAX - 1;
+const NO_FIELD_AT: u32 = u32::MAX - 2;
+const NO_FIELD: u32 = u32::MAX - 3;
+
+pub struct History {
+    pub syms: Vec<u32>,
+    classes: Vec<u8>,
+    line_start: usize,
+    prev_line_start: usize,
+    field: u32,
+    /// where each field of the current and of the previous line begins
+    fields: Vec<usize>,
+    prev_fields: Vec<usize>,
+    word: u32,
+    prev_word: u32,
+}
+
+impl History {
+    /// `classes[s]`: the class bits of symbol `s` (symbols past its end have none).
+    pub fn new(classes: Vec<u8>, capacity: usize) -> Self {
+        History {
+            syms: Vec::with_capacity(capacity),
+            classes,
+            line_start: 0,
+            prev_line_start: 0,
+            field: 0,
+            fields: vec![0],
+            prev_fields: vec![0],
+            word: 0,
+            prev_word: 0,
+        }
+    }
+
+    /// The class bits of symbol `sym`.
+    pub fn class(&self, sym: u32) -> u8 {
+        self.classes.get(sym as usize).copied().unwrap_or(0)
+    }
+
+    pub fn last(&self) -> Option<u32> {
+        self.syms.last().copied()
+    }
+
+    /// Symbols since the current line began.
+    pub fn col(&self) -> usize {
+        self.syms.len() - self.line_start
+    }
+
+    /// Append a symbol. A `CLASS_NEWLINE` symbol ends the line (the next one starts a new line), a
+    /// `CLASS_FIELD` symbol starts a field, and runs of `CLASS_WORD` symbols are words.
+    pub fn push(&mut self, sym: u32) {
+        self.syms.push(sym);
+        let n = self.syms.len();
+        let c = self.class(sym);
+        if c & CLASS_NEWLINE != 0 {
+            self.prev_line_start = self.line_start;
+            self.line_start = n;
+            self.field = 0;
+            std::mem::swap(&mut self.fields, &mut self.prev_fields);
+            self.fields.clear();
+            self.fields.push(n);
+        } else if c & CLASS_FIELD != 0 {
+            self.field += 1;
+            self.fields.push(n - 1);
+        }
+        if c & CLASS_WORD != 0 {
+            self.word = fmix(self.word.wrapping_add(sym));
+        } else if self.word != 0 {
+            self.prev_word = self.word;
+            self.word = 0;
+        }
+    }
+
+    /// The hash of each context in `ctxs` for the next symbol, into `out`.
+    pub fn hashes(&self, ctxs: &[Ctx], expected: Option<u32>, match_len: u32, out: &mut [u32]) {
+        let s = &self.syms;
+        let n = s.len();
+        let at = |i: usize| if i < n { s[i] } else { NONE };
+        let back = |o: usize| if o <= n { s[n - o] } else { NONE };
+        // order hashes chain: h[o] = fmix(h[o-1] + s_o + o * 0x9E3779B9)
+        let mut order = [0u32; 13];
+        for o in 1..order.len() {
+            order[o] = fmix(order[o - 1].wrapping_add(back(o)).wrapping_add(o as u32 * 0x9E37_79B9));
+        }
+        let col = n - self.line_start;
+        let above = if self.prev_line_start + col < self.line_start {
+            at(self.prev_line_start + col)
+        } else {
+            NO_ABOVE
+        };
+        let f = self.fields.len() - 1;
+        let off = n - self.fields[f];
+        let fabove = match self.prev_fields.get(f) {
+            Some(&st) => {
+                let end = self.prev_fields.get(f + 1).copied().unwrap_or(self.line_start);
+                if st + off < end {
+                    at(st + off)
+                } else {
+                    NO_FIELD_AT
+                }
+            }
+            None => NO_FIELD,
+        };
+        let col = col as u32;
+        let two = |a: u32, salt: u32, b: u32| fmix(fmix(a ^ salt).wrapping_add(b));
+        let three = |a: u32, salt: u32, b: u32, c: u32| fmix(fmix(a ^ salt).wrapping_add(fmix(b).wrapping_add(c)));
+        for (h, c) in out.iter_mut().zip(ctxs) {
+            *h = match *c {
+                Ctx::Order(o) => order[o],
+                Ctx::Sparse23 => two(back(2), 0x1111_1111, back(3)),
+                Ctx::Sparse2 => fmix(fmix(back(2) ^ 0x2222_2222)),
+                Ctx::FieldS1 => two(self.field, 0x3333_3333, back(1)),
+                Ctx::AboveS1 => two(above, 0x4444_4444, back(1)),
+                Ctx::AboveCol => two(above, 0x5555_5555, col),
+                Ctx::HeadField => two(at(self.line_start), 0x6666_6666, self.field),
+                Ctx::Col => fmix(fmix(col ^ 0x7777_7777)),
+                Ctx::AboveS12 => three(above, 0x8888_8888, back(1), back(2)),
+                Ctx::Expected => two(expected.unwrap_or(NONE), 0x9999_9999, match_len.min(15)),
+                Ctx::WordS1 => two(self.word, 0xDDDD_DDDD, back(1)),
+                Ctx::FieldAbove => three(fabove, 0xFFFF_FFFF, self.field, off as u32),
+                Ctx::WordFieldAbove => three(self.word, 0x1234_5678, back(1), fabove),
+                Ctx::PrevWordS1 => two(self.prev_word, 0x4567_89AB, back(1)),
+            };
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Adaptive bit probabilities: a `Counter` learns P(bit = 1) in a context with a rate that starts
+//! at 1/1.5 and falls as 1/(n + 1.5) down to a floor, and a `LineTable` keeps counters for hashed
+//! contexts in 64-byte lines, one line per context and half-byte ("nibble") of the symbol.
+
+/// `RECIP[n] = floor(2^17 / (2n + 3))`, i.e. 2^16 / (n + 1.5).
+const fn recip() -> [u32; 1024] {
+    let mut t = [0u32; 1024];
+    let mut n = 0;
+    while n < 1024 {
+        t[n] = (1 << 17) / (2 * n as u32 + 3);
+        n += 1;
+    }
+    t
+}
+static RECIP: [u32; 1024] = recip();
+
+/// P(1) in 22 bits (high) and an update count in 10 bits (low).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counter(pub u32);
+
+impl Counter {
+    pub const INIT: Counter = Counter(1 << 31);
+
+    /// P(1) in 12 bits.
+    #[inline]
+    pub fn p12(self) -> i32 {
+        (self.0 >> 20) as i32
+    }
+
+    #[inline]
+    pub fn count(self) -> u32 {
+        self.0 & 1023
+    }
+
+    /// Move P(1) towards `bit` by 1/(n + 1.5); `n` stops growing at `limit` (<= 1023).
+    #[inline]
+    pub fn update(&mut self, bit: u32, limit: u32) {
+        let n = self.0 & 1023;
+        let p = (self.0 >> 10) as i64;
+        let target = if bit != 0 { (1i64 << 22) - 1 } else { 0 };
+        let p = p + (((target - p) * RECIP[n as usize] as i64) >> 16);
+        let n = if n < limit { n + 1 } else { n };
+        self.0 = ((p as u32) << 10) | n;
+    }
+}
+
+/// A 32-bit mixing function (the murmur3 finaliser).
+#[inline]
+pub fn fmix(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85EB_CA6B);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xC2B2_AE35);
+    h ^ (h >> 16)
+}
+
+/// Counters for hashed contexts. A line holds a check value (slot 0) and the 15 counters of the
+/// binary tree over one nibble (slots 1..16, indexed by the node: 1, 2 + b0, 4 + 2·b0 + b1, ...).
+/// A context hash `h` names line `h >> (32 - bits)` or its neighbour (index XOR 1); the check is
+/// `h & 0xFFFF`. When neither holds the check, the one whose root counter has seen fewer updates
+/// is cleared and taken.
+pub struct LineTable {
+    lines: Vec<[Counter; 16]>,
+    bits: u32,
+}
+
+impl LineTable {
+    pub fn new(bits: u32) -> Self {
+        LineTable {
+            lines: vec![[Counter(0); 16]; 1 << bits],
+            bits,
+        }
+    }
+
+    /// The line for context hash `h`, found or freshly claimed.
+    #[inline]
+    pub fn find(&mut self, h: u32) -> usize {
+        let i = (h >> (32 - self.bits)) as usize;
+        let check = Counter(h & 0xFFFF);
+        if self.lines[i][0] == check {
+            return i;
+        }
+        let j = i ^ 1;
+        if self.lines[j][0] == check {
+            return j;
+        }
+        let k = if self.lines[j][1].count() < self.lines[i][1].count() { j } else { i };
+        let line = &mut self.lines[k];
+        line[0] = check;
+        for c in &mut line[1..] {
+            *c = Counter::INIT;
+        }
+        k
+    }
+
+    #[inline]
+    pub fn get(&mut self, line: usize, node: usize) -> &mut Counter {
+        &mut self.lines[line][node]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_learns_and_saturates() {
+        let mut c = Counter::INIT;
+        assert_eq!(c.p12(), 2048);
+        for _ in 0..200 {
+            c.update(1, 30);
+        }
+        assert!(c.p12() > 4000, "{}", c.p12());
+        for _ in 0..200 {
+            c.update(0, 30);
+        }
+        assert!(c.p12() < 96, "{}", c.p12());
+        assert_eq!(c.count(), 30);
+    }
+
+    #[test]
+    fn lines_are_found_again() {
+        let mut t = LineTable::new(4);
+        let a = t.find(0x1234_5678);
+        t.get(a, 1).update(1, 30);
+        let b = t.find(0x1234_5678);
+        assert_eq!(a, b);
+        assert!(t.get(b, 1).p12() > 2048);
+    }
+}

@@ -1,0 +1,65 @@
+//! The logistic domain of the context mixer: `squash` maps a stretched value `d` (8 fractional bits,
+//! [-2047, 2047]) to a 12-bit probability, `stretch` is its inverse. Both are integer tables, so
+//! every machine computes the same values (docs/MODEL.md, "Context mixing").
+
+use std::sync::OnceLock;
+
+/// `4096 / (1 + e^-(i - 16) / 2)` for i in 0..33, rounded; `squash` interpolates linearly.
+const SQUASH_T: [i32; 33] = [
+    1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785, 3901,
+    3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094,
+];
+
+#[inline]
+pub fn squash(d: i32) -> i32 {
+    if d > 2047 {
+        return 4095;
+    }
+    if d < -2047 {
+        return 1;
+    }
+    let w = d & 127;
+    let i = ((d >> 7) + 16) as usize;
+    ((SQUASH_T[i] * (128 - w) + SQUASH_T[i + 1] * w + 64) >> 7).clamp(1, 4095)
+}
+
+fn build_stretch() -> Box<[i16; 4096]> {
+    let mut t = Box::new([2047i16; 4096]);
+    let mut pi = 0usize;
+    for x in -2047..=2047 {
+        let v = squash(x) as usize;
+        for slot in t.iter_mut().take(v + 1).skip(pi) {
+            *slot = x as i16;
+        }
+        pi = pi.max(v + 1);
+    }
+    t
+}
+
+/// `stretch()[p]` is the smallest `d` in [-2047, 2047] with `squash(d) >= p` (2047 if none).
+pub fn stretch_table() -> &'static [i16; 4096] {
+    static T: OnceLock<Box<[i16; 4096]>> = OnceLock::new();
+    T.get_or_init(build_stretch)
+}
+
+#[inline]
+pub fn stretch(p: i32) -> i32 {
+    stretch_table()[p as usize] as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squash_and_stretch_are_monotone_inverses() {
+        let st = stretch_table();
+        for p in 1..4096usize {
+            assert!(st[p] >= st[p - 1]);
+            assert!(squash(st[p] as i32) >= p as i32 || st[p] == 2047);
+        }
+        assert_eq!(squash(0), 2047);
+        assert_eq!(squash(-5000), 1);
+        assert_eq!(squash(5000), 4095);
+    }
+}

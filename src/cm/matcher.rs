@@ -1,0 +1,100 @@
+//! The match model: finds the latest earlier occurrence of the last `min_len` symbols of the
+//! history (by a hash table of positions, checked backwards) and predicts the symbol that followed
+//! it. After a misprediction the pointer keeps moving ("recovery": lines that differ in one field
+//! realign at once) until `MAX_MISS` misses in a row drop the match.
+
+const VERIFY: usize = 32;
+const MAX_MISS: u32 = 8;
+const MAX_LEN: u32 = 65535;
+
+pub struct Matcher {
+    table: Vec<u32>,
+    bits: u32,
+    ptr: usize,
+    len: u32,
+    miss: u32,
+    active: bool,
+    min_len: usize,
+}
+
+fn hash(t: &[u32]) -> u32 {
+    let mut h: u32 = 0;
+    for &x in t {
+        h = (h ^ x).wrapping_mul(0x9E37_79B1).rotate_left(13);
+    }
+    h
+}
+
+impl Matcher {
+    pub fn new(bits: u32, min_len: usize) -> Self {
+        Matcher {
+            table: vec![0; 1 << bits],
+            bits,
+            ptr: 0,
+            len: 0,
+            miss: 0,
+            active: false,
+            min_len,
+        }
+    }
+
+    /// The predicted next symbol, if a match is active.
+    #[inline]
+    pub fn expected(&self, hist: &[u32]) -> Option<u32> {
+        self.active.then(|| hist[self.ptr])
+    }
+
+    /// A small context for the match's reliability: 0 without a match, 1..=15 for the verified
+    /// length (long lengths in log steps), 16..=19 for a match recovering after misses.
+    pub fn state(&self) -> usize {
+        if !self.active {
+            0
+        } else if self.len == 0 {
+            15 + self.miss.min(4) as usize
+        } else if self.len < 12 {
+            self.len as usize
+        } else {
+            (9 + self.len.ilog2() as usize).min(14)
+        }
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// `hist` has just grown by its last symbol.
+    pub fn update(&mut self, hist: &[u32]) {
+        let n = hist.len();
+        let sym = hist[n - 1];
+        if self.active {
+            if hist[self.ptr] == sym {
+                self.len = (self.len + 1).min(MAX_LEN);
+                self.miss = 0;
+            } else {
+                self.len = 0;
+                self.miss += 1;
+                self.active = self.miss <= MAX_MISS;
+            }
+            self.ptr += 1;
+        }
+        if n >= self.min_len {
+            let h = (hash(&hist[n - self.min_len..]) >> (32 - self.bits)) as usize;
+            if self.len < self.min_len as u32 {
+                let cand = self.table[h] as usize;
+                if cand > 0 && cand != self.ptr {
+                    let mut l = 0;
+                    while l < VERIFY && l < cand && hist[cand - 1 - l] == hist[n - 1 - l] {
+                        l += 1;
+                    }
+                    if l >= self.min_len {
+                        self.len = l as u32;
+                        self.ptr = cand;
+                        self.miss = 0;
+                        self.active = true;
+                    }
+                }
+            }
+            self.table[h] = n as u32;
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Logistic mixing: a `Mixer` combines stretched probabilities with weights chosen by a small
+//! context and trained online to reduce coding cost; an `Apm` (adaptive probability map) refines a
+//! probability in a context by interpolating between learned values.
+
+use super::logistic::{squash, stretch};
+
+pub struct Mixer {
+    n: usize,
+    w: Vec<i32>,
+    set: usize,
+    pr: i32,
+    rate: i32,
+}
+
+impl Mixer {
+    /// `n` inputs, `sets` weight sets, learning rate `rate`, initial weight `w0` (16.16).
+    pub fn new(n: usize, sets: usize, rate: i32, w0: i32) -> Self {
+        Mixer {
+            n,
+            w: vec![w0; n * sets],
+            set: 0,
+            pr: 2048,
+            rate,
+        }
+    }
+
+    /// The mixed probability (12 bits) of inputs `x` (stretched, `n` of them) with weight set `set`.
+    pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
+        debug_assert_eq!(x.len(), self.n);
+        self.set = set * self.n;
+        let w = &self.w[self.set..self.set + self.n];
+        let dot: i64 = x.iter().zip(w).map(|(&x, &w)| x as i64 * w as i64).sum();
+        self.pr = squash((dot >> 16).clamp(-2047, 2047) as i32);
+        self.pr
+    }
+
+    /// Train the weight set of the last `mix` (same inputs `x`) on the coded bit.
+    pub fn update(&mut self, x: &[i32], bit: u32) {
+        let err = (((bit as i32) << 12) - self.pr) * self.rate;
+        let w = &mut self.w[self.set..self.set + self.n];
+        for (w, &x) in w.iter_mut().zip(x) {
+            *w = (*w + ((x * err + 8192) >> 14)).clamp(-(1 << 22), 1 << 22);
+        }
+    }
+}
+
+/// 33 learned probabilities (16 bits) per context at stretch points -2048, -1920, ..., 2048.
+pub struct Apm {
+    t: Vec<u16>,
+    idx: usize,
+    rate: u32,
+}
+
+impl Apm {
+    pub fn new(contexts: usize, rate: u32) -> Self {
+        let row: Vec<u16> = (0..33).map(|j| (squash((j - 16) * 128) * 16) as u16).collect();
+        Apm {
+            t: row.iter().copied().cycle().take(33 * contexts).collect(),
+            idx: 0,
+            rate,
+        }
+    }
+
+    /// Refine `pr` (12 bits) in context `cx`.
+    #[inline]
+    pub fn refine(&mut self, pr: i32, cx: usize) -> i32 {
+        let d = stretch(pr) + 2048; // 1..=4095
+        let j = (d >> 7) as usize;
+        let wt = d & 127;
+        let base = cx * 33 + j;
+        self.idx = base + (wt >> 6) as usize;
+        let p = (self.t[base] as i32 * (128 - wt) + self.t[base + 1] as i32 * wt) >> 11;
+        p.clamp(1, 4095)
+    }
+
+    #[inline]
+    pub fn update(&mut self, bit: u32) {
+        let target = if bit != 0 { 65535 } else { 0 };
+        let t = self.t[self.idx] as i32;
+        self.t[self.idx] = (t + ((target - t) >> self.rate)) as u16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixer_learns_to_trust_the_good_input() {
+        let mut m = Mixer::new(2, 1, 24, 1 << 14);
+        // input 0 always says "1 likely", input 1 says the opposite; the bit is always 1
+        let x = [stretch(3900), stretch(200)];
+        for _ in 0..2000 {
+            m.mix(&x, 0);
+            m.update(&x, 1);
+        }
+        assert!(m.mix(&x, 0) > 3900);
+    }
+
+    #[test]
+    fn apm_starts_as_identity_and_adapts() {
+        let mut a = Apm::new(2, 6);
+        for p in [100, 1000, 2048, 3000, 4000] {
+            assert!((a.refine(p, 1) - p).abs() < 40, "{p} -> {}", a.refine(p, 1));
+        }
+        for _ in 0..500 {
+            a.refine(2048, 0);
+            a.update(1);
+        }
+        assert!(a.refine(2048, 0) > 3500);
+    }
+}

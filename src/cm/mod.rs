@@ -1,0 +1,342 @@
+//! Context mixing over a stream of symbols coded bit by bit (docs/MODEL.md, "Context mixing").
+//!
+//! Each symbol of `nbits` bits is coded most significant bit first. For each bit, counters in
+//! hashed contexts of the history (`contexts`), an order-0 counter and the match model
+//! (`matcher`) give probabilities; three logistic mixers with differently chosen weight sets
+//! combine them with an optional outside prediction (the transformer's, for tokens), a final mixer
+//! combines the three, and three adaptive probability maps refine the result. Everything is
+//! integer arithmetic, and encoder and decoder run the same steps, so they stay in lockstep.
+//!
+//! Two alphabets use it: tokens (with the transformer's prediction) in model frames, and bytes
+//! (without) in CM frames.
+
+pub mod contexts;
+pub mod counter;
+pub mod logistic;
+pub mod matcher;
+pub mod mix;
+
+use contexts::{Ctx, History, BYTE_CONTEXTS, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD, TOKEN_CONTEXTS};
+use counter::{fmix, Counter, LineTable};
+use logistic::stretch;
+use matcher::Matcher;
+use mix::{Apm, Mixer};
+
+/// Counters stop slowing down after this many updates (they keep adapting at 1/31.5).
+const LIMIT: u32 = 30;
+/// The shared counter table has at most 2^21 lines (128 MiB).
+const MAX_LINE_BITS: u32 = 21;
+const MATCH_STATES: usize = 20;
+const MIXER_W0: i32 = 8000;
+const FINAL_W0: i32 = 22000;
+const FINAL_RATE: i32 = 2;
+const APM_RATE: u32 = 6;
+
+fn ceil_log2(n: u64) -> u32 {
+    64 - n.saturating_sub(1).leading_zeros()
+}
+
+pub struct SymbolCm {
+    nbits: u32,
+    ext: bool,
+    ctxs: &'static [Ctx],
+    hist: History,
+    table: LineTable,
+    hashes: Vec<u32>,
+    lines: Vec<usize>,
+    o0: Vec<Counter>,
+    matcher: Matcher,
+    mm: Vec<Counter>,
+    x: Vec<i32>,
+    mixers: [Mixer; 3],
+    sel: [usize; 3],
+    final_mixer: Mixer,
+    xf: Vec<i32>,
+    apms: [Apm; 3],
+    apm_bits: u32,
+    // the current symbol
+    k: u32,
+    node: u32,
+    expected: Option<u32>,
+    mstate: usize,
+    mm_used: Option<usize>,
+}
+
+impl SymbolCm {
+    /// A predictor for tokens of `nbits` bits with the transformer's prediction for every bit.
+    /// `n_symbols`: how many the chunk holds (it sizes the tables; the decoder reads it from the
+    /// frame). `classes`: per token, its class bits (`classes_of`).
+    pub fn for_tokens(nbits: u32, n_symbols: u64, classes: Vec<u8>) -> Self {
+        Self::new(nbits, true, n_symbols, classes, TOKEN_CONTEXTS, 3, 8)
+    }
+
+    /// A predictor for bytes, without outside predictions.
+    pub fn for_bytes(n_symbols: u64) -> Self {
+        let classes = (0..=255u8)
+            .map(|b| {
+                let mut c = 0;
+                if b == b'\n' {
+                    c |= CLASS_NEWLINE;
+                }
+                if b == b' ' || b == b'\t' || b.is_ascii_punctuation() {
+                    c |= CLASS_FIELD;
+                }
+                if b.is_ascii_alphanumeric() {
+                    c |= CLASS_WORD;
+                }
+                c
+            })
+            .collect();
+        Self::new(8, false, n_symbols, classes, BYTE_CONTEXTS, 6, 2)
+    }
+
+    fn new(
+        nbits: u32,
+        ext: bool,
+        n_symbols: u64,
+        classes: Vec<u8>,
+        ctxs: &'static [Ctx],
+        min_match: usize,
+        rate: i32,
+    ) -> Self {
+        assert!((1..=16).contains(&nbits));
+        let nibbles = nbits.div_ceil(4) as u64;
+        let need = ceil_log2(n_symbols.max(1) * nibbles);
+        let line_bits = (need + 3).clamp(10, MAX_LINE_BITS);
+        let apm_bits = need.clamp(10, 16);
+        let n_in = ctxs.len() + 3 + ext as usize;
+        let nb = nbits as usize;
+        // weight sets: [bit position or byte node] x match state, bit position x (transformer
+        // confidence or column), bit position x (previous token's class or previous byte)
+        let sets = if ext { [nb * 4, nb * 8, nb * 8] } else { [256 * 4, nb * 8, nb * 256] };
+        let mut cm = SymbolCm {
+            nbits,
+            ext,
+            ctxs,
+            hist: History::new(classes, n_symbols.min(1 << 24) as usize),
+            table: LineTable::new(line_bits),
+            hashes: vec![0; ctxs.len()],
+            lines: vec![0; ctxs.len()],
+            o0: vec![Counter::INIT; 1 << nbits],
+            matcher: Matcher::new((need + 1).clamp(10, 20), min_match),
+            mm: vec![Counter::INIT; MATCH_STATES * 2],
+            x: Vec::with_capacity(n_in),
+            mixers: sets.map(|s| Mixer::new(n_in, s, rate, MIXER_W0)),
+            sel: [0; 3],
+            final_mixer: Mixer::new(4, nb, FINAL_RATE, FINAL_W0),
+            xf: Vec::with_capacity(4),
+            apms: [
+                Apm::new(1 << nbits, APM_RATE),
+                Apm::new(1 << apm_bits, APM_RATE),
+                Apm::new(1 << apm_bits, APM_RATE),
+            ],
+            apm_bits,
+            k: 0,
+            node: 1,
+            expected: None,
+            mstate: 0,
+            mm_used: None,
+        };
+        cm.start_symbol();
+        cm
+    }
+
+    fn start_symbol(&mut self) {
+        self.expected = self.matcher.expected(&self.hist.syms);
+        self.mstate = self.matcher.state();
+        self.hist
+            .hashes(self.ctxs, self.expected, self.matcher.len(), &mut self.hashes);
+        self.k = 0;
+        self.node = 1;
+        self.find_lines();
+    }
+
+    /// At each nibble boundary: the line of every context for the nibble that follows.
+    fn find_lines(&mut self) {
+        let salt = self.node.wrapping_mul(0x2545_F491);
+        for (line, &h) in self.lines.iter_mut().zip(&self.hashes) {
+            *line = self.table.find(fmix(h ^ salt));
+        }
+    }
+
+    /// The node's slot in the current nibble's line (1..=15).
+    #[inline]
+    fn line_node(&self) -> usize {
+        let b = self.k % 4;
+        ((1 << b) | (self.node & ((1 << b) - 1))) as usize
+    }
+
+    /// The match model's predicted bit, while its symbol agrees with the bits coded so far.
+    #[inline]
+    fn expected_bit(&self) -> Option<u32> {
+        let e = self.expected?;
+        let shift = self.nbits - self.k;
+        ((e >> shift) | (1 << self.k) == self.node).then_some((e >> (shift - 1)) & 1)
+    }
+
+    /// P(next bit = 1) in 12 bits, in [1, 4095]. `ext`: the outside prediction (12 bits), given
+    /// iff the predictor was made for tokens.
+    pub fn predict(&mut self, ext: Option<i32>) -> i32 {
+        debug_assert_eq!(ext.is_some(), self.ext);
+        debug_assert!(self.x.is_empty());
+        let ext_st = ext.map(|p| stretch(p.clamp(1, 4095)));
+        if let Some(s) = ext_st {
+            self.x.push(s);
+        }
+        let ln = self.line_node();
+        for &line in &self.lines {
+            let c = *self.table.get(line, ln);
+            self.x.push(if c.count() == 0 { 0 } else { stretch(c.p12()) });
+        }
+        self.x.push(stretch(self.o0[self.node as usize].p12()));
+        let eb = self.expected_bit();
+        self.mm_used = eb.map(|b| self.mstate * 2 + b as usize);
+        let mset = match self.mm_used {
+            Some(j) => {
+                self.x.push(stretch(self.mm[j].p12()));
+                2 + (self.matcher.len() >= 16) as usize
+            }
+            None => {
+                self.x.push(0);
+                self.expected.is_some() as usize
+            }
+        };
+        self.x.push(256);
+
+        let k = self.k as usize;
+        let prev = self.hist.last();
+        self.sel = match ext_st {
+            Some(s) => {
+                let conf = (s.unsigned_abs() as usize / 256).min(7);
+                let cls = prev.map_or(0, |p| self.hist_class(p)) as usize & 7;
+                [k * 4 + mset, k * 8 + conf, k * 8 + cls]
+            }
+            None => {
+                let col = self.hist.col();
+                let colb = if col < 4 { col } else { (col.ilog2() as usize + 2).min(7) };
+                [self.node as usize * 4 + mset, k * 8 + colb, k * 256 + prev.map_or(0, |p| p as usize)]
+            }
+        };
+        self.xf.clear();
+        for (m, &s) in self.mixers.iter_mut().zip(&self.sel) {
+            self.xf.push(stretch(m.mix(&self.x, s)));
+        }
+        self.xf.push(256);
+        let pr = self.final_mixer.mix(&self.xf, k);
+
+        let salted = |h: u32| (fmix(h ^ self.node.wrapping_mul(0x9E37_79B1)) >> (32 - self.apm_bits)) as usize;
+        let (c1, c2) = (salted(self.hashes[0]), salted(self.hashes[1]));
+        let a0 = self.apms[0].refine(pr, self.node as usize);
+        let a1 = self.apms[1].refine(pr, c1);
+        let a2 = self.apms[2].refine(pr, c2);
+        ((pr + a0 + a1 + a2 + 2) >> 2).clamp(1, 4095)
+    }
+
+    fn hist_class(&self, sym: u32) -> u8 {
+        self.hist.class(sym)
+    }
+
+    /// Learn the bit just coded (after `predict`).
+    pub fn update(&mut self, bit: u32) {
+        let ln = self.line_node();
+        for &line in &self.lines {
+            self.table.get(line, ln).update(bit, LIMIT);
+        }
+        self.o0[self.node as usize].update(bit, LIMIT);
+        if let Some(j) = self.mm_used {
+            self.mm[j].update(bit, 1023);
+        }
+        for m in &mut self.mixers {
+            m.update(&self.x, bit);
+        }
+        self.final_mixer.update(&self.xf, bit);
+        self.x.clear();
+        for a in &mut self.apms {
+            a.update(bit);
+        }
+        self.advance(bit);
+    }
+
+    /// Take a bit that was not coded (its other value was impossible): no model learns from it.
+    pub fn skip(&mut self, bit: u32) {
+        self.advance(bit);
+    }
+
+    fn advance(&mut self, bit: u32) {
+        if self.expected_bit().is_some_and(|b| b != bit) {
+            self.expected = None;
+        }
+        self.node = (self.node << 1) | bit;
+        self.k += 1;
+        if self.k == self.nbits {
+            self.hist.push(self.node - (1 << self.nbits));
+            self.matcher.update(&self.hist.syms);
+            self.start_symbol();
+        } else if self.k % 4 == 0 {
+            self.find_lines();
+        }
+    }
+}
+
+/// The class bits of each of `n` tokens, from its bytes: `CLASS_NEWLINE` if it holds a line
+/// break, `CLASS_FIELD` if it begins with a space, tab or punctuation.
+pub fn classes_of<'a>(n: usize, piece: impl Fn(u32) -> Option<&'a [u8]>) -> Vec<u8> {
+    (0..n as u32)
+        .map(|s| match piece(s) {
+            Some(b) if !b.is_empty() => {
+                let mut c = 0;
+                if b.contains(&b'\n') {
+                    c |= CLASS_NEWLINE;
+                }
+                if b[0] == b' ' || b[0] == b'\t' || b[0].is_ascii_punctuation() {
+                    c |= CLASS_FIELD;
+                }
+                c
+            }
+            _ => 0,
+        })
+        .collect()
+}
+
+/// What an outside frequency table says about the next bit of a symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BitPred {
+    /// The other value has no symbols (past the end of the table): the bit is not coded.
+    Forced(u32),
+    /// P(1) in 12 bits, in [1, 4095].
+    P(i32),
+}
+
+/// The next bit's prediction from cumulative frequencies `cum` (`cum[s]` = sum of the
+/// frequencies below symbol `s`, `cum.len()` = table size + 1), at `node` (the bits coded so far
+/// with a leading 1) of an `nbits`-bit symbol: P(1) = floor(4096 · m1 / (m0 + m1)) clamped to
+/// [1, 4095], where m0 and m1 are the masses of the symbols under each child of the node.
+pub fn table_bit(cum: &[u64], node: u32, nbits: u32) -> BitPred {
+    let k = 31 - node.leading_zeros();
+    let rest = nbits - k;
+    let lo = ((node - (1 << k)) as usize) << rest;
+    let end = cum.len() - 1;
+    let mid = (lo + (1 << (rest - 1))).min(end);
+    let hi = (lo + (1 << rest)).min(end);
+    let lo = lo.min(end);
+    let m0 = cum[mid] - cum[lo];
+    let m1 = cum[hi] - cum[mid];
+    if m1 == 0 {
+        BitPred::Forced(0)
+    } else if m0 == 0 {
+        BitPred::Forced(1)
+    } else {
+        BitPred::P((((m1 << 12) / (m0 + m1)) as i32).clamp(1, 4095))
+    }
+}
+
+/// Fill `cum` (length `freqs.len() + 1`) with the running sums of `freqs`.
+pub fn cumulate(freqs: &[u32], cum: &mut Vec<u64>) {
+    cum.clear();
+    cum.push(0);
+    let mut s = 0u64;
+    for &f in freqs {
+        s += f as u64;
+        cum.push(s);
+    }
+}
