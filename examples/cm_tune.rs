@@ -21,7 +21,10 @@ struct Chunk {
 }
 
 fn cache_path(file: &str) -> std::path::PathBuf {
-    let name: String = file.chars().map(|c| if c.is_alphanumeric() || c == '.' { c } else { '_' }).collect();
+    let name: String = file
+        .chars()
+        .map(|c| if c.is_alphanumeric() || c == '.' { c } else { '_' })
+        .collect();
     Path::new("/tmp/nnz-tf").join(name)
 }
 
@@ -164,14 +167,40 @@ fn main() {
     let nbits = 32 - (model.cfg.vocab as u32 - 1).leading_zeros();
     let classes = classes_of(model.cfg.vocab, |s| model.tokenizer.piece(s));
     let backend = CpuBackend::new(model);
-    let rows: Vec<_> = files.par_iter().map(|f| run_file(&backend, f, nbits, &classes)).collect();
+    let rows: Vec<_> = files
+        .par_iter()
+        .map(|f| run_file(&backend, f, nbits, &classes))
+        .collect();
     let (mut t_tf, mut t_cm, mut t_xz, mut t_raw) = (0.0, 0.0, 0u64, 0u64);
     let mut groups: std::collections::BTreeMap<String, (f64, u64)> = Default::default();
-    println!("{:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}", "file", "bytes", "tf", "tf+cm", "bytecm", "xz", "best/xz");
+    println!(
+        "{:<40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "file", "bytes", "tf", "tf+cm", "bytecm", "xz", "best/xz"
+    );
     for (file, &(raw, tfb, cmb, bcm, xz)) in files.iter().zip(&rows) {
-        let cmb = if std::env::var_os("NOBYTE").is_some() { cmb } else { cmb.min(bcm) };
-        let name = file.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("/");
-        println!("{:<40} {:>9} {:>9.0} {:>9.0} {:>9.0} {:>9} {:>6.3}", name, raw, tfb, cmb, bcm, xz, cmb / xz as f64);
+        let cmb = if std::env::var_os("NOBYTE").is_some() {
+            cmb
+        } else {
+            cmb.min(bcm)
+        };
+        let name = file
+            .rsplit('/')
+            .take(2)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("/");
+        println!(
+            "{:<40} {:>9} {:>9.0} {:>9.0} {:>9.0} {:>9} {:>6.3}",
+            name,
+            raw,
+            tfb,
+            cmb,
+            bcm,
+            xz,
+            cmb / xz as f64
+        );
         let g = groups.entry(name.split('/').next().unwrap().to_string()).or_default();
         g.0 += cmb.min(xz as f64);
         g.1 += xz;
@@ -180,7 +209,15 @@ fn main() {
         t_xz += xz;
         t_raw += raw;
     }
-    println!("{:<40} {:>9} {:>9.0} {:>9.0} {:>9} {:>6.3}", "total", t_raw, t_tf, t_cm, t_xz, t_cm / t_xz as f64);
+    println!(
+        "{:<40} {:>9} {:>9.0} {:>9.0} {:>9} {:>6.3}",
+        "total",
+        t_raw,
+        t_tf,
+        t_cm,
+        t_xz,
+        t_cm / t_xz as f64
+    );
     for (g, (c, x)) in groups {
         println!("group {g:<12} min(cm,xz) {c:>9.0} xz {x:>9} ratio {:.3}", c / x as f64);
     }

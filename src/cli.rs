@@ -498,13 +498,14 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
     let bpb = s.bits_per_byte();
     eprintln!(
-        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} LZMA, {} stored), {:.1} KB/s, {:.0} tokens/s ({})",
+        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} CM, {} LZMA, {} stored), {:.1} KB/s, {:.0} tokens/s ({})",
         display(input),
         if compress { s.raw_bytes } else { s.packed_bytes },
         if compress { s.packed_bytes } else { s.raw_bytes },
         bpb,
         s.tokens,
         s.frames,
+        s.cm_frames,
         s.lzma_frames,
         s.stored_frames,
         s.raw_bytes as f64 / 1000.0 / secs,

@@ -3,10 +3,11 @@
 //! Memory stays bounded: at most one batch of chunks is in flight.
 
 use crate::backend::Backend;
+use crate::cm::{classes_of, cumulate, table_bit, BitPred, SymbolCm};
 use crate::coder::{Decoder, Encoder};
 use crate::error::{Error, Result};
 use crate::format::{chunk_checksum, Frame, Header, VERSION};
-use crate::mixer::Mixer;
+use crate::mixer_v2::Mixer as MixerV2;
 use rayon::prelude::*;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ pub struct Stats {
     pub frames: u64,
     pub stored_frames: u64,
     pub lzma_frames: u64,
+    pub cm_frames: u64,
 }
 
 impl Stats {
@@ -46,6 +48,7 @@ impl Stats {
         match f {
             Frame::Model { n_tokens, .. } => self.tokens += *n_tokens as u64,
             Frame::Lzma { .. } => self.lzma_frames += 1,
+            Frame::Cm { .. } => self.cm_frames += 1,
             Frame::Stored { .. } => self.stored_frames += 1,
             Frame::End { .. } => return,
         }
@@ -229,44 +232,57 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
     }
 }
 
-/// Code one chunk with the best of the model, LZMA and storing.
+/// Code one chunk with the best of the model (transformer + context mixing over tokens), context
+/// mixing over bytes, LZMA and storing.
 pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
     let checksum = chunk_checksum(data);
     let raw_len = data.len() as u32;
-    let lzma = lzma_compress(data)?;
-    // high-entropy chunks (already-compressed data) skip the model: it cannot win there
-    let model = if data.len() >= 4096 && byte_entropy(data) > 7.9 {
-        None
-    } else {
-        encode_model(backend, data)?
+    // NNZ_ONLY=model|cm|lzma restricts the candidates (an experiment knob: measures one method)
+    let only = std::env::var("NNZ_ONLY").ok();
+    let allow = |m: &str| only.as_deref().is_none_or(|o| o == m);
+    let mut best = Frame::Stored {
+        checksum,
+        data: data.to_vec(),
     };
-    // NNZ_NO_LZMA=1 turns LZMA frames off (an experiment knob: measures the model alone)
-    if let Some(lzma) = lzma.filter(|_| std::env::var_os("NNZ_NO_LZMA").is_none()) {
-        let lzma_better = model.as_ref().is_none_or(|(p, _)| lzma.len() + 4 < p.len());
-        if lzma_better && lzma.len() + 4 < data.len() {
-            return Ok(Frame::Lzma {
+    let mut consider = |f: Frame| {
+        if f.encoded_len(VERSION) < best.encoded_len(VERSION) {
+            best = f;
+        }
+    };
+    if allow("lzma") {
+        if let Some(payload) = lzma_compress(data)? {
+            consider(Frame::Lzma {
                 raw_len,
                 checksum,
-                payload: lzma,
+                payload,
             });
         }
     }
-    Ok(match model {
-        Some((payload, n)) if payload.len() + 8 < data.len() => Frame::Model {
+    if allow("cm") {
+        consider(Frame::Cm {
             raw_len,
-            n_tokens: n as u32,
             checksum,
-            payload,
-        },
-        _ => Frame::Stored {
-            checksum,
-            data: data.to_vec(),
-        },
-    })
+            payload: encode_bytes_cm(data)?,
+        });
+    }
+    // high-entropy chunks (already-compressed data) skip the model: it cannot win there
+    let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
+    if allow("model") && !high_entropy {
+        if let Some((payload, n)) = encode_model(backend, data)? {
+            consider(Frame::Model {
+                raw_len,
+                n_tokens: n as u32,
+                checksum,
+                payload,
+            });
+        }
+    }
+    Ok(best)
 }
 
 /// The model-coded payload of a chunk and its token count, or `None` if the tokenizer cannot
-/// rebuild the chunk exactly.
+/// rebuild the chunk exactly. Each token is coded bit by bit: the transformer's table gives each
+/// bit's probability, and the context mixer (docs/MODEL.md) refines it.
 fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
     let model = backend.model();
     let ids = model.tokenizer.encode(data)?;
@@ -276,12 +292,14 @@ fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u
         return Ok(None); // never trust the tokenizer blindly: a chunk it cannot rebuild is not model-coded
     }
     let vocab = model.cfg.vocab;
+    let nbits = token_bits(vocab);
     let mut stream = backend.stream();
     let block = stream.max_block();
     let mut tables = vec![0u32; block * vocab];
     let mut inputs = Vec::with_capacity(block);
+    let mut cum = Vec::with_capacity(vocab + 1);
     let mut enc = Encoder::new();
-    let mut mixer = Mixer::new();
+    let mut cm = SymbolCm::for_tokens(nbits, ids.len() as u64, token_classes(model));
     for start in (0..ids.len()).step_by(block) {
         check_interrupt()?;
         let end = (start + block).min(ids.len());
@@ -291,17 +309,69 @@ fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u
         }
         stream.feed(&inputs, &mut tables[..inputs.len() * vocab])?;
         for (r, &sym) in ids[start..end].iter().enumerate() {
-            let table = &mut tables[r * vocab..(r + 1) * vocab];
-            mixer.adjust(table);
-            enc.encode_symbol(table, sym as usize);
-            mixer.update(sym);
+            cumulate(&tables[r * vocab..(r + 1) * vocab], &mut cum);
+            for k in (0..nbits).rev() {
+                let bit = (sym >> k) & 1;
+                match table_bit(&cum, cm.node(), nbits) {
+                    BitPred::Forced(_) => cm.skip(bit),
+                    BitPred::P(p) => {
+                        let q = cm.predict(Some(p));
+                        enc.encode_bit(q, bit);
+                        cm.update(bit);
+                    }
+                }
+            }
         }
     }
     Ok(Some((enc.finish(), ids.len() as u64)))
 }
 
-/// Decode one frame's content (`Frame::End` is not content). Streams of format version 1 were
-/// coded without the match model and mixer.
+/// Bits per token: enough for every id below `vocab`.
+fn token_bits(vocab: usize) -> u32 {
+    usize::BITS - (vocab - 1).leading_zeros()
+}
+
+fn token_classes(model: &crate::model::Model) -> Vec<u8> {
+    classes_of(model.cfg.vocab, |s| model.tokenizer.piece(s))
+}
+
+/// A chunk's bytes coded by context mixing alone.
+fn encode_bytes_cm(data: &[u8]) -> Result<Vec<u8>> {
+    let mut enc = Encoder::new();
+    let mut cm = SymbolCm::for_bytes(data.len() as u64);
+    for (i, &b) in data.iter().enumerate() {
+        if i % 65536 == 0 {
+            check_interrupt()?;
+        }
+        for k in (0..8).rev() {
+            let bit = (b as u32 >> k) & 1;
+            let q = cm.predict(None);
+            enc.encode_bit(q, bit);
+            cm.update(bit);
+        }
+    }
+    Ok(enc.finish())
+}
+
+fn decode_bytes_cm(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
+    let mut dec = Decoder::new(payload);
+    let mut cm = SymbolCm::for_bytes(raw_len as u64);
+    let mut out = Vec::with_capacity(raw_len);
+    for i in 0..raw_len {
+        if i % 65536 == 0 {
+            check_interrupt()?;
+        }
+        for _ in 0..8 {
+            let q = cm.predict(None);
+            let bit = dec.decode_bit(q)?;
+            cm.update(bit);
+        }
+        out.push(cm.last_symbol() as u8);
+    }
+    Ok(out)
+}
+
+/// Decode one frame's content (`Frame::End` is not content) of a stream of format `version`.
 pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result<Vec<u8>> {
     let (data, checksum) = match frame {
         Frame::Stored { checksum, data } => (data.clone(), *checksum),
@@ -310,13 +380,18 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
             checksum,
             payload,
         } => (lzma_decompress(payload, *raw_len as usize)?, *checksum),
+        Frame::Cm {
+            raw_len,
+            checksum,
+            payload,
+        } => (decode_bytes_cm(payload, *raw_len as usize)?, *checksum),
         Frame::Model {
             raw_len,
             n_tokens,
             checksum,
             payload,
         } => (
-            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload, version >= 2)?,
+            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload, version)?,
             *checksum,
         ),
         Frame::End { .. } => return Ok(Vec::new()),
@@ -327,27 +402,54 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
     Ok(data)
 }
 
-fn decode_tokens(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload: &[u8], mix: bool) -> Result<Vec<u8>> {
+/// Model frames: format 3 codes tokens bit by bit with context mixing; format 2 coded whole tokens
+/// with the `mixer_v2` adjustment; format 1 with the transformer's tables as they are.
+fn decode_tokens(
+    backend: &dyn Backend,
+    raw_len: usize,
+    n_tokens: usize,
+    payload: &[u8],
+    version: u8,
+) -> Result<Vec<u8>> {
     let model = backend.model();
     let vocab = model.cfg.vocab;
+    let nbits = token_bits(vocab);
     let mut stream = backend.stream();
     let mut table = vec![0u32; vocab];
+    let mut cum = Vec::with_capacity(vocab + 1);
     let mut dec = Decoder::new(payload);
     let mut out = Vec::with_capacity(raw_len);
     let mut prev = model.cfg.bos();
-    let mut mixer = mix.then(Mixer::new);
+    let mut cm = (version >= 3).then(|| SymbolCm::for_tokens(nbits, n_tokens as u64, token_classes(model)));
+    let mut mixer = (version == 2).then(MixerV2::new);
     for i in 0..n_tokens {
         if i % 256 == 0 {
             check_interrupt()?;
         }
         stream.feed(&[prev], &mut table)?;
-        if let Some(m) = mixer.as_mut() {
-            m.adjust(&mut table);
-        }
-        let sym = dec.decode_symbol(&table)? as u32;
-        if let Some(m) = mixer.as_mut() {
-            m.update(sym);
-        }
+        let sym = if let Some(cm) = cm.as_mut() {
+            cumulate(&table, &mut cum);
+            for _ in 0..nbits {
+                match table_bit(&cum, cm.node(), nbits) {
+                    BitPred::Forced(bit) => cm.skip(bit),
+                    BitPred::P(p) => {
+                        let q = cm.predict(Some(p));
+                        let bit = dec.decode_bit(q)?;
+                        cm.update(bit);
+                    }
+                }
+            }
+            cm.last_symbol()
+        } else {
+            if let Some(m) = mixer.as_mut() {
+                m.adjust(&mut table);
+            }
+            let sym = dec.decode_symbol(&table)? as u32;
+            if let Some(m) = mixer.as_mut() {
+                m.update(sym);
+            }
+            sym
+        };
         let piece = model
             .tokenizer
             .piece(sym)

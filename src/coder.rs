@@ -64,6 +64,18 @@ impl Encoder {
         self.encode(cum, f, t);
     }
 
+    /// Code one bit with P(1) = `p1` / 4096 (`p1` in [1, 4095]): 1 takes `[0, p1)`, 0 takes
+    /// `[p1, 4096)`.
+    #[inline]
+    pub fn encode_bit(&mut self, p1: i32, bit: u32) {
+        let p1 = p1 as u64;
+        if bit != 0 {
+            self.encode(0, p1, 4096);
+        } else {
+            self.encode(p1, 4096 - p1, 4096);
+        }
+    }
+
     fn shift_low(&mut self) {
         if self.low < (0xFF << 48) || self.low > LOW_MASK {
             let carry = (self.low >> 56) as u8;
@@ -143,6 +155,20 @@ impl<'a> Decoder<'a> {
         while self.range < TOP {
             self.range <<= 8;
             self.code = ((self.code << 8) | self.next_byte() as u64) & LOW_MASK;
+        }
+    }
+
+    /// Decode one bit coded by `Encoder::encode_bit` with the same `p1`.
+    #[inline]
+    pub fn decode_bit(&mut self, p1: i32) -> Result<u32> {
+        let p1 = p1 as u64;
+        let v = self.target(4096)?;
+        if v < p1 {
+            self.consume(0, p1, 4096);
+            Ok(1)
+        } else {
+            self.consume(p1, 4096 - p1, 4096);
+            Ok(0)
         }
     }
 

@@ -5,8 +5,9 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 2 added the match model and mixer (docs/MODEL.md); version 1 streams still decode.
-pub const VERSION: u8 = 2;
+/// Version 3 codes model frames bit by bit with context mixing and adds CM frames; version 2 added
+/// the match model and mixer (docs/MODEL.md). Version 1 and 2 streams still decode.
+pub const VERSION: u8 = 3;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -15,10 +16,12 @@ pub const KIND_END: u8 = 0;
 pub const KIND_MODEL: u8 = 1;
 pub const KIND_STORED: u8 = 2;
 pub const KIND_LZMA: u8 = 3;
+/// Context mixing over the bytes (format 3 on).
+pub const KIND_CM: u8 = 4;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// format version of the stream (1 or 2); writers always write `VERSION`
+    /// format version of the stream (1 to 3); writers always write `VERSION`
     pub version: u8,
     pub model_id: [u8; 16],
     pub chunk_size: u32,
@@ -91,6 +94,12 @@ pub enum Frame {
         checksum: u32,
         payload: Vec<u8>,
     },
+    /// The chunk's bytes coded by context mixing without the transformer (format 3 on).
+    Cm {
+        raw_len: u32,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
     /// End of the stream: total length and checksum of all content.
     End { total_len: u64, checksum: u64 },
 }
@@ -120,8 +129,18 @@ impl Frame {
                 raw_len,
                 checksum,
                 payload,
+            }
+            | Frame::Cm {
+                raw_len,
+                checksum,
+                payload,
             } => {
-                write_head(w, KIND_LZMA, &[*raw_len, payload.len() as u32, *checksum])?;
+                let kind = if matches!(self, Frame::Lzma { .. }) {
+                    KIND_LZMA
+                } else {
+                    KIND_CM
+                };
+                write_head(w, kind, &[*raw_len, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::End { total_len, checksum } => {
@@ -145,7 +164,7 @@ impl Frame {
         match self {
             Frame::Model { payload, .. } => 17 + payload.len() as u64,
             Frame::Stored { data, .. } => 9 + data.len() as u64,
-            Frame::Lzma { payload, .. } => 13 + payload.len() as u64,
+            Frame::Lzma { payload, .. } | Frame::Cm { payload, .. } => 13 + payload.len() as u64,
             Frame::End { .. } if version < 2 => 17,
             // kind, LEB128 total length (7 bits a byte), checksum
             Frame::End { total_len, .. } => 1 + (64 - total_len.leading_zeros()).div_ceil(7).max(1) as u64 + 8,
@@ -155,7 +174,7 @@ impl Frame {
     /// Bytes of content the frame stands for (0 for the end frame).
     pub fn raw_len(&self) -> u64 {
         match self {
-            Frame::Model { raw_len, .. } | Frame::Lzma { raw_len, .. } => *raw_len as u64,
+            Frame::Model { raw_len, .. } | Frame::Lzma { raw_len, .. } | Frame::Cm { raw_len, .. } => *raw_len as u64,
             Frame::Stored { data, .. } => data.len() as u64,
             Frame::End { .. } => 0,
         }
@@ -197,19 +216,28 @@ impl Frame {
                     data: read_vec(r, raw_len as usize)?,
                 })
             }
-            KIND_LZMA => {
+            KIND_LZMA | KIND_CM if kind[0] == KIND_LZMA || version >= 3 => {
                 let mut h = [0u8; 12];
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
                 let (raw_len, payload_len, checksum) = (f(0), f(4), f(8));
                 check_raw_len(raw_len, chunk_size)?;
                 if payload_len > raw_len {
-                    return Err(Error::corrupt("LZMA frame larger than its content"));
+                    return Err(Error::corrupt("coded frame larger than its content"));
                 }
-                Ok(Frame::Lzma {
-                    raw_len,
-                    checksum,
-                    payload: read_vec(r, payload_len as usize)?,
+                let payload = read_vec(r, payload_len as usize)?;
+                Ok(if kind[0] == KIND_LZMA {
+                    Frame::Lzma {
+                        raw_len,
+                        checksum,
+                        payload,
+                    }
+                } else {
+                    Frame::Cm {
+                        raw_len,
+                        checksum,
+                        payload,
+                    }
                 })
             }
             KIND_END => {
@@ -295,6 +323,23 @@ fn read_vec<R: Read + ?Sized>(r: &mut R, len: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cm_frames_exist_from_version_3() {
+        let f = Frame::Cm {
+            raw_len: 10,
+            checksum: 7,
+            payload: vec![1, 2, 3],
+        };
+        let mut b = Vec::new();
+        f.write(&mut b).unwrap();
+        assert_eq!(b.len() as u64, f.encoded_len(3));
+        assert_eq!(Frame::read(&mut &b[..], 100, 3).unwrap(), f);
+        assert!(
+            Frame::read(&mut &b[..], 100, 2).is_err(),
+            "kind 4 is unknown before version 3"
+        );
+    }
 
     #[test]
     fn frames_round_trip() {

@@ -4,16 +4,18 @@
 //! - [`tokenizer`]: byte-exact BPE
 //! - [`model`]: the model file and the integer arithmetic
 //! - [`backend`]: the model's forward pass (CPU reference)
+//! - [`cm`]: context mixing (the match model, counters, mixers) that codes tokens or bytes bit by bit
 //! - [`format`]: the `.nnz` container
 //! - [`codec`]: whole-stream compression and decompression
 
 pub mod backend;
 pub mod cli;
+pub mod cm;
 pub mod codec;
 pub mod coder;
 pub mod error;
 pub mod format;
-pub mod mixer;
+pub mod mixer_v2;
 pub mod model;
 pub mod tokenizer;
 

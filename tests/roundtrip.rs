@@ -178,23 +178,58 @@ fn version_1_archives_still_decode() {
 }
 
 #[test]
-fn golden_archive_is_stable() {
-    // testdata/golden/sample.txt.nnz was made by this code with testdata/tiny.safetensors. If the
-    // format or the arithmetic changes, this fails: bump the format version and keep old archives
-    // decodable (or failing clearly), then regenerate with `cargo run -- --model ... -k`.
+fn version_2_archives_still_decode() {
+    // made with the format-2 match model and mixer (whole tokens, one table each)
     let b = backend();
-    let golden = std::fs::read(common::root().join("testdata/golden/sample.txt.nnz")).unwrap();
-    let (_, stats) = codec::list(&mut &golden[..]).unwrap();
-    assert!(
-        stats.tokens > 0 && stats.lzma_frames == 0,
-        "the golden archive must exercise the model and mixer"
-    );
-    assert_eq!(unpack(&b, &golden).unwrap(), sample_text());
-    assert_eq!(
-        pack(&b, &sample_text(), 4096),
-        golden,
-        "compressing sample.txt no longer gives the golden archive"
-    );
+    let old = std::fs::read(common::root().join("testdata/golden/sample.txt.v2.nnz")).unwrap();
+    assert_eq!(old[4], 2);
+    assert_eq!(unpack(&b, &old).unwrap(), sample_text());
+}
+
+#[test]
+fn golden_archives_are_stable() {
+    // testdata/golden/*.nnz were made by this code with testdata/tiny.safetensors and 4 KiB chunks.
+    // If the format or the arithmetic changes, this fails: bump the format version and keep old
+    // archives decodable (or failing clearly), then regenerate (README, "Golden archives").
+    let b = backend();
+    for (name, want) in [("sample.txt", "model"), ("server.log", "cm")] {
+        let dir = common::root().join("testdata/golden");
+        let data = std::fs::read(dir.join(name)).unwrap();
+        let golden = std::fs::read(dir.join(format!("{name}.nnz"))).unwrap();
+        assert_eq!(golden[4], nnz::format::VERSION);
+        let (_, stats) = codec::list(&mut &golden[..]).unwrap();
+        match want {
+            "model" => assert!(stats.tokens > 0, "{name}: the golden archive must exercise the model"),
+            _ => assert!(
+                stats.cm_frames > 0,
+                "{name}: the golden archive must exercise CM frames"
+            ),
+        }
+        assert_eq!(unpack(&b, &golden).unwrap(), data, "{name}");
+        assert_eq!(
+            pack(&b, &data, 4096),
+            golden,
+            "compressing {name} no longer gives its golden archive"
+        );
+    }
+}
+
+#[test]
+fn cm_frames_win_on_logs_and_survive_damage() {
+    let b = backend();
+    let data = std::fs::read(common::root().join("testdata/golden/server.log")).unwrap();
+    let data: Vec<u8> = data.iter().cycle().take(40_000).copied().collect();
+    let a = pack(&b, &data, 1 << 16);
+    let (_, stats) = codec::list(&mut &a[..]).unwrap();
+    assert_eq!(stats.cm_frames, 1, "a log should be coded by context mixing");
+    assert_eq!(unpack(&b, &a).unwrap(), data);
+    for p in [40, 100, a.len() / 2, a.len() - 20] {
+        let mut bad = a.clone();
+        bad[p] ^= 0x04;
+        if let Ok(out) = unpack(&b, &bad) {
+            assert_eq!(out, data);
+        }
+    }
 }
 
 #[test]

@@ -84,7 +84,11 @@ impl LineTable {
         if self.lines[j][0] == check {
             return j;
         }
-        let k = if self.lines[j][1].count() < self.lines[i][1].count() { j } else { i };
+        let k = if self.lines[j][1].count() < self.lines[i][1].count() {
+            j
+        } else {
+            i
+        };
         let line = &mut self.lines[k];
         line[0] = check;
         for c in &mut line[1..] {

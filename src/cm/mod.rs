@@ -108,7 +108,11 @@ impl SymbolCm {
         let nb = nbits as usize;
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
         // confidence or column), bit position x (previous token's class or previous byte)
-        let sets = if ext { [nb * 4, nb * 8, nb * 8] } else { [256 * 4, nb * 8, nb * 256] };
+        let sets = if ext {
+            [nb * 4, nb * 8, nb * 8]
+        } else {
+            [256 * 4, nb * 8, nb * 256]
+        };
         let mut cm = SymbolCm {
             nbits,
             ext,
@@ -213,8 +217,16 @@ impl SymbolCm {
             }
             None => {
                 let col = self.hist.col();
-                let colb = if col < 4 { col } else { (col.ilog2() as usize + 2).min(7) };
-                [self.node as usize * 4 + mset, k * 8 + colb, k * 256 + prev.map_or(0, |p| p as usize)]
+                let colb = if col < 4 {
+                    col
+                } else {
+                    (col.ilog2() as usize + 2).min(7)
+                };
+                [
+                    self.node as usize * 4 + mset,
+                    k * 8 + colb,
+                    k * 256 + prev.map_or(0, |p| p as usize),
+                ]
             }
         };
         self.xf.clear();
@@ -255,6 +267,16 @@ impl SymbolCm {
             a.update(bit);
         }
         self.advance(bit);
+    }
+
+    /// Bits of the current symbol coded so far, with a leading 1.
+    pub fn node(&self) -> u32 {
+        self.node
+    }
+
+    /// The last complete symbol.
+    pub fn last_symbol(&self) -> u32 {
+        self.hist.last().unwrap_or(0)
     }
 
     /// Take a bit that was not coded (its other value was impossible): no model learns from it.
@@ -338,5 +360,73 @@ pub fn cumulate(freqs: &[u32], cum: &mut Vec<u64>) {
     for &f in freqs {
         s += f as u64;
         cum.push(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cost(p1: i32, bit: u32) -> f64 {
+        -((if bit == 1 { p1 } else { 4096 - p1 }) as f64 / 4096.0).log2()
+    }
+
+    #[test]
+    fn table_bits_split_the_mass_and_force_past_the_end() {
+        // 5 symbols in 3 bits: ids 5..8 do not exist
+        let mut cum = Vec::new();
+        cumulate(&[1, 1, 2, 4, 8], &mut cum);
+        assert_eq!(table_bit(&cum, 1, 3), BitPred::P(2048)); // ids 0..4 weigh 8, id 4 weighs 8
+        assert_eq!(table_bit(&cum, 0b10, 3), BitPred::P(4096 * 6 / 8));
+        assert_eq!(table_bit(&cum, 0b11, 3), BitPred::Forced(0));
+        assert_eq!(table_bit(&cum, 0b110, 3), BitPred::Forced(0));
+        assert_eq!(table_bit(&cum, 0b101, 3), BitPred::P(4096 * 4 / 6));
+    }
+
+    #[test]
+    fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
+        let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let run = |data: &[u8]| {
+            let mut cm = SymbolCm::for_bytes(data.len() as u64);
+            let mut ps = Vec::new();
+            let mut second_half = 0.0;
+            for (i, &b) in data.iter().enumerate() {
+                for k in (0..8).rev() {
+                    let bit = (b as u32 >> k) & 1;
+                    let p = cm.predict(None);
+                    assert!((1..4096).contains(&p));
+                    if i >= 500 {
+                        second_half += cost(p, bit);
+                    }
+                    ps.push(p);
+                    cm.update(bit);
+                }
+                assert_eq!(cm.last_symbol(), b as u32);
+            }
+            (ps, second_half)
+        };
+        let data: Vec<u8> = block.iter().cycle().take(1000).copied().collect();
+        let (a, bits) = run(&data);
+        assert!(bits < 0.3 * 8.0 * 500.0, "the repeat still costs {bits} bits");
+        assert_eq!(a, run(&data).0, "two runs over the same bytes must predict the same");
+    }
+
+    #[test]
+    fn token_predictor_uses_the_outside_prediction() {
+        // an outside model that is always right (P = 4000/4096 for the true bit) must be trusted
+        let syms: Vec<u32> = (0..3000u32).map(|i| (i * 7919) % 300).collect();
+        let mut cm = SymbolCm::for_tokens(9, syms.len() as u64, vec![0; 512]);
+        let mut late = 0.0;
+        for (i, &s) in syms.iter().enumerate() {
+            for k in (0..9).rev() {
+                let bit = (s >> k) & 1;
+                let p = cm.predict(Some(if bit == 1 { 4000 } else { 96 }));
+                if i >= 2000 {
+                    late += cost(p, bit);
+                }
+                cm.update(bit);
+            }
+        }
+        assert!(late / 1000.0 < 9.0 * 0.1, "{} bits per symbol", late / 1000.0);
     }
 }

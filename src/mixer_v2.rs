@@ -1,6 +1,7 @@
-//! Long-range modeling beside the transformer: a match model over the chunk's token history and a
-//! small logistic mixer that decides, token by token, how far to trust it. Integer only, adapted
-//! identically by encoder and decoder (docs/MODEL.md, "Match model and mixing").
+//! Format 2 only (kept so that version-2 archives still decode; format 3 replaced it with `cm`):
+//! a match model over the chunk's token history and a small logistic mixer that decides, token by
+//! token, how far to trust it. Integer only, adapted identically by encoder and decoder
+//! (docs/MODEL.md, "Format 2: match model and mixing").
 //!
 //! The match model finds the latest earlier occurrence of the last `MIN_MATCH` tokens and predicts
 //! the token that followed it. The mixer turns the transformer's probability of that token and the
@@ -23,38 +24,7 @@ const N_IN: usize = 3;
 /// The adjusted table's total stays at most this.
 const MAX_TOTAL: u64 = 1 << 31;
 
-/// paq-style logistic squash over `[-2047, 2047]` (8 fractional bits) to a 12-bit probability,
-/// by linear interpolation in a 33-entry table.
-const SQUASH_T: [i32; 33] = [
-    1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785, 3901,
-    3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094,
-];
-
-pub fn squash(d: i32) -> i32 {
-    if d > 2047 {
-        return 4095;
-    }
-    if d < -2047 {
-        return 1;
-    }
-    let w = d & 127;
-    let i = ((d >> 7) + 16) as usize;
-    ((SQUASH_T[i] * (128 - w) + SQUASH_T[i + 1] * w + 64) >> 7).clamp(1, 4095)
-}
-
-/// Inverse of `squash`: `stretch[p]` is the smallest `d` with `squash(d) >= p`.
-fn stretch_table() -> Vec<i16> {
-    let mut t = vec![2047i16; 4096];
-    let mut pi = 0usize;
-    for x in -2047..=2047 {
-        let v = squash(x) as usize;
-        for slot in t.iter_mut().take(v + 1).skip(pi) {
-            *slot = x as i16;
-        }
-        pi = pi.max(v + 1);
-    }
-    t
-}
+use crate::cm::logistic::{squash, stretch_table};
 
 pub struct Mixer {
     hist: Vec<u32>,
@@ -67,7 +37,7 @@ pub struct Mixer {
     active: bool,
     hit: [i32; N_HIT],
     w: [[i32; N_IN]; N_CTX],
-    stretch: Vec<i16>,
+    stretch: &'static [i16; 4096],
     // what `adjust` decided, for `update`
     last: Option<Pending>,
 }
@@ -193,16 +163,6 @@ impl Mixer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn squash_and_stretch_are_monotone_inverses() {
-        let st = stretch_table();
-        for p in 1..4096usize {
-            assert!(st[p] >= st[p - 1]);
-            assert!(squash(st[p] as i32) >= p as i32 || st[p] == 2047);
-        }
-        assert_eq!(squash(0), 2047);
-    }
 
     #[test]
     fn repeats_become_cheap() {
