@@ -58,7 +58,7 @@ impl Matcher {
         }
     }
 
-    pub fn len(&self) -> u32 {
+    pub fn match_len(&self) -> u32 {
         self.len
     }
 

@@ -153,7 +153,7 @@ impl SymbolCm {
         self.expected = self.matcher.expected(&self.hist.syms);
         self.mstate = self.matcher.state();
         self.hist
-            .hashes(self.ctxs, self.expected, self.matcher.len(), &mut self.hashes);
+            .hashes(self.ctxs, self.expected, self.matcher.match_len(), &mut self.hashes);
         self.k = 0;
         self.node = 1;
         self.find_lines();
@@ -206,7 +206,7 @@ impl SymbolCm {
         let mset = match self.mm_used {
             Some(j) => {
                 self.x.push(stretch(self.mm[j].p12()));
-                2 + (self.matcher.len() >= 16) as usize
+                2 + (self.matcher.match_len() >= 16) as usize
             }
             None => {
                 self.x.push(0);
@@ -302,7 +302,7 @@ impl SymbolCm {
             self.hist.push(self.node - (1 << self.nbits));
             self.matcher.update(&self.hist.syms);
             self.start_symbol();
-        } else if self.k % 4 == 0 {
+        } else if self.k.is_multiple_of(4) {
             self.find_lines();
         }
     }

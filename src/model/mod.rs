@@ -187,7 +187,7 @@ impl Model {
             d_ff: field("d_ff", 32768)?,
             window: field("window", 4096)?,
         };
-        if cfg.n_heads % cfg.n_kv_heads != 0 || cfg.vocab < 258 {
+        if !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) || cfg.vocab < 258 {
             return Err(bad("n_heads must be a multiple of n_kv_heads, and vocab >= 258"));
         }
         let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
