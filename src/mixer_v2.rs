@@ -9,15 +9,10 @@
 //! the transformer's with only the predicted token's frequency changed so that it gets `pm`.
 
 /// Tokens hashed to find a match.
-pub const MIN_MATCH: usize = 3;
-/// Hash table size (entries) per chunk.
-pub const HASH_BITS: u32 = 18;
-/// Longest match length tracked (also the backward verification limit).
-pub const MAX_LEN: u32 = 65535;
-const VERIFY: usize = 32;
+/// The match model's position table size (entries) and minimum length.
+const HASH_BITS: u32 = 18;
+const MIN_MATCH: usize = 3;
 const N_LEN: usize = 16;
-/// Misses tolerated before a match is dropped.
-const MAX_MISS: u32 = 8;
 const N_HIT: usize = N_LEN * 4;
 const N_CTX: usize = N_HIT * 2;
 const N_IN: usize = 3;
@@ -25,16 +20,11 @@ const N_IN: usize = 3;
 const MAX_TOTAL: u64 = 1 << 31;
 
 use crate::cm::logistic::{squash, stretch_table};
+use crate::cm::matcher::Matcher;
 
 pub struct Mixer {
     hist: Vec<u32>,
-    table: Vec<u32>,
-    /// position in `hist` of the predicted next token, valid while `len > 0`
-    ptr: usize,
-    len: u32,
-    /// consecutive mispredictions since the last hit (the pointer keeps moving: "recovery")
-    miss: u32,
-    active: bool,
+    matcher: Matcher,
     hit: [i32; N_HIT],
     w: [[i32; N_IN]; N_CTX],
     stretch: &'static [i16; 4096],
@@ -56,23 +46,11 @@ impl Default for Mixer {
     }
 }
 
-fn hash(t: &[u32]) -> usize {
-    let mut h: u32 = 0;
-    for &x in t {
-        h = (h ^ x).wrapping_mul(0x9E37_79B1).rotate_left(13);
-    }
-    (h >> (32 - HASH_BITS)) as usize
-}
-
 impl Mixer {
     pub fn new() -> Self {
         Mixer {
             hist: Vec::new(),
-            table: vec![0; 1 << HASH_BITS],
-            ptr: 0,
-            len: 0,
-            miss: 0,
-            active: false,
+            matcher: Matcher::new(HASH_BITS, MIN_MATCH),
             hit: [2048; N_HIT],
             w: [[1 << 16, 1 << 14, 0]; N_CTX],
             stretch: stretch_table(),
@@ -83,14 +61,13 @@ impl Mixer {
     /// Change `freqs` (the transformer's table) in place for the next token.
     pub fn adjust(&mut self, freqs: &mut [u32]) {
         self.last = None;
-        if !self.active {
+        let Some(pred) = self.matcher.expected(&self.hist) else {
             return;
-        }
-        let pred = self.hist[self.ptr];
+        };
         let total: u64 = freqs.iter().map(|&f| f as u64).sum();
         let fp = freqs[pred as usize] as u64;
         let p1 = ((fp << 12) / total).clamp(1, 4095) as usize;
-        let lb = (self.len as usize).min(N_LEN - 1) * 4 + (self.miss as usize).min(3);
+        let lb = (self.matcher.match_len() as usize).min(N_LEN - 1) * 4 + (self.matcher.misses() as usize).min(3);
         let ctx = lb * 2 + (2 * fp > total) as usize;
         let inputs = [self.stretch[p1] as i32, self.stretch[self.hit[lb] as usize] as i32, 256];
         let dot: i64 = inputs
@@ -124,39 +101,8 @@ impl Mixer {
             self.hit[p.lb] += ((bit << 12) - self.hit[p.lb]) >> 5;
             self.hit[p.lb] = self.hit[p.lb].clamp(1, 4095);
         }
-        if self.active {
-            if self.hist[self.ptr] == token {
-                self.len = (self.len + 1).min(MAX_LEN);
-                self.miss = 0;
-            } else {
-                self.len = 0;
-                self.miss += 1;
-                self.active = self.miss <= MAX_MISS;
-            }
-            self.ptr += 1;
-        }
         self.hist.push(token);
-        let n = self.hist.len();
-        if n >= MIN_MATCH {
-            let h = hash(&self.hist[n - MIN_MATCH..]);
-            if self.len < MIN_MATCH as u32 {
-                let cand = self.table[h] as usize;
-                if cand > 0 && cand != self.ptr {
-                    // verify backwards: how many tokens before `cand` equal the latest ones
-                    let mut l = 0;
-                    while l < VERIFY && l < cand && self.hist[cand - 1 - l] == self.hist[n - 1 - l] {
-                        l += 1;
-                    }
-                    if l >= MIN_MATCH {
-                        self.len = l as u32;
-                        self.ptr = cand;
-                        self.miss = 0;
-                        self.active = true;
-                    }
-                }
-            }
-            self.table[h] = n as u32;
-        }
+        self.matcher.update(&self.hist);
     }
 }
 

@@ -40,13 +40,12 @@ pub enum Ctx {
     PrevWordS1,
 }
 
-/// The contexts for tokens. The first two must be orders 1 and 2 (the probability maps use them).
-pub const TOKEN_CONTEXTS: &[Ctx] = &[
-    Ctx::Order(1),
-    Ctx::Order(2),
-    Ctx::Order(3),
-    Ctx::Order(4),
-    Ctx::Order(6),
+/// Context orders for tokens and for bytes.
+const TOKEN_ORDERS: &[usize] = &[1, 2, 3, 4, 6];
+const BYTE_ORDERS: &[usize] = &[1, 2, 3, 4, 5, 6, 8, 12];
+
+/// Contexts of the line structure and the match model, used for both alphabets.
+const STRUCTURE: &[Ctx] = &[
     Ctx::Sparse23,
     Ctx::Sparse2,
     Ctx::FieldS1,
@@ -58,30 +57,28 @@ pub const TOKEN_CONTEXTS: &[Ctx] = &[
     Ctx::Expected,
 ];
 
-/// The contexts for bytes (same rule for the first two).
-pub const BYTE_CONTEXTS: &[Ctx] = &[
-    Ctx::Order(1),
-    Ctx::Order(2),
-    Ctx::Order(3),
-    Ctx::Order(4),
-    Ctx::Order(5),
-    Ctx::Order(6),
-    Ctx::Order(8),
-    Ctx::Order(12),
-    Ctx::Sparse23,
-    Ctx::Sparse2,
-    Ctx::FieldS1,
-    Ctx::AboveS1,
-    Ctx::AboveCol,
-    Ctx::HeadField,
-    Ctx::Col,
-    Ctx::AboveS12,
-    Ctx::Expected,
-    Ctx::WordS1,
-    Ctx::FieldAbove,
-    Ctx::WordFieldAbove,
-    Ctx::PrevWordS1,
-];
+/// Word contexts (bytes only: tokens are mostly words already).
+const WORDS: &[Ctx] = &[Ctx::WordS1, Ctx::FieldAbove, Ctx::WordFieldAbove, Ctx::PrevWordS1];
+
+/// The contexts for tokens: orders, then `STRUCTURE`. The first two are orders 1 and 2 (the
+/// probability maps use them).
+pub fn token_contexts() -> Vec<Ctx> {
+    TOKEN_ORDERS
+        .iter()
+        .map(|&o| Ctx::Order(o))
+        .chain(STRUCTURE.iter().copied())
+        .collect()
+}
+
+/// The contexts for bytes: orders, `STRUCTURE`, then `WORDS`.
+pub fn byte_contexts() -> Vec<Ctx> {
+    BYTE_ORDERS
+        .iter()
+        .map(|&o| Ctx::Order(o))
+        .chain(STRUCTURE.iter().copied())
+        .chain(WORDS.iter().copied())
+        .collect()
+}
 
 /// Symbol class bits (see `History::push`).
 pub const CLASS_NEWLINE: u8 = 1;

@@ -58,6 +58,11 @@ impl Matcher {
         }
     }
 
+    /// Mispredictions since the last hit.
+    pub fn misses(&self) -> u32 {
+        self.miss
+    }
+
     pub fn match_len(&self) -> u32 {
         self.len
     }

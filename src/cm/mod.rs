@@ -16,7 +16,7 @@ pub mod logistic;
 pub mod matcher;
 pub mod mix;
 
-use contexts::{Ctx, History, BYTE_CONTEXTS, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD, TOKEN_CONTEXTS};
+use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};
 use logistic::stretch;
 use matcher::Matcher;
@@ -39,7 +39,7 @@ fn ceil_log2(n: u64) -> u32 {
 pub struct SymbolCm {
     nbits: u32,
     ext: bool,
-    ctxs: &'static [Ctx],
+    ctxs: Vec<Ctx>,
     hist: History,
     table: LineTable,
     hashes: Vec<u32>,
@@ -68,7 +68,7 @@ impl SymbolCm {
     /// `n_symbols`: how many the chunk holds (it sizes the tables; the decoder reads it from the
     /// frame). `classes`: per token, its class bits (`classes_of`).
     pub fn for_tokens(nbits: u32, n_symbols: u64, classes: Vec<u8>) -> Self {
-        Self::new(nbits, true, n_symbols, classes, TOKEN_CONTEXTS, 3, 8)
+        Self::new(nbits, true, n_symbols, classes, token_contexts(), 3, 8)
     }
 
     /// A predictor for bytes, without outside predictions.
@@ -88,7 +88,7 @@ impl SymbolCm {
                 c
             })
             .collect();
-        Self::new(8, false, n_symbols, classes, BYTE_CONTEXTS, 6, 2)
+        Self::new(8, false, n_symbols, classes, byte_contexts(), 6, 2)
     }
 
     fn new(
@@ -96,7 +96,7 @@ impl SymbolCm {
         ext: bool,
         n_symbols: u64,
         classes: Vec<u8>,
-        ctxs: &'static [Ctx],
+        ctxs: Vec<Ctx>,
         min_match: usize,
         rate: i32,
     ) -> Self {
@@ -107,7 +107,8 @@ impl SymbolCm {
         // distinct contexts per symbol): measured, bigger tables gain < 0.05%
         let line_bits = (need + if ext { 2 } else { 3 }).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
-        let n_in = ctxs.len() + 3 + ext as usize;
+        let n_ctx = ctxs.len();
+        let n_in = n_ctx + 3 + ext as usize;
         let nb = nbits as usize;
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
         // confidence or column), bit position x (previous token's class or previous byte)
@@ -122,9 +123,9 @@ impl SymbolCm {
             ctxs,
             hist: History::new(classes, n_symbols.min(1 << 24) as usize),
             table: LineTable::new(line_bits),
-            hashes: vec![0; ctxs.len()],
-            lines: vec![0; ctxs.len()],
-            line_hashes: vec![0; ctxs.len()],
+            hashes: vec![0; n_ctx],
+            lines: vec![0; n_ctx],
+            line_hashes: vec![0; n_ctx],
             o0: vec![Counter::INIT; 1 << nbits],
             matcher: Matcher::new((need + 1).clamp(10, 20), min_match),
             mm: vec![Counter::INIT; MATCH_STATES * 2],
@@ -153,7 +154,7 @@ impl SymbolCm {
         self.expected = self.matcher.expected(&self.hist.syms);
         self.mstate = self.matcher.state();
         self.hist
-            .hashes(self.ctxs, self.expected, self.matcher.match_len(), &mut self.hashes);
+            .hashes(&self.ctxs, self.expected, self.matcher.match_len(), &mut self.hashes);
         self.k = 0;
         self.node = 1;
         self.find_lines();
