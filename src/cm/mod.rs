@@ -221,7 +221,7 @@ impl SymbolCm {
         self.sel = match ext_st {
             Some(s) => {
                 let conf = (s.unsigned_abs() as usize / 256).min(7);
-                let cls = prev.map_or(0, |p| self.hist_class(p)) as usize & 7;
+                let cls = prev.map_or(0, |p| self.hist.class(p)) as usize & 7;
                 [k * 4 + mset, k * 8 + conf, k * 8 + cls]
             }
             None => {
@@ -251,10 +251,6 @@ impl SymbolCm {
         let a1 = self.apms[1].refine(pr, c1);
         let a2 = self.apms[2].refine(pr, c2);
         ((pr + a0 + a1 + a2 + 2) >> 2).clamp(1, 4095)
-    }
-
-    fn hist_class(&self, sym: u32) -> u8 {
-        self.hist.class(sym)
     }
 
     /// Learn the bit just coded (after `predict`).
