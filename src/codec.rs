@@ -258,16 +258,21 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
             });
         }
     }
+    let mut redundant = false;
     if allow("cm") {
+        let payload = encode_bytes_cm(data)?;
+        redundant = payload.len() * 8 < data.len();
         consider(Frame::Cm {
             raw_len,
             checksum,
-            payload: encode_bytes_cm(data)?,
+            payload,
         });
     }
-    // high-entropy chunks (already-compressed data) skip the model: it cannot win there
+    // The model is skipped where it cannot pay for its time: high-entropy chunks (already-
+    // compressed data), and chunks the byte mixer already codes below 1 bit per byte (logs, tables,
+    // repetitive data: on the bench the byte mixer beat the model on every such chunk).
     let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
-    if allow("model") && !high_entropy {
+    if allow("model") && !high_entropy && !redundant {
         if let Some((payload, n)) = encode_model(backend, data)? {
             consider(Frame::Model {
                 raw_len,
