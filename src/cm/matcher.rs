@@ -44,8 +44,8 @@ impl Matcher {
         self.active.then(|| hist[self.ptr])
     }
 
-    /// A small context for the match's reliability: 0 without a match, 1..=15 for the verified
-    /// length (long lengths in log steps), 16..=19 for a match recovering after misses.
+    /// A small context for the match's reliability: 0 without a match, 1..=14 for the verified
+    /// length (lengths from 12 on in log steps), 16..=19 for a match recovering after misses.
     pub fn state(&self) -> usize {
         if !self.active {
             0

@@ -50,7 +50,6 @@ pub struct SymbolCm {
     mm: Vec<Counter>,
     x: Vec<i32>,
     mixers: [Mixer; 3],
-    sel: [usize; 3],
     final_mixer: Mixer,
     xf: Vec<i32>,
     apms: [Apm; 3],
@@ -131,7 +130,6 @@ impl SymbolCm {
             mm: vec![Counter::INIT; MATCH_STATES * 2],
             x: Vec::with_capacity(n_in),
             mixers: sets.map(|s| Mixer::new(n_in, s, rate, MIXER_W0)),
-            sel: [0; 3],
             final_mixer: Mixer::new(4, nb, FINAL_RATE, FINAL_W0),
             xf: Vec::with_capacity(4),
             apms: [
@@ -218,7 +216,7 @@ impl SymbolCm {
 
         let k = self.k as usize;
         let prev = self.hist.last();
-        self.sel = match ext_st {
+        let sel = match ext_st {
             Some(s) => {
                 let conf = (s.unsigned_abs() as usize / 256).min(7);
                 let cls = prev.map_or(0, |p| self.hist.class(p)) as usize & 7;
@@ -239,7 +237,7 @@ impl SymbolCm {
             }
         };
         self.xf.clear();
-        for (m, &s) in self.mixers.iter_mut().zip(&self.sel) {
+        for (m, &s) in self.mixers.iter_mut().zip(&sel) {
             self.xf.push(stretch(m.mix(&self.x, s)));
         }
         self.xf.push(256);
