@@ -14,6 +14,12 @@ typedef unsigned long long u64;
 #define GELU_HALF 256
 #define FREQ_BUDGET (1ULL << 24)
 
+// The block's dynamic shared memory as an array `name` of T (the tests' CPU emulation of the
+// kernels defines this macro its own way).
+#ifndef DYNAMIC_SHARED
+#define DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
+
 // rq(acc, m) = (acc * m + 2^23) >> 24, arithmetic shift (floor)
 __device__ __forceinline__ i64 rq(i64 acc, i32 m) {
     return (acc * (i64)m + (1LL << (MUL_SHIFT - 1))) >> MUL_SHIFT;

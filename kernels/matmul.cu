@@ -1,7 +1,8 @@
 // int8 matrix products with exact int32 accumulation, and their epilogues.
 //   matmul_forward: acc[r][o] = sum_i a[r][i] * w[o][i]        (cpu::matmul)
 //   requant_forward: out[r][o] = clamp8(rq(acc[r][o], m[o]))     (q projection)
-//   kv_store_forward: ring[(pos0 + r) % cap][o] = clamp8(rq(acc, m)) (k, v into the KV cache)
+//   kv_store_forward: ring[slot_r][pos_r % cap][o] = clamp8(rq(acc, m)) (k, v into row r's KV ring;
+//                     slot_r, pos_r from the batch's row metadata, see attention.cu)
 //   residual_forward: x[r][o] = clamp_res(x + rq(acc, m))       (wo, w2)
 //   gelu_forward: h = clamp(rq(acc, m), -256, 255); out = lut[h + 256]  (w1)
 // matmul launch: grid (ceil(n_out / 16), ceil(rows / 16)), block (16, 16); tiles of 16 x 64
@@ -45,11 +46,12 @@ extern "C" __global__ void requant_forward(const i32* acc, const i32* m, i8* out
     out[idx] = clamp_i8(rq(acc[idx], m[idx % n]));
 }
 
-extern "C" __global__ void kv_store_forward(const i32* acc, const i32* m, i8* ring, int rows, int n, long long pos0, int cap) {
+extern "C" __global__ void kv_store_forward(const i32* acc, const i32* m, i8* ring, const u32* meta, int rows, int n,
+                                            int cap) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= rows * n) return;
     int r = idx / n, o = idx % n;
-    long long slot = (pos0 + r) % cap;
+    i64 slot = (i64)meta[rows + r] * cap + meta[2 * rows + r] % (u32)cap;
     ring[slot * n + o] = clamp_i8(rq(acc[idx], m[o]));
 }
 

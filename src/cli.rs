@@ -69,6 +69,9 @@ pub struct Args {
     /// Where the model runs
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     pub device: Device,
+    /// Most GPU memory to use, e.g. 8G or 512M (bigger inputs stream through in batches)
+    #[arg(long = "gpu-mem", value_name = "SIZE", default_value = "8G", value_parser = parse_size)]
+    pub gpu_mem: u64,
     /// Use this model file instead of the built-in one (decompression needs the same model)
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
@@ -104,6 +107,7 @@ pub fn parse_args(mut argv: Vec<String>) -> Args {
         "-T",
         "--threads",
         "--device",
+        "--gpu-mem",
         "--model",
         "--chunk-kib",
     ];
@@ -207,6 +211,31 @@ fn load_model(args: &Args) -> Result<Model> {
     }
 }
 
+/// A size in bytes with an optional K, M, G or T suffix (powers of 1024; a trailing "B" or "iB"
+/// is allowed): `8G`, `512MiB`, `1000000`.
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
+    let (num, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix in {s:?} (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 8G, 512M)"))?;
+    n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// `--device cpu` is the CPU; `cuda` is the GPU or an error; `auto` tries the GPU when a CUDA
 /// driver is installed and falls back to the CPU with one line on stderr if it does not work.
 /// Machines without any CUDA driver use the CPU silently (nothing to fall back from).
@@ -214,7 +243,7 @@ fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
     let model = load_model(args)?;
     match args.device {
         Device::Cpu => Ok(Box::new(CpuBackend::new(model))),
-        Device::Cuda => match CudaBackend::new(model, 0) {
+        Device::Cuda => match CudaBackend::open(model, 0, args.gpu_mem) {
             Ok(b) => Ok(Box::new(b)),
             Err(e) => Err(Error::Usage(format!("--device cuda: {e}"))),
         },
@@ -222,7 +251,7 @@ fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
             if !crate::backend::cuda::driver_present() {
                 return Ok(Box::new(CpuBackend::new(model)));
             }
-            match CudaBackend::new(model, 0) {
+            match CudaBackend::open(model, 0, args.gpu_mem) {
                 Ok(b) => Ok(Box::new(b)),
                 Err(e) => {
                     if !args.quiet {
@@ -529,4 +558,22 @@ fn list_one(p: &Path) -> Result<()> {
         display(p)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_like_other_tools() {
+        assert_eq!(parse_size("8G"), Ok(8 << 30));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1000000"), Ok(1_000_000));
+        assert_eq!(parse_size("2TB"), Ok(2 << 40));
+        assert!(parse_size("8X").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

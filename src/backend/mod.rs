@@ -4,6 +4,10 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod device;
+#[cfg(test)]
+mod emu;
+pub mod gpu;
 pub mod kernels;
 
 use crate::error::Result;

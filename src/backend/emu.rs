@@ -1,0 +1,278 @@
+//! Tests only: a `Device` that runs the CUDA kernels on the CPU. The kernel files are compiled as
+//! C++ with the host compiler after `cuda_emu.h` (which stands in for the CUDA built-ins) into a
+//! shared library, loaded with libloading. With it, `GpuBackend` — kernels, launch shapes, the
+//! batching of many chunks — runs end to end on machines without a GPU, and must match the CPU
+//! backend bit for bit. What it cannot check: timing, and memory-model effects of real parallel
+//! threads (the emulated threads of a block take turns).
+
+use super::device::{Arg, Device, Launch};
+use super::kernels::KERNELS;
+use crate::error::{Error, Result};
+use std::ffi::{c_char, c_int, c_uint, c_void, CString};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+type LaunchFn = unsafe extern "C" fn(*const c_char, *const c_uint, *const c_uint, c_uint, *mut *mut c_void) -> c_int;
+
+pub struct EmuDevice {
+    lib: &'static libloading::Library,
+}
+
+/// The emulation has global state: one launch at a time in the whole process.
+static LAUNCH: Mutex<()> = Mutex::new(());
+
+/// Device memory: a heap block (8-byte aligned) that the emulated kernels write through.
+pub struct EmuMem {
+    ptr: *mut u64,
+    words: usize,
+}
+
+// SAFETY: the block is owned by this value; kernels only run while the device lock is held
+unsafe impl Send for EmuMem {}
+unsafe impl Sync for EmuMem {}
+
+impl Drop for EmuMem {
+    fn drop(&mut self) {
+        // SAFETY: ptr/words come from the Vec leaked in `alloc`
+        unsafe { drop(Vec::from_raw_parts(self.ptr, self.words, self.words)) };
+    }
+}
+
+impl EmuMem {
+    fn bytes(&self) -> usize {
+        self.words * 8
+    }
+}
+
+/// Compile the emulation once per process. `Err` says why it cannot be built here.
+fn library() -> std::result::Result<&'static libloading::Library, String> {
+    static LIB: OnceLock<std::result::Result<libloading::Library, String>> = OnceLock::new();
+    LIB.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let dir = std::env::temp_dir().join(format!("nnz-emu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut tu = format!("#include \"{}\"\n", root.join("src/backend/cuda_emu.h").display());
+        for (file, _, _) in KERNELS {
+            tu += &format!("#include \"{}\"\n", root.join("kernels").join(file).display());
+        }
+        tu += "static void emu_register(std::map<std::string, std::function<void(void**)>>& t) {\n";
+        for (_, _, names) in KERNELS {
+            for n in *names {
+                tu += &format!("    t[\"{n}\"] = emu_wrap({n});\n");
+            }
+        }
+        tu += "}\n";
+        let src = dir.join("emu.cpp");
+        let so = dir.join("libnnzemu.so");
+        std::fs::write(&src, tu).map_err(|e| e.to_string())?;
+        let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
+        let out = Command::new(&cxx)
+            .args(["-std=c++17", "-O2", "-shared", "-fPIC", "-Wno-unknown-pragmas", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .output()
+            .map_err(|e| format!("cannot run the C++ compiler {cxx}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "compiling the kernel emulation failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        // SAFETY: our own library; loading runs no initialisers with side effects
+        let lib = unsafe { libloading::Library::new(&so) }.map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(lib)
+    })
+    .as_ref()
+    .map_err(|e| e.clone())
+}
+
+impl EmuDevice {
+    /// `Ok(None)` when there is no C++ compiler (the caller skips, unless NNZ_REQUIRE_EMU is set).
+    pub fn open() -> Result<Option<EmuDevice>> {
+        match library() {
+            Ok(lib) => Ok(Some(EmuDevice { lib })),
+            Err(e) if e.starts_with("cannot run") && std::env::var_os("NNZ_REQUIRE_EMU").is_none() => {
+                eprintln!("skipping the kernel emulation: {e}");
+                Ok(None)
+            }
+            Err(e) => Err(Error::Usage(e)),
+        }
+    }
+}
+
+impl Device for EmuDevice {
+    type Mem = EmuMem;
+
+    fn name(&self) -> String {
+        "CPU emulation of the CUDA kernels".into()
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<EmuMem> {
+        let words = bytes.div_ceil(8).max(1);
+        let mut v = vec![0u64; words];
+        let ptr = v.as_mut_ptr();
+        std::mem::forget(v);
+        Ok(EmuMem { ptr, words })
+    }
+
+    fn upload(&self, dst: &mut EmuMem, src: &[u8]) -> Result<()> {
+        assert!(src.len() <= dst.bytes());
+        // SAFETY: dst holds at least src.len() bytes
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.ptr as *mut u8, src.len()) };
+        Ok(())
+    }
+
+    fn download(&self, src: &EmuMem, dst: &mut [u8]) -> Result<()> {
+        assert!(dst.len() <= src.bytes());
+        // SAFETY: src holds at least dst.len() bytes; no kernel runs (launches are synchronous)
+        unsafe { std::ptr::copy_nonoverlapping(src.ptr as *const u8, dst.as_mut_ptr(), dst.len()) };
+        Ok(())
+    }
+
+    unsafe fn launch(&self, name: &'static str, shape: Launch, args: &[Arg<'_, EmuMem>]) -> Result<()> {
+        let _guard = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
+        // cuLaunchKernel convention: one pointer per parameter, pointing at its value
+        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(args.len());
+        let mut ints: Vec<i32> = Vec::with_capacity(args.len());
+        let mut params: Vec<*mut c_void> = Vec::with_capacity(args.len());
+        for a in args {
+            match a {
+                Arg::Mem(m) => {
+                    ptrs.push(m.ptr as *mut u8);
+                    params.push(ptrs.last_mut().unwrap() as *mut *mut u8 as *mut c_void);
+                }
+                Arg::I32(v) => {
+                    ints.push(*v);
+                    params.push(ints.last_mut().unwrap() as *mut i32 as *mut c_void);
+                }
+            }
+        }
+        let f: libloading::Symbol<LaunchFn> = self.lib.get(b"emu_launch").map_err(|e| Error::Usage(e.to_string()))?;
+        let cname = CString::new(name).unwrap();
+        let grid = [shape.grid.0, shape.grid.1, shape.grid.2];
+        let block = [shape.block.0, shape.block.1, shape.block.2];
+        let rc = f(
+            cname.as_ptr(),
+            grid.as_ptr(),
+            block.as_ptr(),
+            shape.shared,
+            params.as_mut_ptr(),
+        );
+        if rc != 0 {
+            return Err(Error::Usage(format!("emulation: no kernel named {name}")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::backend::gpu::GpuBackend;
+    use crate::backend::Backend;
+    use crate::model::Model;
+
+    fn tiny() -> Model {
+        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/tiny.safetensors")).unwrap();
+        Model::from_bytes(&bytes).unwrap()
+    }
+
+    fn sequence(n: usize, seed: u32, vocab: usize) -> Vec<u32> {
+        let mut x = seed.wrapping_mul(2654435761) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x % vocab as u32
+            })
+            .collect()
+    }
+
+    /// Streams of different lengths and block sizes, fed from several threads at once (so the
+    /// worker batches rows of different chunks and positions together), each equal to the CPU.
+    #[test]
+    fn batched_streams_match_the_cpu() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let model = tiny();
+        let v = model.cfg.vocab;
+        let cpu = CpuBackend::new(tiny());
+        // a small budget: few slots, so streams also wait for a free slot
+        let gpu = GpuBackend::new(dev, model, 4 << 20).unwrap();
+        assert!(gpu.limits().slots >= 1);
+        let jobs: Vec<(usize, usize)> = vec![(150, 64), (90, 1), (200, 17), (1, 1), (70, 64), (33, 5)];
+        std::thread::scope(|s| {
+            for (k, &(n, step)) in jobs.iter().enumerate() {
+                let (cpu, gpu) = (&cpu, &gpu);
+                s.spawn(move || {
+                    let seq = sequence(n, k as u32 + 1, v);
+                    let mut a = cpu.stream();
+                    let mut b = gpu.stream();
+                    for (i, c) in seq.chunks(step).enumerate() {
+                        let mut ta = vec![0u32; c.len() * v];
+                        let mut tb = vec![1u32; c.len() * v];
+                        a.feed(c, &mut ta).unwrap();
+                        b.feed(c, &mut tb).unwrap();
+                        assert!(ta == tb, "job {k}: block {i} differs from the CPU");
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn small_budgets_are_refused_clearly() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let e = GpuBackend::new(dev, tiny(), 1000)
+            .err()
+            .expect("1000 bytes cannot hold the model");
+        assert!(e.to_string().contains("--gpu-mem"), "{e}");
+    }
+
+    /// Whole archives: the emulated GPU backend writes the CPU's bytes (here: the golden archive).
+    #[test]
+    fn archives_match_the_cpu() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let gpu = GpuBackend::new(dev, tiny(), 64 << 20).unwrap();
+        let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt");
+        let data = std::fs::read(golden).unwrap();
+        let opts = crate::codec::Options {
+            chunk_size: 4096, // as the golden archive was made
+            progress: None,
+        };
+        let mut out = Vec::new();
+        let stats = crate::codec::compress(&gpu, crate::codec::Input::Slice(&data), &mut out, &opts).unwrap();
+        assert!(stats.tokens > 0, "no chunk went through the model");
+        assert!(
+            out == std::fs::read(format!("{golden}.nnz")).unwrap(),
+            "the emulated GPU archive differs from the CPU's"
+        );
+    }
+
+    /// Decoding steps one token per chunk; several model-coded chunks decode side by side, so
+    /// their steps share batches.
+    #[test]
+    fn decodes_cpu_archives() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let gpu = GpuBackend::new(dev, tiny(), 64 << 20).unwrap();
+        let cpu = CpuBackend::new(tiny());
+        let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt")).unwrap();
+        let data = &text[..1600];
+        let opts = crate::codec::Options {
+            chunk_size: 400,
+            progress: None,
+        };
+        let mut archive = Vec::new();
+        let stats = crate::codec::compress(&cpu, crate::codec::Input::Slice(data), &mut archive, &opts).unwrap();
+        assert!(
+            stats.frames - stats.lzma_frames - stats.cm_frames - stats.stored_frames >= 2,
+            "{stats:?}"
+        );
+        let mut back = Vec::new();
+        crate::codec::decompress(&gpu, &mut archive.as_slice(), Some(&mut back), &opts).unwrap();
+        assert!(back == data);
+    }
+}
