@@ -63,6 +63,10 @@ pub struct Args {
     /// Print the device, the model and per-file statistics
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Fast mode: the transformer's predictions without context mixing (what a GPU runs at full
+    /// speed; larger archives). Decompression needs no flag
+    #[arg(short = '1', long = "fast")]
+    pub fast: bool,
     /// Threads (0 = all cores)
     #[arg(short = 'T', long = "threads", default_value_t = 0, value_name = "N")]
     pub threads: usize,
@@ -442,6 +446,8 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: args.chunk_kib * 1024,
+        fast: args.fast,
+        only: std::env::var("NNZ_ONLY").ok().as_deref().and_then(codec::Method::parse),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
@@ -478,6 +484,8 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: 0,
+        fast: false,
+        only: None,
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
@@ -527,13 +535,14 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
     let bpb = s.bits_per_byte();
     eprintln!(
-        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} CM, {} LZMA, {} stored), {:.1} KB/s, {:.0} tokens/s ({})",
+        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} direct, {} CM, {} LZMA, {} stored), {:.1} KB/s, {:.0} tokens/s ({})",
         display(input),
         if compress { s.raw_bytes } else { s.packed_bytes },
         if compress { s.packed_bytes } else { s.raw_bytes },
         bpb,
         s.tokens,
         s.frames,
+        s.direct_frames,
         s.cm_frames,
         s.lzma_frames,
         s.stored_frames,

@@ -2,7 +2,7 @@
 //! many chunks at once (rayon), code each chunk as a frame, and write the frames in order.
 //! Memory stays bounded: at most one batch of chunks is in flight.
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Interval};
 use crate::cm::{classes_of, cumulate, table_bit, BitPred, SymbolCm};
 use crate::coder::{Decoder, Encoder};
 use crate::error::{Error, Result};
@@ -38,6 +38,7 @@ pub struct Stats {
     pub stored_frames: u64,
     pub lzma_frames: u64,
     pub cm_frames: u64,
+    pub direct_frames: u64,
 }
 
 impl Stats {
@@ -47,6 +48,10 @@ impl Stats {
         self.raw_bytes += f.raw_len();
         match f {
             Frame::Model { n_tokens, .. } => self.tokens += *n_tokens as u64,
+            Frame::Direct { n_tokens, .. } => {
+                self.tokens += *n_tokens as u64;
+                self.direct_frames += 1;
+            }
             Frame::Lzma { .. } => self.lzma_frames += 1,
             Frame::Cm { .. } => self.cm_frames += 1,
             Frame::Stored { .. } => self.stored_frames += 1,
@@ -112,6 +117,12 @@ impl Input<'_> {
 
 pub struct Options {
     pub chunk_size: u32,
+    /// Try only this way of coding chunks (and storing): an experiment knob, set from the
+    /// environment variable NNZ_ONLY=model|cm|lzma by the CLI, to measure one method alone
+    pub only: Option<Method>,
+    /// `--fast`: direct model frames (no context mixing, LZMA at a low preset as the fallback),
+    /// the mode a GPU can run at full speed
+    pub fast: bool,
     /// called with the number of input bytes done after each batch
     pub progress: Option<Box<dyn Fn(u64) + Sync>>,
 }
@@ -120,13 +131,69 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             chunk_size: DEFAULT_CHUNK,
+            fast: false,
+            only: None,
             progress: None,
         }
     }
 }
 
-fn batch_len() -> usize {
-    (rayon::current_num_threads() * 2).max(4)
+/// The ways of coding a chunk besides storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// the transformer (with context mixing, or direct with `--fast`)
+    Model,
+    /// context mixing over bytes
+    Cm,
+    Lzma,
+}
+
+impl Method {
+    pub fn parse(s: &str) -> Option<Method> {
+        match s {
+            "model" => Some(Method::Model),
+            "cm" => Some(Method::Cm),
+            "lzma" => Some(Method::Lzma),
+            _ => None,
+        }
+    }
+}
+
+/// The threads that code chunks: the global pool, or a pool of its own when the backend wants more
+/// chunks in flight (a GPU backend: its streams mostly wait for the device).
+struct Workers {
+    pool: Option<rayon::ThreadPool>,
+    n: usize,
+}
+
+impl Workers {
+    fn new(backend: &dyn Backend) -> Result<Workers> {
+        let n = backend.parallel_chunks().max(1);
+        let pool = if n == rayon::current_num_threads() {
+            None
+        } else {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::Usage(format!("cannot start {n} threads: {e}")))?,
+            )
+        };
+        Ok(Workers { pool, n })
+    }
+
+    /// Chunks read ahead: two per worker, so none waits for input.
+    fn batch_len(&self) -> usize {
+        (self.n * 2).max(4)
+    }
+
+    fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+        let run = || items.par_iter().map(&f).collect();
+        match &self.pool {
+            Some(p) => p.install(run),
+            None => run(),
+        }
+    }
 }
 
 pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, opts: &Options) -> Result<Stats> {
@@ -139,12 +206,13 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
     .write(out)?;
     let mut hash = Xxh64::new(0);
     let mut stats = Stats::default();
+    let workers = Workers::new(backend)?;
     loop {
-        let chunks = input.next_batch(batch_len(), opts.chunk_size as usize)?;
+        let chunks = input.next_batch(workers.batch_len(), opts.chunk_size as usize)?;
         if chunks.is_empty() {
             break;
         }
-        let frames: Vec<Result<Frame>> = chunks.par_iter().map(|c| encode_chunk(backend, c)).collect();
+        let frames = workers.map(&chunks, |c| encode_chunk(backend, c, opts));
         for (chunk, frame) in chunks.iter().zip(frames) {
             let frame = frame?;
             hash.update(chunk);
@@ -187,9 +255,10 @@ fn lzma_err(e: xz2::stream::Error) -> Error {
 /// liblzma's LZMA_PRESET_EXTREME flag (xz -e).
 const LZMA_PRESET_EXTREME: u32 = 1 << 31;
 
-/// LZMA options for `Lzma` frames: preset 9 with the extreme flag, dictionary = the chunk.
-fn lzma_options(len: usize) -> Result<xz2::stream::LzmaOptions> {
-    let mut o = xz2::stream::LzmaOptions::new_preset(9 | LZMA_PRESET_EXTREME).map_err(lzma_err)?;
+/// LZMA options for `Lzma` frames: `preset` (9 with the extreme flag by default, 1 for `--fast`),
+/// dictionary = the chunk. Every preset keeps lc 3, lp 0, pb 2, which frames rely on.
+fn lzma_options(len: usize, preset: u32) -> Result<xz2::stream::LzmaOptions> {
+    let mut o = xz2::stream::LzmaOptions::new_preset(preset).map_err(lzma_err)?;
     o.dict_size(lzma_dict_size(len));
     Ok(o)
 }
@@ -210,8 +279,8 @@ fn lzma_header(raw_len: usize) -> [u8; 13] {
 }
 
 /// LZMA payload without its header, or `None` if liblzma wrote a header we did not expect.
-fn lzma_compress(data: &[u8]) -> Result<Option<Vec<u8>>> {
-    let stream = xz2::stream::Stream::new_lzma_encoder(&lzma_options(data.len())?).map_err(lzma_err)?;
+fn lzma_compress(data: &[u8], preset: u32) -> Result<Option<Vec<u8>>> {
+    let stream = xz2::stream::Stream::new_lzma_encoder(&lzma_options(data.len(), preset)?).map_err(lzma_err)?;
     let mut enc = xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 2), stream);
     enc.write_all(data)?;
     let out = enc.finish()?;
@@ -233,13 +302,15 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
 }
 
 /// Code one chunk with the best of the model (transformer + context mixing over tokens), context
-/// mixing over bytes, LZMA and storing.
-pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
+/// mixing over bytes, LZMA and storing; with `fast`, the best of a direct model frame, LZMA at a
+/// low preset and storing.
+pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Result<Frame> {
+    let allow = |m: Method| opts.only.is_none_or(|o| o == m);
+    if opts.fast {
+        return encode_chunk_fast(backend, data, allow);
+    }
     let checksum = chunk_checksum(data);
     let raw_len = data.len() as u32;
-    // NNZ_ONLY=model|cm|lzma restricts the candidates (an experiment knob: measures one method)
-    let only = std::env::var("NNZ_ONLY").ok();
-    let allow = |m: &str| only.as_deref().is_none_or(|o| o == m);
     let mut best = Frame::Stored {
         checksum,
         data: data.to_vec(),
@@ -249,8 +320,8 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
             best = f;
         }
     };
-    if allow("lzma") {
-        if let Some(payload) = lzma_compress(data)? {
+    if allow(Method::Lzma) {
+        if let Some(payload) = lzma_compress(data, 9 | LZMA_PRESET_EXTREME)? {
             consider(Frame::Lzma {
                 raw_len,
                 checksum,
@@ -259,7 +330,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
         }
     }
     let mut redundant = false;
-    if allow("cm") {
+    if allow(Method::Cm) {
         let payload = encode_bytes_cm(data)?;
         redundant = payload.len() * 8 < data.len();
         consider(Frame::Cm {
@@ -272,7 +343,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
     // compressed data), and chunks the byte mixer already codes below 1 bit per byte (logs, tables,
     // repetitive data: on the bench the byte mixer beat the model on every such chunk).
     let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
-    if allow("model") && !high_entropy && !redundant {
+    if allow(Method::Model) && !high_entropy && !redundant {
         if let Some((payload, n)) = encode_model(backend, data)? {
             consider(Frame::Model {
                 raw_len,
@@ -285,17 +356,125 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8]) -> Result<Frame> {
     Ok(best)
 }
 
+/// `--fast`: a direct model frame (unless the chunk looks already compressed), LZMA preset 1, or
+/// the bytes as they are, whichever is smallest.
+fn encode_chunk_fast(backend: &dyn Backend, data: &[u8], allow: impl Fn(Method) -> bool) -> Result<Frame> {
+    let checksum = chunk_checksum(data);
+    let raw_len = data.len() as u32;
+    let mut best = Frame::Stored {
+        checksum,
+        data: data.to_vec(),
+    };
+    let mut consider = |f: Frame| {
+        if f.encoded_len(VERSION) < best.encoded_len(VERSION) {
+            best = f;
+        }
+    };
+    if !allow(Method::Lzma) {
+    } else if let Some(payload) = lzma_compress(data, 1)? {
+        consider(Frame::Lzma {
+            raw_len,
+            checksum,
+            payload,
+        });
+    }
+    let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
+    if allow(Method::Model) && !high_entropy {
+        if let Some((payload, n)) = encode_direct(backend, data)? {
+            consider(Frame::Direct {
+                raw_len,
+                n_tokens: n as u32,
+                checksum,
+                payload,
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// The tokens of `data`, or `None` if the tokenizer cannot rebuild it exactly (such a chunk is
+/// never model-coded: the tokenizer is not trusted blindly).
+fn tokens_of(model: &crate::model::Model, data: &[u8]) -> Result<Option<Vec<u32>>> {
+    let ids = model.tokenizer.encode(data)?;
+    let mut check = Vec::with_capacity(data.len());
+    model.tokenizer.decode_into(&ids, &mut check)?;
+    Ok((check == data && !ids.is_empty()).then_some(ids))
+}
+
+/// The total every direct frame's token is coded against: the tables' budget (their entries sum
+/// to at most this; the rest of the range is never used).
+const DIRECT_TOTAL: u64 = crate::model::arith::FREQ_BUDGET;
+
+/// A direct frame's payload: each token range-coded with the interval its table gives it.
+fn encode_direct(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+    let model = backend.model();
+    let Some(ids) = tokens_of(model, data)? else {
+        return Ok(None);
+    };
+    let mut stream = backend.stream();
+    let block = stream.max_block();
+    let mut inputs = Vec::with_capacity(block);
+    let mut iv = vec![Interval::default(); block];
+    let mut enc = Encoder::new();
+    for start in (0..ids.len()).step_by(block) {
+        check_interrupt()?;
+        let end = (start + block).min(ids.len());
+        inputs.clear();
+        inputs.extend((start..end).map(|i| if i == 0 { model.cfg.bos() } else { ids[i - 1] }));
+        let iv = &mut iv[..end - start];
+        stream.feed_intervals(&inputs, &ids[start..end], iv)?;
+        for i in iv.iter() {
+            enc.encode(i.cum as u64, i.freq as u64, DIRECT_TOTAL);
+        }
+    }
+    Ok(Some((enc.finish(), ids.len() as u64)))
+}
+
+fn decode_direct(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload: &[u8]) -> Result<Vec<u8>> {
+    let model = backend.model();
+    let mut stream = backend.stream();
+    let mut dec = Decoder::new(payload);
+    let mut out = Vec::with_capacity(raw_len);
+    let mut prev = model.cfg.bos();
+    for i in 0..n_tokens {
+        if i % 256 == 0 {
+            check_interrupt()?;
+        }
+        let target = dec.target(DIRECT_TOTAL)?;
+        let iv = stream
+            .feed_search(prev, target as u32)?
+            .ok_or_else(|| Error::corrupt("range decoder target past the table"))?;
+        dec.consume(iv.cum as u64, iv.freq as u64, DIRECT_TOTAL);
+        push_piece(model, iv.sym, &mut out, raw_len)?;
+        prev = iv.sym;
+    }
+    if out.len() != raw_len {
+        return Err(Error::corrupt("frame decodes to fewer bytes than its header says"));
+    }
+    Ok(out)
+}
+
+/// Append token `sym`'s bytes, refusing to grow past the frame's length.
+fn push_piece(model: &crate::model::Model, sym: u32, out: &mut Vec<u8>, raw_len: usize) -> Result<()> {
+    let piece = model
+        .tokenizer
+        .piece(sym)
+        .ok_or_else(|| Error::corrupt("decoded a token that is not in the vocabulary"))?;
+    if out.len() + piece.len() > raw_len {
+        return Err(Error::corrupt("frame decodes to more bytes than its header says"));
+    }
+    out.extend_from_slice(piece);
+    Ok(())
+}
+
 /// The model-coded payload of a chunk and its token count, or `None` if the tokenizer cannot
 /// rebuild the chunk exactly. Each token is coded bit by bit: the transformer's table gives each
 /// bit's probability, and the context mixer (docs/MODEL.md) refines it.
 fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
     let model = backend.model();
-    let ids = model.tokenizer.encode(data)?;
-    let mut check = Vec::with_capacity(data.len());
-    model.tokenizer.decode_into(&ids, &mut check)?;
-    if check != data || ids.is_empty() {
-        return Ok(None); // never trust the tokenizer blindly: a chunk it cannot rebuild is not model-coded
-    }
+    let Some(ids) = tokens_of(model, data)? else {
+        return Ok(None);
+    };
     let vocab = model.cfg.vocab;
     let nbits = token_bits(vocab);
     let mut stream = backend.stream();
@@ -399,6 +578,15 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
             decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload, version)?,
             *checksum,
         ),
+        Frame::Direct {
+            raw_len,
+            n_tokens,
+            checksum,
+            payload,
+        } => (
+            decode_direct(backend, *raw_len as usize, *n_tokens as usize, payload)?,
+            *checksum,
+        ),
         Frame::End { .. } => return Ok(Vec::new()),
     };
     if chunk_checksum(&data) != checksum {
@@ -455,14 +643,7 @@ fn decode_tokens(
             }
             sym
         };
-        let piece = model
-            .tokenizer
-            .piece(sym)
-            .ok_or_else(|| Error::corrupt("decoded a token that is not in the vocabulary"))?;
-        if out.len() + piece.len() > raw_len {
-            return Err(Error::corrupt("frame decodes to more bytes than its header says"));
-        }
-        out.extend_from_slice(piece);
+        push_piece(model, sym, &mut out, raw_len)?;
         prev = sym;
     }
     if out.len() != raw_len {
@@ -498,18 +679,16 @@ pub fn decompress(
         let mut hash = Xxh64::new(0);
         let mut total = 0u64;
         let mut done = false;
+        let workers = Workers::new(backend)?;
         while !done {
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
             let mut frames = Vec::new();
-            while frames.len() < batch_len() && !done {
+            while frames.len() < workers.batch_len() && !done {
                 let f = Frame::read(input, header.chunk_size, header.version)?;
                 done = matches!(f, Frame::End { .. });
                 frames.push(f);
             }
-            let decoded: Vec<Result<Vec<u8>>> = frames
-                .par_iter()
-                .map(|f| decode_frame(backend, f, header.version))
-                .collect();
+            let decoded = workers.map(&frames, |f| decode_frame(backend, f, header.version));
             for (f, d) in frames.iter().zip(decoded) {
                 stats.add_frame(f, header.version);
                 if let Frame::End { total_len, checksum } = f {

@@ -5,9 +5,10 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 3 codes model frames bit by bit with context mixing and adds CM frames; version 2 added
-/// the match model and mixer (docs/MODEL.md). Version 1 and 2 streams still decode.
-pub const VERSION: u8 = 3;
+/// Version 4 adds direct model frames (the fast mode); version 3 codes model frames bit by bit with
+/// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
+/// Streams of every earlier version still decode.
+pub const VERSION: u8 = 4;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -18,10 +19,12 @@ pub const KIND_STORED: u8 = 2;
 pub const KIND_LZMA: u8 = 3;
 /// Context mixing over the bytes (format 3 on).
 pub const KIND_CM: u8 = 4;
+/// Tokens coded straight from the transformer's tables, no context mixing (format 4 on).
+pub const KIND_DIRECT: u8 = 5;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// format version of the stream (1 to 3); writers always write `VERSION`
+    /// format version of the stream (1 to 4); writers always write `VERSION`
     pub version: u8,
     pub model_id: [u8; 16],
     pub chunk_size: u32,
@@ -86,6 +89,14 @@ pub enum Frame {
         checksum: u32,
         payload: Vec<u8>,
     },
+    /// Model-coded chunk without context mixing: each token range-coded from the transformer's
+    /// table with a fixed total of 2^24 (format 4 on; what `--fast` writes).
+    Direct {
+        raw_len: u32,
+        n_tokens: u32,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
     /// The chunk's bytes as they are.
     Stored { checksum: u32, data: Vec<u8> },
     /// The chunk as an LZMA (`.lzma`, "LZMA alone") stream, for data where LZMA beats the model.
@@ -117,8 +128,19 @@ impl Frame {
                 n_tokens,
                 checksum,
                 payload,
+            }
+            | Frame::Direct {
+                raw_len,
+                n_tokens,
+                checksum,
+                payload,
             } => {
-                write_head(w, KIND_MODEL, &[*raw_len, *n_tokens, payload.len() as u32, *checksum])?;
+                let kind = if matches!(self, Frame::Model { .. }) {
+                    KIND_MODEL
+                } else {
+                    KIND_DIRECT
+                };
+                write_head(w, kind, &[*raw_len, *n_tokens, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::Stored { checksum, data } => {
@@ -162,7 +184,7 @@ impl Frame {
     /// The frame's size as written in a stream of format `version`.
     pub fn encoded_len(&self, version: u8) -> u64 {
         match self {
-            Frame::Model { payload, .. } => 17 + payload.len() as u64,
+            Frame::Model { payload, .. } | Frame::Direct { payload, .. } => 17 + payload.len() as u64,
             Frame::Stored { data, .. } => 9 + data.len() as u64,
             Frame::Lzma { payload, .. } | Frame::Cm { payload, .. } => 13 + payload.len() as u64,
             Frame::End { .. } if version < 2 => 17,
@@ -174,7 +196,10 @@ impl Frame {
     /// Bytes of content the frame stands for (0 for the end frame).
     pub fn raw_len(&self) -> u64 {
         match self {
-            Frame::Model { raw_len, .. } | Frame::Lzma { raw_len, .. } | Frame::Cm { raw_len, .. } => *raw_len as u64,
+            Frame::Model { raw_len, .. }
+            | Frame::Direct { raw_len, .. }
+            | Frame::Lzma { raw_len, .. }
+            | Frame::Cm { raw_len, .. } => *raw_len as u64,
             Frame::Stored { data, .. } => data.len() as u64,
             Frame::End { .. } => 0,
         }
@@ -185,7 +210,7 @@ impl Frame {
         let mut kind = [0u8; 1];
         read_exact(r, &mut kind)?;
         match kind[0] {
-            KIND_MODEL => {
+            KIND_MODEL | KIND_DIRECT if kind[0] == KIND_MODEL || version >= 4 => {
                 let mut h = [0u8; 16];
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
@@ -198,11 +223,20 @@ impl Frame {
                     return Err(Error::corrupt("coded frame larger than its content"));
                 }
                 let payload = read_vec(r, payload_len as usize)?;
-                Ok(Frame::Model {
-                    raw_len,
-                    n_tokens,
-                    checksum,
-                    payload,
+                Ok(if kind[0] == KIND_MODEL {
+                    Frame::Model {
+                        raw_len,
+                        n_tokens,
+                        checksum,
+                        payload,
+                    }
+                } else {
+                    Frame::Direct {
+                        raw_len,
+                        n_tokens,
+                        checksum,
+                        payload,
+                    }
                 })
             }
             KIND_STORED => {
@@ -323,6 +357,25 @@ fn read_vec<R: Read + ?Sized>(r: &mut R, len: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_frames_exist_from_version_4() {
+        let f = Frame::Direct {
+            raw_len: 10,
+            n_tokens: 3,
+            checksum: 7,
+            payload: vec![1, 2, 3],
+        };
+        let mut b = Vec::new();
+        f.write(&mut b).unwrap();
+        assert_eq!(b[0], KIND_DIRECT);
+        assert_eq!(b.len() as u64, f.encoded_len(4));
+        assert_eq!(Frame::read(&mut &b[..], 100, 4).unwrap(), f);
+        assert!(
+            Frame::read(&mut &b[..], 100, 3).is_err(),
+            "kind 5 is unknown before version 4"
+        );
+    }
 
     #[test]
     fn cm_frames_exist_from_version_3() {

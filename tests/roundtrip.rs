@@ -4,24 +4,27 @@
 mod common;
 use common::Lcg;
 use nnz::backend::cpu::CpuBackend;
-use nnz::codec::{self, Input, Options};
+use nnz::codec::{self, Input, Method, Options};
 
 fn backend() -> CpuBackend {
     CpuBackend::new(common::tiny_model())
 }
 
 fn pack(b: &CpuBackend, data: &[u8], chunk: u32) -> Vec<u8> {
+    pack_with(b, data, chunk, false)
+}
+
+/// With `fast`, only direct model frames (or storing): the tiny model loses to LZMA on most data,
+/// and these tests are about the direct frames.
+fn pack_with(b: &CpuBackend, data: &[u8], chunk: u32, fast: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    codec::compress(
-        b,
-        Input::Slice(data),
-        &mut out,
-        &Options {
-            chunk_size: chunk,
-            progress: None,
-        },
-    )
-    .unwrap();
+    let opts = Options {
+        chunk_size: chunk,
+        fast,
+        only: fast.then_some(Method::Model),
+        ..Default::default()
+    };
+    codec::compress(b, Input::Slice(data), &mut out, &opts).unwrap();
     out
 }
 
@@ -109,7 +112,7 @@ fn archive_bytes_do_not_depend_on_threads() {
     let mut from_reader = Vec::new();
     let opts = Options {
         chunk_size: 2048,
-        progress: None,
+        ..Default::default()
     };
     codec::compress(&b, Input::Reader(Box::new(&data[..])), &mut from_reader, &opts).unwrap();
     assert_eq!(from_reader, archives[0]);
@@ -146,9 +149,11 @@ fn tokenizer_is_lossless_for_any_bytes() {
 fn damaged_archives_fail_cleanly() {
     let b = backend();
     let data = sample_text();
-    let good = pack(&b, &data, 4096);
+    // the default mode (model frames with context mixing) and --fast (direct model frames)
+    let archives = [pack(&b, &data, 4096), pack_with(&b, &data, 4096, true)];
     let mut rng = Lcg(17);
-    for i in 0..150 {
+    for i in 0..200 {
+        let good = &archives[i % 2];
         let mut bad = good.clone();
         match i % 3 {
             0 => {
@@ -171,9 +176,9 @@ fn damaged_archives_fail_cleanly() {
 #[test]
 fn older_versions_still_decode() {
     // version 1: made before the match model and mixer existed; version 2: the format-2 match
-    // model and mixer (whole tokens, one table each)
+    // model and mixer (whole tokens, one table each); version 3: before direct frames
     let b = backend();
-    for version in [1u8, 2] {
+    for version in [1u8, 2, 3] {
         let name = format!("testdata/golden/sample.txt.v{version}.nnz");
         let old = std::fs::read(common::root().join(name)).unwrap();
         assert_eq!(old[4], version);
@@ -187,24 +192,37 @@ fn golden_archives_are_stable() {
     // If the format or the arithmetic changes, this fails: bump the format version and keep old
     // archives decodable (or failing clearly), then regenerate (README, "Golden archives").
     let b = backend();
-    for (name, want) in [("sample.txt", "model"), ("server.log", "cm")] {
+    for (name, want) in [("sample.txt", "model"), ("server.log", "cm"), ("sample.txt", "direct")] {
         let dir = common::root().join("testdata/golden");
         let data = std::fs::read(dir.join(name)).unwrap();
-        let golden = std::fs::read(dir.join(format!("{name}.nnz"))).unwrap();
+        let fast = want == "direct";
+        let file = if fast {
+            format!("{name}.fast.nnz")
+        } else {
+            format!("{name}.nnz")
+        };
+        let golden = std::fs::read(dir.join(&file)).unwrap();
         assert_eq!(golden[4], nnz::format::VERSION);
         let (_, stats) = codec::list(&mut &golden[..]).unwrap();
         match want {
-            "model" => assert!(stats.tokens > 0, "{name}: the golden archive must exercise the model"),
+            "model" => assert!(
+                stats.tokens > 0 && stats.direct_frames == 0,
+                "{file}: the golden archive must exercise model frames"
+            ),
+            "direct" => assert!(
+                stats.direct_frames > 0,
+                "{file}: the golden archive must exercise direct frames"
+            ),
             _ => assert!(
                 stats.cm_frames > 0,
-                "{name}: the golden archive must exercise CM frames"
+                "{file}: the golden archive must exercise CM frames"
             ),
         }
-        assert_eq!(unpack(&b, &golden).unwrap(), data, "{name}");
+        assert_eq!(unpack(&b, &golden).unwrap(), data, "{file}");
         assert_eq!(
-            pack(&b, &data, 4096),
+            pack_with(&b, &data, 4096, fast),
             golden,
-            "compressing {name} no longer gives its golden archive"
+            "compressing {name} no longer gives its golden archive {file}"
         );
     }
 }
@@ -244,5 +262,31 @@ fn lzma_frames_are_chosen_where_they_win() {
         if let Ok(out) = unpack(&b, &bad) {
             assert_eq!(out, data);
         }
+    }
+}
+
+#[test]
+fn fast_mode_codes_text_directly_and_round_trips() {
+    let b = backend();
+    let text = sample_text();
+    let a = pack_with(&b, &text, 4096, true);
+    let (_, stats) = codec::list(&mut &a[..]).unwrap();
+    assert!(stats.direct_frames > 0 && stats.cm_frames == 0, "{stats:?}");
+    assert_eq!(unpack(&b, &a).unwrap(), text);
+    // without the restriction to the model: random bytes are stored, a repeated block is LZMA-coded
+    let opts = Options {
+        chunk_size: 4096,
+        fast: true,
+        ..Default::default()
+    };
+    for (data, lzma) in [
+        (Lcg(3).bytes(9000), false),
+        (Lcg(4).bytes(500).repeat(20), true),
+        (Vec::new(), false),
+    ] {
+        let mut a = Vec::new();
+        let stats = codec::compress(&b, Input::Slice(&data), &mut a, &opts).unwrap();
+        assert_eq!(stats.lzma_frames == stats.frames && stats.frames > 0, lzma, "{stats:?}");
+        assert_eq!(unpack(&b, &a).unwrap(), data);
     }
 }

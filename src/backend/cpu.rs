@@ -90,6 +90,10 @@ impl Stream for CpuStream<'_> {
         BLOCK
     }
 
+    fn vocab(&self) -> usize {
+        self.model.cfg.vocab
+    }
+
     fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()> {
         let c = &self.model.cfg;
         assert!(inputs.len() <= BLOCK && tables.len() == inputs.len() * c.vocab);

@@ -4,8 +4,8 @@
 // it reaches __syncthreads() or returns, then the next one runs. So every thread of the block
 // reaches a barrier before any passes it, which is what __syncthreads() guarantees; __shared__
 // arrays are function statics (one block runs at a time). Only for checking results, not speed.
-// Kernels whose first block never reaches a barrier run the threads of their other blocks as plain
-// calls in turn; a barrier reached there after all stops the process with a message.
+// Kernels without barriers (as emu.rs finds in their source) run their threads as plain calls in
+// turn; a barrier reached there after all stops the process with a message.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -106,10 +106,9 @@ static std::vector<unsigned char> done;
 static Context scheduler;
 static int current, count;
 static std::function<void()> body;
-// whether the threads run as fibers; kernels that never reach __syncthreads() in a block run
-// their threads one after the other as plain calls (much faster)
+// whether the threads run as fibers; kernels without barriers run their threads one after the
+// other as plain calls (much faster)
 static bool fibered;
-static bool synced;
 
 static void set_thread(int i) {
     threadIdx.x = i % blockDim.x;
@@ -163,10 +162,9 @@ static void run_block() {
 
 static void emu_syncthreads() {
     if (!emu::fibered) {
-        fprintf(stderr, "cuda_emu: __syncthreads() in a kernel whose first block never reached it\n");
+        fprintf(stderr, "cuda_emu: __syncthreads() in a kernel registered as barrier-free\n");
         abort();
     }
-    emu::synced = true;
     int me = emu::current;
     int n = emu::next_alive(me);
     if (n < 0 || n == me) return;
@@ -187,12 +185,17 @@ static std::function<void(void**)> emu_wrap(void (*f)(A...)) {
     return [f](void** args) { emu_call(f, args, std::index_sequence_for<A...>{}); };
 }
 
+struct EmuKernel {
+    std::function<void(void**)> run;
+    bool barriers;  // whether the kernel (or a helper it calls) uses __syncthreads()
+};
+
 // defined after the kernels: name -> kernel
-static void emu_register(std::map<std::string, std::function<void(void**)>>& table);
+static void emu_register(std::map<std::string, EmuKernel>& table);
 
 extern "C" int emu_launch(const char* name, const unsigned* grid, const unsigned* block, unsigned shared,
                           void** args) {
-    static std::map<std::string, std::function<void(void**)>> table;
+    static std::map<std::string, EmuKernel> table;
     if (table.empty()) emu_register(table);
     auto it = table.find(name);
     if (it == table.end()) return -1;
@@ -202,17 +205,14 @@ extern "C" int emu_launch(const char* name, const unsigned* grid, const unsigned
     blockDim = {block[0], block[1], block[2]};
     emu::count = (int)(block[0] * block[1] * block[2]);
     auto& kernel = it->second;
-    emu::body = [&] { kernel(args); };
-    // the first block runs as fibers; if no thread reached a barrier there, the rest run direct
-    emu::fibered = true;
-    emu::synced = false;
+    emu::body = [&] { kernel.run(args); };
+    emu::fibered = kernel.barriers;
     for (unsigned z = 0; z < grid[2]; z++)
         for (unsigned y = 0; y < grid[1]; y++)
             for (unsigned x = 0; x < grid[0]; x++) {
                 blockIdx = {x, y, z};
                 if (emu::fibered) {
                     emu::run_block();
-                    emu::fibered = emu::synced;
                 } else {
                     emu::run_block_direct();
                 }

@@ -56,10 +56,11 @@ fn library() -> std::result::Result<&'static libloading::Library, String> {
         for (file, _, _) in KERNELS {
             tu += &format!("#include \"{}\"\n", root.join("kernels").join(file).display());
         }
-        tu += "static void emu_register(std::map<std::string, std::function<void(void**)>>& t) {\n";
-        for (_, _, names) in KERNELS {
+        tu += "static void emu_register(std::map<std::string, EmuKernel>& t) {\n";
+        for (_, src, names) in KERNELS {
             for n in *names {
-                tu += &format!("    t[\"{n}\"] = emu_wrap({n});\n");
+                let barriers = uses_barriers(src, n)?;
+                tu += &format!("    t[\"{n}\"] = {{emu_wrap({n}), {barriers}}};\n");
             }
         }
         tu += "}\n";
@@ -86,6 +87,30 @@ fn library() -> std::result::Result<&'static libloading::Library, String> {
     })
     .as_ref()
     .map_err(|e| e.clone())
+}
+
+/// Whether kernel `name`'s body in `src` waits at a barrier: calls `__syncthreads()` or one of
+/// common.cuh's `block_*` reductions (which do).
+fn uses_barriers(src: &str, name: &str) -> std::result::Result<bool, String> {
+    let start = src
+        .find(&format!("void {name}("))
+        .ok_or_else(|| format!("kernel {name} not found in its file"))?;
+    let open = start + src[start..].find('{').ok_or("kernel without a body")?;
+    let mut depth = 0;
+    for (i, c) in src[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    let body = &src[open..open + i];
+                    return Ok(body.contains("__syncthreads") || body.contains("block_"));
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(format!("unbalanced braces in kernel {name}"))
 }
 
 impl EmuDevice {
@@ -172,7 +197,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::CpuBackend;
     use crate::backend::gpu::GpuBackend;
-    use crate::backend::Backend;
+    use crate::backend::{Backend, Interval};
     use crate::model::Model;
 
     fn tiny() -> Model {
@@ -241,7 +266,7 @@ mod tests {
         let data = std::fs::read(golden).unwrap();
         let opts = crate::codec::Options {
             chunk_size: 4096, // as the golden archive was made
-            progress: None,
+            ..Default::default()
         };
         let mut out = Vec::new();
         let stats = crate::codec::compress(&gpu, crate::codec::Input::Slice(&data), &mut out, &opts).unwrap();
@@ -263,7 +288,7 @@ mod tests {
         let data = &text[..1600];
         let opts = crate::codec::Options {
             chunk_size: 400,
-            progress: None,
+            ..Default::default()
         };
         let mut archive = Vec::new();
         let stats = crate::codec::compress(&cpu, crate::codec::Input::Slice(data), &mut archive, &opts).unwrap();
@@ -274,5 +299,79 @@ mod tests {
         let mut back = Vec::new();
         crate::codec::decompress(&gpu, &mut archive.as_slice(), Some(&mut back), &opts).unwrap();
         assert!(back == data);
+    }
+
+    /// Direct frames (`--fast`) ask the device for intervals and searches instead of tables.
+    #[test]
+    fn intervals_and_searches_match_the_cpu() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let model = tiny();
+        let v = model.cfg.vocab;
+        let cpu = CpuBackend::new(tiny());
+        let gpu = GpuBackend::new(dev, model, 16 << 20).unwrap();
+        std::thread::scope(|s| {
+            for k in 0..4u32 {
+                let (cpu, gpu) = (&cpu, &gpu);
+                s.spawn(move || {
+                    let seq = sequence(130, k + 10, v);
+                    let mut a = cpu.stream();
+                    let mut b = gpu.stream();
+                    // a block of intervals, then searches one position at a time (incl. targets
+                    // past the table's total), then tables again: one stream state throughout
+                    let syms = sequence(64, k + 20, v);
+                    let mut ia = vec![Interval::default(); 64];
+                    let mut ib = vec![Interval::default(); 64];
+                    a.feed_intervals(&seq[..64], &syms, &mut ia).unwrap();
+                    b.feed_intervals(&seq[..64], &syms, &mut ib).unwrap();
+                    assert_eq!(ia, ib);
+                    for (i, &t) in seq[64..100].iter().enumerate() {
+                        let target = match i % 3 {
+                            0 => 0,
+                            1 => (t * 40_503) % (1 << 24),
+                            _ => (1 << 24) - 1 - i as u32,
+                        };
+                        assert_eq!(a.feed_search(t, target).unwrap(), b.feed_search(t, target).unwrap());
+                    }
+                    let mut ta = vec![0u32; 30 * v];
+                    let mut tb = vec![0u32; 30 * v];
+                    a.feed(&seq[100..], &mut ta).unwrap();
+                    b.feed(&seq[100..], &mut tb).unwrap();
+                    assert!(ta == tb);
+                });
+            }
+        });
+    }
+
+    /// `--fast` archives: the emulated GPU writes the golden direct-frame archive, and decodes it
+    /// along with other chunks in flight.
+    #[test]
+    fn direct_archives_match_the_cpu() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let gpu = GpuBackend::new(dev, tiny(), 64 << 20).unwrap();
+        let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt");
+        let data = std::fs::read(golden).unwrap();
+        let opts = crate::codec::Options {
+            chunk_size: 4096,
+            fast: true,
+            only: Some(crate::codec::Method::Model),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let stats = crate::codec::compress(&gpu, crate::codec::Input::Slice(&data), &mut out, &opts).unwrap();
+        assert!(stats.direct_frames > 0);
+        assert!(
+            out == std::fs::read(format!("{golden}.fast.nnz")).unwrap(),
+            "the emulated GPU archive differs from the CPU's"
+        );
+        let small = crate::codec::Options {
+            chunk_size: 500,
+            ..opts
+        };
+        let mut archive = Vec::new();
+        let cpu = CpuBackend::new(tiny());
+        crate::codec::compress(&cpu, crate::codec::Input::Slice(&data[..2000]), &mut archive, &small).unwrap();
+        let mut back = Vec::new();
+        crate::codec::decompress(&gpu, &mut archive.as_slice(), Some(&mut back), &small).unwrap();
+        assert!(back == data[..2000]);
     }
 }

@@ -18,7 +18,7 @@
 
 use super::cpu::{CpuBackend, BLOCK};
 use super::device::{as_bytes, as_bytes_mut, upload_new, Arg, Device, Launch};
-use super::{Backend, Stream};
+use super::{Backend, Interval, Stream};
 use crate::error::{Error, Result};
 use crate::model::{Linear, Model};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -100,7 +100,7 @@ fn slot_bytes(m: &Model) -> usize {
 /// Device bytes per row of a batch: the row's metadata, activations and table.
 fn row_bytes(m: &Model) -> usize {
     let c = &m.cfg;
-    12 + 5 * c.d_model + 2 * c.q_dim() + c.d_ff + 4 * max_out(m) + 4 * c.vocab
+    32 + 5 * c.d_model + 2 * c.q_dim() + c.d_ff + 4 * max_out(m) + 4 * c.vocab
 }
 
 fn max_out(m: &Model) -> usize {
@@ -142,11 +142,25 @@ struct Weights<M> {
     exp_out: M,
 }
 
+/// What a request wants back for each of its rows (kernels/freq.cu, `pick_forward`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// the whole table: `vocab` values per row
+    Tables = 0,
+    /// the interval of a given symbol: (sym, cum, freq) per row
+    Intervals = 1,
+    /// the symbol whose interval holds a given target: (sym, cum, freq), sym = vocab if none
+    Search = 2,
+}
+
 /// One stream's queued rows.
 struct Request {
     slot: u32,
     pos: u32,
     inputs: Vec<u32>,
+    want: Want,
+    /// per row: the symbol (Intervals) or the target (Search)
+    args: Vec<u32>,
     reply: SyncSender<Result<Vec<u32>>>,
 }
 
@@ -263,6 +277,11 @@ impl<D: Device> Backend for GpuBackend<D> {
     fn model(&self) -> &Model {
         &self.shared.model
     }
+    /// Streams mostly wait for the device, so more chunks than cores are in flight: four per
+    /// thread (each holds its coder state on the host), at most one per slot.
+    fn parallel_chunks(&self) -> usize {
+        (4 * rayon::current_num_threads()).clamp(1, self.shared.limits.slots)
+    }
     fn stream(&self) -> Box<dyn Stream + '_> {
         let mut q = self.shared.lock();
         let slot = loop {
@@ -291,14 +310,53 @@ impl<D: Device> Stream for GpuStream<'_, D> {
         BLOCK
     }
 
+    fn vocab(&self) -> usize {
+        self.shared.model.cfg.vocab
+    }
+
     fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()> {
-        let c = &self.shared.model.cfg;
-        assert!(inputs.len() <= BLOCK && tables.len() == inputs.len() * c.vocab);
-        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= c.vocab) {
+        assert!(tables.len() == inputs.len() * self.vocab());
+        if !inputs.is_empty() {
+            tables.copy_from_slice(&self.submit(inputs, Want::Tables, Vec::new())?);
+        }
+        Ok(())
+    }
+
+    fn feed_intervals(&mut self, inputs: &[u32], symbols: &[u32], out: &mut [Interval]) -> Result<()> {
+        assert!(symbols.len() == inputs.len() && out.len() == inputs.len());
+        if let Some(&bad) = symbols.iter().find(|&&s| s as usize >= self.vocab()) {
             return Err(Error::corrupt(format!("token id {bad} out of range")));
         }
-        if inputs.is_empty() {
-            return Ok(());
+        if !inputs.is_empty() {
+            let got = self.submit(inputs, Want::Intervals, symbols.to_vec())?;
+            for (o, g) in out.iter_mut().zip(got.chunks_exact(3)) {
+                *o = Interval {
+                    sym: g[0],
+                    cum: g[1],
+                    freq: g[2],
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn feed_search(&mut self, input: u32, target: u32) -> Result<Option<Interval>> {
+        let g = self.submit(&[input], Want::Search, vec![target])?;
+        Ok((g[0] < self.vocab() as u32).then_some(Interval {
+            sym: g[0],
+            cum: g[1],
+            freq: g[2],
+        }))
+    }
+}
+
+impl<D: Device> GpuStream<'_, D> {
+    /// Queue `inputs` (with what is wanted back for each) and wait for the worker's answer.
+    fn submit(&mut self, inputs: &[u32], want: Want, args: Vec<u32>) -> Result<Vec<u32>> {
+        let v = self.vocab();
+        assert!(inputs.len() <= BLOCK);
+        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= v) {
+            return Err(Error::corrupt(format!("token id {bad} out of range")));
         }
         let pos = u32::try_from(self.pos + inputs.len())
             .map(|_| self.pos as u32)
@@ -311,6 +369,8 @@ impl<D: Device> Stream for GpuStream<'_, D> {
                 slot: self.slot,
                 pos,
                 inputs: inputs.to_vec(),
+                want,
+                args,
                 reply,
             });
         }
@@ -318,9 +378,8 @@ impl<D: Device> Stream for GpuStream<'_, D> {
         let out = result
             .recv()
             .map_err(|_| Error::Usage("the GPU worker stopped".into()))??;
-        tables.copy_from_slice(&out);
         self.pos += inputs.len();
-        Ok(())
+        Ok(out)
     }
 }
 
@@ -389,12 +448,16 @@ fn run_worker<D: Device>(s: &Shared<D>, w: Weights<D::Mem>) {
         })();
         let v = s.model.cfg.vocab;
         match result {
-            Ok(tables) => {
-                let mut at = 0;
+            Ok((tables, picked)) => {
+                let mut row = 0;
                 for r in batch {
-                    let n = r.inputs.len() * v;
-                    let _ = r.reply.send(Ok(tables[at..at + n].to_vec()));
-                    at += n;
+                    let n = r.inputs.len();
+                    let answer = match r.want {
+                        Want::Tables => tables[row * v..(row + n) * v].to_vec(),
+                        _ => picked[3 * row..3 * (row + n)].to_vec(),
+                    };
+                    let _ = r.reply.send(Ok(answer));
+                    row += n;
                 }
             }
             Err(e) => {
@@ -444,8 +507,10 @@ fn next_batch<D: Device>(s: &Shared<D>) -> Option<Vec<Request>> {
 /// Device buffers for a batch of up to `rows` rows.
 struct Activations<M> {
     rows: usize,
-    /// per row: input token, then slot, then position (3 × rows u32)
+    /// per row: input token, then slot, position, `Want` and its argument (5 × rows u32)
     meta: M,
+    /// per row: (symbol, cum, freq) for rows that want an interval
+    picked: M,
     x: M,
     a: M,
     acc: M,
@@ -460,7 +525,8 @@ impl<M> Activations<M> {
         let c = &m.cfg;
         Ok(Activations {
             rows,
-            meta: dev.alloc(12 * rows)?,
+            meta: dev.alloc(20 * rows)?,
+            picked: dev.alloc(12 * rows)?,
             x: dev.alloc(4 * rows * c.d_model)?,
             a: dev.alloc(rows * c.d_model)?,
             acc: dev.alloc(4 * rows * max_out(m))?,
@@ -472,26 +538,31 @@ impl<M> Activations<M> {
     }
 }
 
-/// The forward pass over one batch; returns the tables of all its rows, request by request.
+/// The forward pass over one batch. Returns the tables of all its rows (if any request wants
+/// tables) and the picked intervals of all rows (if any request wants intervals), row by row.
 fn forward<D: Device>(
     s: &Shared<D>,
     w: &Weights<D::Mem>,
     b: &mut Activations<D::Mem>,
     batch: &[Request],
-) -> Result<Vec<u32>> {
+) -> Result<(Vec<u32>, Vec<u32>)> {
     let (dev, m) = (&s.dev, &s.model);
     let c = &m.cfg;
     let p: usize = batch.iter().map(|r| r.inputs.len()).sum();
-    let mut meta = vec![0u32; 3 * p];
+    let mut meta = vec![0u32; 5 * p];
     let mut i = 0;
     for r in batch {
         for (k, &t) in r.inputs.iter().enumerate() {
             meta[i] = t;
             meta[p + i] = r.slot;
             meta[2 * p + i] = r.pos + k as u32;
+            meta[3 * p + i] = r.want as u32;
+            meta[4 * p + i] = r.args.get(k).copied().unwrap_or(0);
             i += 1;
         }
     }
+    let want_tables = batch.iter().any(|r| r.want == Want::Tables);
+    let want_picks = batch.iter().any(|r| r.want != Want::Tables);
     dev.upload(&mut b.meta, as_bytes(&meta))?;
     let (d, qd, kvd) = (c.d_model, c.q_dim(), c.kv_dim());
     let (pi, cap) = (p as i32, ring_cap(m) as i32);
@@ -594,10 +665,25 @@ fn forward<D: Device>(
                 I32(c.vocab as i32),
             ],
         )?;
+        if want_picks {
+            dev.launch(
+                "pick_forward",
+                Launch::per_row(p, 256),
+                &[Mem(&b.tab), Mem(&b.meta), I32(pi), I32(c.vocab as i32), Mem(&b.picked)],
+            )?;
+        }
     }
-    let mut tables = vec![0u32; p * c.vocab];
-    dev.download(&b.tab, as_bytes_mut(&mut tables))?;
-    Ok(tables)
+    let mut tables = Vec::new();
+    if want_tables {
+        tables = vec![0u32; p * c.vocab];
+        dev.download(&b.tab, as_bytes_mut(&mut tables))?;
+    }
+    let mut picked = Vec::new();
+    if want_picks {
+        picked = vec![0u32; 3 * p];
+        dev.download(&b.picked, as_bytes_mut(&mut picked))?;
+    }
+    Ok((tables, picked))
 }
 
 /// cpu::norm_rows

@@ -26,7 +26,11 @@ pub const KERNELS: &[(&str, &str, &[&str])] = &[
         include_str!("../../kernels/attention.cu"),
         &["attention_forward"],
     ),
-    ("freq.cu", include_str!("../../kernels/freq.cu"), &["freq_forward"]),
+    (
+        "freq.cu",
+        include_str!("../../kernels/freq.cu"),
+        &["freq_forward", "pick_forward"],
+    ),
 ];
 
 /// One translation unit: common.cuh pasted in place of its `#include`.

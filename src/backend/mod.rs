@@ -19,6 +19,19 @@ pub trait Backend: Send + Sync {
     fn model(&self) -> &Model;
     /// A fresh stream at the start of a chunk.
     fn stream(&self) -> Box<dyn Stream + '_>;
+    /// How many chunks to code at once: the CPU backend keeps every thread busy; a GPU backend
+    /// wants many more chunks in flight than there are cores, so its batches fill.
+    fn parallel_chunks(&self) -> usize {
+        rayon::current_num_threads()
+    }
+}
+
+/// A symbol's coding interval in a table: `cum` = sum of the entries below it, `freq` its entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Interval {
+    pub sym: u32,
+    pub cum: u32,
+    pub freq: u32,
 }
 
 /// The model's state over one chunk. Position 0 reads the BOS token.
@@ -28,4 +41,53 @@ pub trait Stream: Send {
     /// Feed the next `inputs` (at most `max_block`) and write one frequency table of `vocab`
     /// entries per input into `tables`: the prediction of the token that follows that input.
     fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()>;
+
+    /// Like `feed`, but give only the interval of `symbols[r]` in row r's table (encoding a direct
+    /// frame needs no more; a GPU then returns 12 bytes per row instead of a table).
+    fn feed_intervals(&mut self, inputs: &[u32], symbols: &[u32], out: &mut [Interval]) -> Result<()> {
+        let v = self.vocab();
+        let mut tables = vec![0u32; inputs.len() * v];
+        self.feed(inputs, &mut tables)?;
+        for ((t, &s), o) in tables.chunks_exact(v).zip(symbols).zip(out.iter_mut()) {
+            *o = interval_of(t, s);
+        }
+        Ok(())
+    }
+
+    /// Feed one input and find the symbol whose interval in the new table holds `target`
+    /// (decoding a direct frame); `None` if `target` is not below the table's total.
+    fn feed_search(&mut self, input: u32, target: u32) -> Result<Option<Interval>> {
+        let mut table = vec![0u32; self.vocab()];
+        self.feed(&[input], &mut table)?;
+        Ok(search(&table, target))
+    }
+
+    /// Entries per table.
+    fn vocab(&self) -> usize;
+}
+
+/// The interval of `sym` in `table` (`sym` < table length).
+pub fn interval_of(table: &[u32], sym: u32) -> Interval {
+    let cum: u32 = table[..sym as usize].iter().sum();
+    Interval {
+        sym,
+        cum,
+        freq: table[sym as usize],
+    }
+}
+
+/// The symbol whose interval holds `target`, or `None` past the total.
+pub fn search(table: &[u32], target: u32) -> Option<Interval> {
+    let mut cum = 0u32;
+    for (s, &f) in table.iter().enumerate() {
+        if target < cum + f {
+            return Some(Interval {
+                sym: s as u32,
+                cum,
+                freq: f,
+            });
+        }
+        cum += f;
+    }
+    None
 }
