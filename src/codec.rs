@@ -160,15 +160,31 @@ impl Method {
 }
 
 /// The threads that code chunks: the global pool, or a pool of its own when the backend wants more
-/// chunks in flight (a GPU backend: its streams mostly wait for the device).
+/// chunks in flight (a GPU backend: its streams mostly wait for the device). Chunks whose coding
+/// holds large context-mixing tables ("heavy": model and CM frames of the default mode) run at most
+/// one per thread of the global pool, so host memory stays what it is on the CPU backend; direct
+/// frames (`--fast`) use every worker.
 struct Workers {
     pool: Option<rayon::ThreadPool>,
     n: usize,
+    heavy_free: std::sync::Mutex<usize>,
+    heavy_done: std::sync::Condvar,
+}
+
+/// A permit to run one heavy chunk; given back when dropped.
+struct Heavy<'w>(&'w Workers);
+
+impl Drop for Heavy<'_> {
+    fn drop(&mut self) {
+        *self.0.heavy_free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.heavy_done.notify_one();
+    }
 }
 
 impl Workers {
     fn new(backend: &dyn Backend) -> Result<Workers> {
         let n = backend.parallel_chunks().max(1);
+        let heavy = rayon::current_num_threads().max(1);
         let pool = if n == rayon::current_num_threads() {
             None
         } else {
@@ -179,7 +195,22 @@ impl Workers {
                     .map_err(|e| Error::Usage(format!("cannot start {n} threads: {e}")))?,
             )
         };
-        Ok(Workers { pool, n })
+        Ok(Workers {
+            pool,
+            n,
+            heavy_free: std::sync::Mutex::new(heavy),
+            heavy_done: std::sync::Condvar::new(),
+        })
+    }
+
+    /// Wait for a permit to run a heavy chunk.
+    fn heavy(&self) -> Heavy<'_> {
+        let mut free = self.heavy_free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.heavy_done.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Heavy(self)
     }
 
     /// Chunks read ahead: two per worker, so none waits for input.
@@ -212,7 +243,10 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
         if chunks.is_empty() {
             break;
         }
-        let frames = workers.map(&chunks, |c| encode_chunk(backend, c, opts));
+        let frames = workers.map(&chunks, |c| {
+            let _permit = (!opts.fast).then(|| workers.heavy());
+            encode_chunk(backend, c, opts)
+        });
         for (chunk, frame) in chunks.iter().zip(frames) {
             let frame = frame?;
             hash.update(chunk);
@@ -688,7 +722,10 @@ pub fn decompress(
                 done = matches!(f, Frame::End { .. });
                 frames.push(f);
             }
-            let decoded = workers.map(&frames, |f| decode_frame(backend, f, header.version));
+            let decoded = workers.map(&frames, |f| {
+                let _permit = matches!(f, Frame::Model { .. } | Frame::Cm { .. }).then(|| workers.heavy());
+                decode_frame(backend, f, header.version)
+            });
             for (f, d) in frames.iter().zip(decoded) {
                 stats.add_frame(f, header.version);
                 if let Frame::End { total_len, checksum } = f {

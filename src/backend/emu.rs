@@ -195,8 +195,8 @@ impl Device for EmuDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::cpu::CpuBackend;
-    use crate::backend::gpu::GpuBackend;
+    use crate::backend::cpu::{CpuBackend, BLOCK};
+    use crate::backend::gpu::{GpuBackend, GPU_BLOCK};
     use crate::backend::{Backend, Interval};
     use crate::model::Model;
 
@@ -225,10 +225,13 @@ mod tests {
         let model = tiny();
         let v = model.cfg.vocab;
         let cpu = CpuBackend::new(tiny());
-        // a small budget: few slots, so streams also wait for a free slot
-        let gpu = GpuBackend::new(dev, model, 4 << 20).unwrap();
-        assert!(gpu.limits().slots >= 1);
-        let jobs: Vec<(usize, usize)> = vec![(150, 64), (90, 1), (200, 17), (1, 1), (70, 64), (33, 5)];
+        // two slots: streams also wait for a free slot
+        let limits = crate::backend::gpu::Limits {
+            slots: 2,
+            max_rows: GPU_BLOCK + 10,
+        };
+        let gpu = GpuBackend::with_limits(dev, model, limits).unwrap();
+        let jobs: Vec<(usize, usize)> = vec![(600, 256), (90, 1), (200, 17), (1, 1), (300, 64), (33, 5)];
         std::thread::scope(|s| {
             for (k, &(n, step)) in jobs.iter().enumerate() {
                 let (cpu, gpu) = (&cpu, &gpu);
@@ -239,7 +242,9 @@ mod tests {
                     for (i, c) in seq.chunks(step).enumerate() {
                         let mut ta = vec![0u32; c.len() * v];
                         let mut tb = vec![1u32; c.len() * v];
-                        a.feed(c, &mut ta).unwrap();
+                        for (cc, t) in c.chunks(BLOCK).zip(ta.chunks_mut(BLOCK * v)) {
+                            a.feed(cc, t).unwrap();
+                        }
                         b.feed(c, &mut tb).unwrap();
                         assert!(ta == tb, "job {k}: block {i} differs from the CPU");
                     }

@@ -5,9 +5,10 @@
 //! layer. A stream's `feed` does not launch anything itself; it queues its rows and waits. One
 //! worker thread gathers the queued rows of all streams into a single batch — rows of different
 //! chunks side by side, each row tagged with its slot and position — runs the forward pass over the
-//! batch with one launch per step, and hands each stream its tables. Encoding queues up to
-//! `BLOCK` positions per chunk (teacher forcing); decoding queues one position per chunk, so each
-//! decoding step of every chunk in flight is one batch.
+//! batch with one launch per step, and hands each stream its tables (or, for direct frames, just
+//! the interval of each row's symbol). Encoding queues up to `GPU_BLOCK` positions per chunk
+//! (teacher forcing); decoding queues one position per chunk, so each decoding step of every chunk
+//! in flight is one batch.
 //!
 //! The batch starts when every live stream has queued its rows, or when `LINGER` has passed since
 //! the first row was queued (a stream busy with other work does not hold the others up).
@@ -17,6 +18,9 @@
 //! before anyone uses the device, and the tests check it through the emulation.
 
 use super::cpu::{CpuBackend, BLOCK};
+
+/// Positions one stream feeds at once (the CPU feeds `BLOCK`; the tables do not depend on it).
+pub const GPU_BLOCK: usize = 256;
 use super::device::{as_bytes, as_bytes_mut, upload_new, Arg, Device, Launch};
 use super::{Backend, Interval, Stream};
 use crate::error::{Error, Result};
@@ -43,22 +47,25 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Split `budget` bytes between the weights, one K/V ring per slot and the activations of a
-    /// batch; each slot is given room for `BLOCK` rows. Fails if not even one slot fits.
+    /// Split `budget` bytes between the weights, the activations of a batch (at most half of
+    /// the rest, for at most `MAX_ROWS` rows) and one K/V ring per slot. Fails if not even one
+    /// slot and one stream's block of rows fit.
     pub fn for_budget(model: &Model, budget: u64) -> Result<Limits> {
         let fixed = weight_bytes(model) as u64;
-        let per_slot = (slot_bytes(model) + BLOCK * row_bytes(model)) as u64;
-        let slots = (budget.saturating_sub(fixed) / per_slot).min(MAX_SLOTS as u64) as usize;
-        if slots == 0 {
+        let (row, slot) = (row_bytes(model) as u64, slot_bytes(model) as u64);
+        let rest = budget.saturating_sub(fixed);
+        let max_rows = (rest / 2 / row).min(MAX_ROWS as u64);
+        let slots = (rest.saturating_sub(max_rows * row) / slot).min(MAX_SLOTS as u64);
+        if max_rows < GPU_BLOCK as u64 || slots == 0 {
             return Err(Error::Usage(format!(
                 "--gpu-mem {} MiB is too small: the model needs at least {} MiB",
                 budget >> 20,
-                (fixed + per_slot).div_ceil(1 << 20)
+                (fixed + 2 * GPU_BLOCK as u64 * row + slot).div_ceil(1 << 20)
             )));
         }
         Ok(Limits {
-            slots,
-            max_rows: (slots * BLOCK).min(MAX_ROWS),
+            slots: slots as usize,
+            max_rows: max_rows as usize,
         })
     }
 
@@ -90,7 +97,7 @@ fn weight_bytes(m: &Model) -> usize {
 /// K/V ring slots per stream: a block of new positions must not overwrite keys its first
 /// position still reads (as in the CPU backend).
 fn ring_cap(m: &Model) -> usize {
-    m.cfg.window + BLOCK
+    m.cfg.window + GPU_BLOCK
 }
 
 fn slot_bytes(m: &Model) -> usize {
@@ -200,6 +207,12 @@ impl<D: Device> GpuBackend<D> {
     /// Upload the model, start the worker, and check the device against the CPU reference.
     pub fn new(dev: D, model: Model, mem_limit: u64) -> Result<GpuBackend<D>> {
         let limits = Limits::for_budget(&model, mem_limit)?;
+        Self::with_limits(dev, model, limits)
+    }
+
+    /// As `new`, with the slots and rows given (`max_rows` >= `GPU_BLOCK`).
+    pub fn with_limits(dev: D, model: Model, limits: Limits) -> Result<GpuBackend<D>> {
+        assert!(limits.slots >= 1 && limits.max_rows >= GPU_BLOCK);
         let weights = upload(&dev, &model, limits.slots)?;
         let shared = Arc::new(Shared {
             dev,
@@ -229,26 +242,29 @@ impl<D: Device> GpuBackend<D> {
         self.shared.limits
     }
 
-    /// The device must give the CPU's tables on a sequence longer than the window and one block.
+    /// The device must give the CPU's tables on a sequence longer than the window and a block,
+    /// fed in blocks of its own size (the CPU's are smaller).
     fn self_check(&self) -> Result<()> {
         let model = &self.shared.model;
         let v = model.cfg.vocab;
-        let n = model.cfg.window + BLOCK + 37;
+        let n = model.cfg.window + GPU_BLOCK + 37;
         let inputs: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 13) % (v as u32)).collect();
+        let mut want = vec![0u32; n * v];
+        let mut got = vec![0u32; n * v];
         let cpu = CpuBackend::new_ref(model);
         let mut a = cpu.stream();
+        for (c, t) in inputs.chunks(BLOCK).zip(want.chunks_mut(BLOCK * v)) {
+            a.feed(c, t)?;
+        }
         let mut b = self.stream();
-        for c in inputs.chunks(BLOCK) {
-            let mut ta = vec![0u32; c.len() * v];
-            let mut tb = vec![0u32; c.len() * v];
-            a.feed(c, &mut ta)?;
-            b.feed(c, &mut tb)?;
-            if ta != tb {
-                return Err(Error::Usage(format!(
-                    "{}: results differ from the CPU reference",
-                    self.shared.dev.name()
-                )));
-            }
+        for (c, t) in inputs.chunks(GPU_BLOCK).zip(got.chunks_mut(GPU_BLOCK * v)) {
+            b.feed(c, t)?;
+        }
+        if want != got {
+            return Err(Error::Usage(format!(
+                "{}: results differ from the CPU reference",
+                self.shared.dev.name()
+            )));
         }
         Ok(())
     }
@@ -307,7 +323,7 @@ struct GpuStream<'b, D: Device> {
 
 impl<D: Device> Stream for GpuStream<'_, D> {
     fn max_block(&self) -> usize {
-        BLOCK
+        GPU_BLOCK
     }
 
     fn vocab(&self) -> usize {
@@ -354,7 +370,7 @@ impl<D: Device> GpuStream<'_, D> {
     /// Queue `inputs` (with what is wanted back for each) and wait for the worker's answer.
     fn submit(&mut self, inputs: &[u32], want: Want, args: Vec<u32>) -> Result<Vec<u32>> {
         let v = self.vocab();
-        assert!(inputs.len() <= BLOCK);
+        assert!(inputs.len() <= GPU_BLOCK);
         if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= v) {
             return Err(Error::corrupt(format!("token id {bad} out of range")));
         }
@@ -739,12 +755,14 @@ mod tests {
     fn the_memory_budget_bounds_slots_and_rows() {
         let m = Model::default_model().unwrap();
         let l = Limits::for_budget(&m, DEFAULT_MEM_LIMIT).unwrap();
-        assert_eq!(l.slots, MAX_SLOTS);
+        assert_eq!((l.slots, l.max_rows), (MAX_SLOTS, MAX_ROWS));
         assert!(l.bytes(&m) <= DEFAULT_MEM_LIMIT);
         let small = Limits::for_budget(&m, 64 << 20).unwrap();
-        assert!(small.slots >= 1 && small.slots < MAX_SLOTS, "{small:?}");
+        assert!(
+            small.slots >= 1 && small.max_rows >= GPU_BLOCK && small.max_rows < MAX_ROWS,
+            "{small:?}"
+        );
         assert!(small.bytes(&m) <= 64 << 20);
-        assert_eq!(small.max_rows, small.slots * BLOCK);
-        assert!(Limits::for_budget(&m, 1 << 20).is_err());
+        assert!(Limits::for_budget(&m, 4 << 20).is_err());
     }
 }
