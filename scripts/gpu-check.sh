@@ -1,49 +1,99 @@
 #!/usr/bin/env bash
-# Run on a machine with an NVIDIA GPU, with a release binary built elsewhere:
-#   scripts/gpu-check.sh [path/to/nnz] [bench dir]
-# Checks that GPU archives are byte-identical to CPU archives, that each side decodes the other's,
-# saves a GPU-made archive (to $OUT if set) for testdata/, and prints a timing table last.
+# Run on a machine with an NVIDIA GPU, with a release binary and data prepared elsewhere:
+#   here:  cargo build --release && scripts/gpu-data.sh
+#   there: scripts/gpu-check.sh        (carry target/release/nnz and target/gpu-data)
+# 1. Byte identity: for text, log, binary, empty and odd-sized inputs, in the default mode and in
+#    --fast, the GPU's archive equals the CPU's; each side decodes the other's archive.
+# 2. GPU-made archives of testdata/golden/sample.txt (tiny model, 4 KiB chunks, as the goldens) go
+#    to $OUT, to be committed as testdata/golden/*.gpu.nnz.
+# 3. Speed on ~100 MiB of prose (target/gpu-data/text.xz), end to end, file in -> file out; a
+#    timing table is printed last. Every step has a time limit, and speed runs that would start
+#    after BUDGET_S seconds (default 540) are skipped, so the check fits one 10-minute call.
+#    PARTS=identity or PARTS=speed runs one half only.
 set -uo pipefail
-nnz="${1:-target/release/nnz}"
-bench="${2:-../shared/bench}"
+cd "$(dirname "$0")/.."
+parts="${PARTS:-identity speed}"
+budget="${BUDGET_S:-540}"
+nnz="${NNZ:-target/release/nnz}"
+data="${DATA:-target/gpu-data}"
 out="${OUT:-/tmp/nnz-gpu-check}"
 mkdir -p "$out"
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/nvidia/lib64; do
   [ -d "$d" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"
 done
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+"$nnz" -v --device cuda -c testdata/golden/sample.txt > /dev/null || { echo "gpu-check: the GPU backend does not start"; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# inputs: text, logs, binary, empty, odd sizes
-cp testdata/golden/sample.txt "$work/sample.txt"
-: > "$work/empty"
-printf 'x' > "$work/one"
-head -c 100003 /dev/urandom > "$work/random.bin"
-for f in canterbury/alice29.txt canterbury/kennedy.xls logs/Apache_2k.log misc/urls.10K; do
-  [ -f "$bench/$f" ] && cp "$bench/$f" "$work/"
-done
 fail=0
-for f in "$work"/*; do
-  case "$f" in *.nnz) continue;; esac
+note() { echo "$*"; }
+bad() { echo "FAIL $*"; fail=1; }
+
+# 1. byte identity
+mkdir -p "$work/in"
+if [[ $parts == *identity* ]]; then
+cp testdata/golden/sample.txt testdata/golden/server.log "$work/in/"
+: > "$work/in/empty"
+printf 'x' > "$work/in/one"
+head -c 100003 /dev/urandom > "$work/in/random.bin"
+[ -d "$data/small" ] && cp "$data"/small/* "$work/in/"
+for f in "$work"/in/*; do
   n=$(basename "$f")
-  "$nnz" -q --device cpu -c "$f" > "$work/$n.cpu.nnz" || { echo "FAIL cpu compress $n"; fail=1; continue; }
-  "$nnz" -q --device cuda -c "$f" > "$work/$n.gpu.nnz" || { echo "FAIL gpu compress $n"; fail=1; continue; }
-  if cmp -s "$work/$n.cpu.nnz" "$work/$n.gpu.nnz"; then echo "same archive: $n"; else echo "FAIL archives differ: $n"; fail=1; fi
-  "$nnz" -q --device cuda -d -c "$work/$n.cpu.nnz" | cmp -s - "$f" || { echo "FAIL gpu decode of cpu archive: $n"; fail=1; }
-  "$nnz" -q --device cpu -d -c "$work/$n.gpu.nnz" | cmp -s - "$f" || { echo "FAIL cpu decode of gpu archive: $n"; fail=1; }
+  for mode in default fast; do
+    flag=""; [ $mode = fast ] && flag="--fast"
+    c="$work/$n.$mode"
+    timeout 120 "$nnz" -q $flag --device cpu -c "$f" > "$c.cpu" || { bad "cpu compress $n $mode"; continue; }
+    timeout 120 "$nnz" -q $flag --device cuda -c "$f" > "$c.gpu" || { bad "gpu compress $n $mode"; continue; }
+    if cmp -s "$c.cpu" "$c.gpu"; then note "same archive: $n ($mode)"; else bad "archives differ: $n ($mode)"; fi
+    timeout 120 "$nnz" -q --device cuda -d -c "$c.cpu" | cmp -s - "$f" || bad "gpu decode of cpu archive: $n ($mode)"
+    timeout 120 "$nnz" -q --device cpu -d -c "$c.gpu" | cmp -s - "$f" || bad "cpu decode of gpu archive: $n ($mode)"
+  done
 done
-cp "$work/sample.txt.gpu.nnz" "$out/sample.txt.gpu.nnz" 2>/dev/null
-# timing table (last)
-big="$work/big.txt"
-for i in $(seq 1 40); do cat "$work/sample.txt"; [ -f "$work/alice29.txt" ] && cat "$work/alice29.txt"; done > "$big"
-size=$(stat -c %s "$big")
+
+# 2. GPU-made archives for testdata/golden
+tiny=(--model testdata/tiny.safetensors --chunk-kib 4 --device cuda)
+"$nnz" -q "${tiny[@]}" -c testdata/golden/sample.txt > "$out/sample.txt.gpu.nnz"
+NNZ_ONLY=model "$nnz" -q "${tiny[@]}" --fast -c testdata/golden/sample.txt > "$out/sample.txt.fast.gpu.nnz"
+cmp -s "$out/sample.txt.gpu.nnz" testdata/golden/sample.txt.nnz || bad "GPU golden differs from testdata/golden/sample.txt.nnz"
+cmp -s "$out/sample.txt.fast.gpu.nnz" testdata/golden/sample.txt.fast.nnz || bad "GPU golden differs from testdata/golden/sample.txt.fast.nnz"
+fi
+
+# 3. speed
+rows=()
+timed() { # label file limit_s args...: compress then decompress on the GPU, check, add a row
+  local label=$1 f=$2 limit=$3; shift 3
+  local size t0 t1 t2 ok="ok" packed
+  size=$(stat -c %s "$f")
+  if [ "$SECONDS" -ge "$budget" ]; then rows+=("| $label | $size | skipped (time budget) | | | | |"); return; fi
+  [ $((SECONDS + 2 * limit)) -gt $((budget + 60)) ] && limit=$(( (budget + 60 - SECONDS) / 2 ))
+  t0=$(date +%s.%N)
+  if ! timeout "$limit" "$nnz" -q "$@" -c "$f" > "$work/t.nnz"; then rows+=("| $label | $size | timeout/fail | | | | |"); return; fi
+  t1=$(date +%s.%N)
+  if ! timeout "$limit" "$nnz" -q "$@" -d -c "$work/t.nnz" > "$work/t.out"; then ok="decode timeout/fail"; fi
+  t2=$(date +%s.%N)
+  cmp -s "$work/t.out" "$f" || { [ "$ok" = ok ] && ok="MISMATCH"; fail=1; }
+  packed=$(stat -c %s "$work/t.nnz")
+  rows+=("$(awk -v l="$label" -v s="$size" -v p="$packed" -v a="$t0" -v b="$t1" -v c="$t2" -v ok="$ok" \
+    'BEGIN{printf "| %s | %d | %.3f | %.1f | %.2f | %.1f | %s |", l, s, 8*p/s, b-a, s/(b-a)/1e6, s/(c-b)/1e6, ok}')")
+}
+if [[ $parts != *speed* ]]; then
+  :
+elif [ -f "$data/text.xz" ]; then
+  xz -dc "$data/text.xz" > "$work/text100" 2>/dev/null || python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$data/text.xz" "$work/text100"
+  head -c 8388608 "$work/text100" > "$work/text8"
+  head -c 1048576 "$work/text100" > "$work/text1"
+  timed "cpu --fast, 1 MiB, 64 KiB chunks" "$work/text1" 60 --device cpu --fast --chunk-kib 64
+  timed "cuda --fast, 1 MiB, 64 KiB chunks" "$work/text1" 60 --device cuda --fast --chunk-kib 64
+  timed "cuda --fast, 8 MiB" "$work/text8" 60 --device cuda --fast
+  timed "cuda --fast, 100 MiB" "$work/text100" 150 --device cuda --fast
+  timed "cuda --fast, 100 MiB, 256 KiB chunks" "$work/text100" 150 --device cuda --fast --chunk-kib 256
+  timed "cuda default, 8 MiB" "$work/text8" 120 --device cuda
+else
+  note "no $data/text.xz (run scripts/gpu-data.sh here first): speed not measured"
+fi
 echo
-echo "| device | bytes | compress s | MB/s | decompress s | MB/s |"
-echo "|---|---:|---:|---:|---:|---:|"
-for dev in cpu cuda; do
-  t0=$(date +%s.%N); "$nnz" -q --device $dev -c "$big" > "$work/big.$dev.nnz"; t1=$(date +%s.%N)
-  "$nnz" -q --device $dev -d -c "$work/big.$dev.nnz" > /dev/null; t2=$(date +%s.%N)
-  awk -v d=$dev -v s=$size -v a=$t0 -v b=$t1 -v c=$t2 'BEGIN{printf "| %s | %d | %.2f | %.3f | %.2f | %.3f |\n", d, s, b-a, s/(b-a)/1e6, c-b, s/(c-b)/1e6}'
-done
+echo "| run | bytes | bpb | compress s | compress MB/s | decompress MB/s | check |"
+echo "|---|---:|---:|---:|---:|---:|---|"
+for r in "${rows[@]}"; do echo "$r"; done
 [ $fail -eq 0 ] && echo "gpu-check: OK" || echo "gpu-check: FAILURES"
 exit $fail
