@@ -2,6 +2,7 @@
 # Run on a machine with an NVIDIA GPU, with a release binary and data prepared elsewhere:
 #   here:  cargo build --release && scripts/gpu-data.sh
 #   there: scripts/gpu-check.sh        (carry target/release/nnz and target/gpu-data)
+# 0. The GPU backend starts, with the built-in PTX (if the binary has it) and with NVRTC.
 # 1. Byte identity: for text, log, binary, empty and odd-sized inputs, in the default mode and in
 #    --fast, the GPU's archive equals the CPU's; each side decodes the other's archive.
 # 2. GPU-made archives of testdata/golden/sample.txt (tiny model, 4 KiB chunks, as the goldens) go
@@ -23,9 +24,13 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/loc
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$nnz" -v --device cuda -c testdata/golden/sample.txt > /dev/null || { echo "gpu-check: the GPU backend does not start"; exit 1; }
+# the other way to get the kernels: NVRTC at start-up (the binary above may use built-in PTX)
+NNZ_KERNELS=nvrtc NNZ_CACHE_DIR="$(mktemp -d)" "$nnz" -v --device cuda -c testdata/golden/sample.txt > /tmp/nnz-nvrtc.nnz \
+  && "$nnz" -q --device cpu -c testdata/golden/sample.txt | cmp -s - /tmp/nnz-nvrtc.nnz \
+  && echo "same archive: sample.txt (kernels from NVRTC)" || { echo "FAIL kernels from NVRTC"; nvrtc_fail=1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail=0
+fail=${nvrtc_fail:-0}
 note() { echo "$*"; }
 bad() { echo "FAIL $*"; fail=1; }
 

@@ -4,7 +4,7 @@
 
 use super::device::{Arg, Device, Launch};
 use super::gpu::GpuBackend;
-use super::kernels;
+use super::kernels::{self, PtxSource};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
@@ -36,18 +36,15 @@ impl CudaDevice {
         if !driver_present() {
             return Err(Error::Usage("no CUDA driver (libcuda) found".into()));
         }
-        if !kernels::nvrtc_present() {
-            return Err(Error::Usage(
-                "the CUDA runtime compiler (libnvrtc) was not found".into(),
-            ));
-        }
         let ctx = CudaContext::new(ordinal).map_err(gpu_err)?;
         let device = ctx.name().map_err(gpu_err)?;
-        let (major, _) = ctx.compute_capability().map_err(gpu_err)?;
-        if major < 7 {
-            return Err(Error::Usage(format!(
-                "{device}: compute capability {major}.x is too old (need 7.0+)"
-            )));
+        let (major, minor) = ctx.compute_capability().map_err(gpu_err)?;
+        let source =
+            PtxSource::choose(major as u32, minor as u32).map_err(|e| Error::Usage(format!("{device}: {e}")))?;
+        if matches!(source, PtxSource::Nvrtc(_)) && !kernels::nvrtc_present() {
+            return Err(Error::Usage(
+                "the CUDA runtime compiler (libnvrtc) was not found, and this nnz was built without nvcc".into(),
+            ));
         }
         // one stream does all the work in order; cudarc's cross-stream event tracking is not needed
         // SAFETY: no other stream of this context touches our buffers
@@ -55,16 +52,20 @@ impl CudaDevice {
         let stream = ctx.default_stream();
         let mut funcs = HashMap::new();
         for (name, src, fns) in kernels::KERNELS {
-            let ptx = kernels::compile(name, src, "compute_70")?;
+            let ptx = source.ptx(name, src)?;
             let module = ctx.load_module(ptx).map_err(gpu_err)?;
             for f in *fns {
                 funcs.insert(*f, module.load_function(f).map_err(gpu_err)?);
             }
         }
+        let from = match source {
+            PtxSource::Embedded => format!("built-in PTX for {}", kernels::EMBEDDED_ARCH),
+            PtxSource::Nvrtc(arch) => format!("NVRTC for {arch}"),
+        };
         Ok(CudaDevice {
             stream,
             funcs,
-            name: format!("{device} (GPU {ordinal})"),
+            name: format!("{device} (GPU {ordinal}, compute {major}.{minor}, kernels: {from})"),
         })
     }
 }
