@@ -10,6 +10,7 @@ import tempfile
 COMPRESSORS = {
     # name: (compress argv, decompress argv); both filter stdin -> stdout
     "nnz": (["{nnz}", "-c", "-q"], ["{nnz}", "-d", "-c", "-q"]),
+    "nnz --direct": (["{nnz}", "-c", "-q", "--direct"], ["{nnz}", "-d", "-c", "-q"]),
     "xz -9e": (["xz", "-9e", "-T1", "-c"], ["xz", "-d", "-c"]),
     "zstd -19": (["zstd", "-19", "-q", "-c"], ["zstd", "-d", "-q", "-c"]),
     "brotli -q 11": (["brotli", "-q", "11", "-c"], ["brotli", "-d", "-c"]),

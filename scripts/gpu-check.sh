@@ -4,7 +4,7 @@
 #   there: scripts/gpu-check.sh        (carry target/release/nnz and target/gpu-data)
 # 0. The GPU backend starts, with the built-in PTX (if the binary has it) and with NVRTC.
 # 1. Byte identity: for text, log, binary, empty and odd-sized inputs, in the default mode and in
-#    --fast, the GPU's archive equals the CPU's; each side decodes the other's archive.
+#    --direct, the GPU's archive equals the CPU's; each side decodes the other's archive.
 # 2. GPU-made archives of testdata/golden/sample.txt (tiny model, 4 KiB chunks, as the goldens) go
 #    to $OUT, to be committed as testdata/golden/*.gpu.nnz.
 # 3. Speed on ~100 MiB of prose (target/gpu-data/text.xz), end to end, file in -> file out; a
@@ -44,8 +44,8 @@ head -c 100003 /dev/urandom > "$work/in/random.bin"
 [ -d "$data/small" ] && cp "$data"/small/* "$work/in/"
 for f in "$work"/in/*; do
   n=$(basename "$f")
-  for mode in default fast; do
-    flag=""; [ $mode = fast ] && flag="--fast"
+  for mode in default direct; do
+    flag=""; [ $mode = direct ] && flag="--direct"
     c="$work/$n.$mode"
     timeout 120 "$nnz" -q $flag --device cpu -c "$f" > "$c.cpu" || { bad "cpu compress $n $mode"; continue; }
     timeout 120 "$nnz" -q $flag --device cuda -c "$f" > "$c.gpu" || { bad "gpu compress $n $mode"; continue; }
@@ -58,9 +58,9 @@ done
 # 2. GPU-made archives for testdata/golden
 tiny=(--model testdata/tiny.safetensors --chunk-kib 4 --device cuda)
 "$nnz" -q "${tiny[@]}" -c testdata/golden/sample.txt > "$out/sample.txt.gpu.nnz"
-NNZ_ONLY=model "$nnz" -q "${tiny[@]}" --fast -c testdata/golden/sample.txt > "$out/sample.txt.fast.gpu.nnz"
+NNZ_ONLY=model "$nnz" -q "${tiny[@]}" --direct -c testdata/golden/sample.txt > "$out/sample.txt.direct.gpu.nnz"
 cmp -s "$out/sample.txt.gpu.nnz" testdata/golden/sample.txt.nnz || bad "GPU golden differs from testdata/golden/sample.txt.nnz"
-cmp -s "$out/sample.txt.fast.gpu.nnz" testdata/golden/sample.txt.fast.nnz || bad "GPU golden differs from testdata/golden/sample.txt.fast.nnz"
+cmp -s "$out/sample.txt.direct.gpu.nnz" testdata/golden/sample.txt.direct.nnz || bad "GPU golden differs from testdata/golden/sample.txt.direct.nnz"
 fi
 
 # 3. speed
@@ -87,11 +87,11 @@ elif [ -f "$data/text.xz" ]; then
   xz -dc "$data/text.xz" > "$work/text100" 2>/dev/null || python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$data/text.xz" "$work/text100"
   head -c 8388608 "$work/text100" > "$work/text8"
   head -c 1048576 "$work/text100" > "$work/text1"
-  timed "cpu --fast, 1 MiB, 64 KiB chunks" "$work/text1" 60 --device cpu --fast --chunk-kib 64
-  timed "cuda --fast, 1 MiB, 64 KiB chunks" "$work/text1" 60 --device cuda --fast --chunk-kib 64
-  timed "cuda --fast, 8 MiB" "$work/text8" 60 --device cuda --fast
-  timed "cuda --fast, 100 MiB" "$work/text100" 150 --device cuda --fast
-  timed "cuda --fast, 100 MiB, 256 KiB chunks" "$work/text100" 150 --device cuda --fast --chunk-kib 256
+  timed "cpu --direct, 1 MiB, 64 KiB chunks" "$work/text1" 60 --device cpu --direct --chunk-kib 64
+  timed "cuda --direct, 1 MiB, 64 KiB chunks" "$work/text1" 60 --device cuda --direct --chunk-kib 64
+  timed "cuda --direct, 8 MiB" "$work/text8" 60 --device cuda --direct
+  timed "cuda --direct, 100 MiB" "$work/text100" 150 --device cuda --direct
+  timed "cuda --direct, 100 MiB, 256 KiB chunks" "$work/text100" 150 --device cuda --direct --chunk-kib 256
   timed "cuda default, 8 MiB" "$work/text8" 120 --device cuda
 else
   note "no $data/text.xz (run scripts/gpu-data.sh here first): speed not measured"

@@ -63,10 +63,10 @@ pub struct Args {
     /// Print the device, the model and per-file statistics
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
-    /// Fast mode: the transformer's predictions without context mixing (what a GPU runs at full
-    /// speed; larger archives). Decompression needs no flag
-    #[arg(short = '1', long = "fast")]
-    pub fast: bool,
+    /// Code tokens straight from the transformer, without the context mixers: the mode a GPU
+    /// runs at speed (on a CPU it is slower, and archives are larger). Decompression needs no flag
+    #[arg(long = "direct")]
+    pub direct: bool,
     /// Threads (0 = all cores)
     #[arg(short = 'T', long = "threads", default_value_t = 0, value_name = "N")]
     pub threads: usize,
@@ -446,7 +446,7 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: args.chunk_kib * 1024,
-        fast: args.fast,
+        direct: args.direct,
         only: std::env::var("NNZ_ONLY").ok().as_deref().and_then(codec::Method::parse),
         progress: pb
             .clone()
@@ -484,7 +484,7 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: 0,
-        fast: false,
+        direct: false,
         only: None,
         progress: pb
             .clone()

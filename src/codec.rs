@@ -120,9 +120,9 @@ pub struct Options {
     /// Try only this way of coding chunks (and storing): an experiment knob, set from the
     /// environment variable NNZ_ONLY=model|cm|lzma by the CLI, to measure one method alone
     pub only: Option<Method>,
-    /// `--fast`: direct model frames (no context mixing, LZMA at a low preset as the fallback),
+    /// `--direct`: direct model frames (no context mixing, LZMA at a low preset as the fallback),
     /// the mode a GPU can run at full speed
-    pub fast: bool,
+    pub direct: bool,
     /// called with the number of input bytes done after each batch
     pub progress: Option<Box<dyn Fn(u64) + Sync>>,
 }
@@ -131,7 +131,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             chunk_size: DEFAULT_CHUNK,
-            fast: false,
+            direct: false,
             only: None,
             progress: None,
         }
@@ -141,7 +141,7 @@ impl Default for Options {
 /// The ways of coding a chunk besides storing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
-    /// the transformer (with context mixing, or direct with `--fast`)
+    /// the transformer (with context mixing, or direct with `--direct`)
     Model,
     /// context mixing over bytes
     Cm,
@@ -163,7 +163,7 @@ impl Method {
 /// chunks in flight (a GPU backend: its streams mostly wait for the device). Chunks whose coding
 /// holds large context-mixing tables ("heavy": model and CM frames of the default mode) run at most
 /// one per thread of the global pool, so host memory stays what it is on the CPU backend; direct
-/// frames (`--fast`) use every worker.
+/// frames (`--direct`) use every worker.
 struct Workers {
     pool: Option<rayon::ThreadPool>,
     n: usize,
@@ -244,7 +244,7 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
             break;
         }
         let frames = workers.map(&chunks, |c| {
-            let _permit = (!opts.fast).then(|| workers.heavy());
+            let _permit = (!opts.direct).then(|| workers.heavy());
             encode_chunk(backend, c, opts)
         });
         for (chunk, frame) in chunks.iter().zip(frames) {
@@ -289,7 +289,7 @@ fn lzma_err(e: xz2::stream::Error) -> Error {
 /// liblzma's LZMA_PRESET_EXTREME flag (xz -e).
 const LZMA_PRESET_EXTREME: u32 = 1 << 31;
 
-/// LZMA options for `Lzma` frames: `preset` (9 with the extreme flag by default, 1 for `--fast`),
+/// LZMA options for `Lzma` frames: `preset` (9 with the extreme flag by default, 1 for `--direct`),
 /// dictionary = the chunk. Every preset keeps lc 3, lp 0, pb 2, which frames rely on.
 fn lzma_options(len: usize, preset: u32) -> Result<xz2::stream::LzmaOptions> {
     let mut o = xz2::stream::LzmaOptions::new_preset(preset).map_err(lzma_err)?;
@@ -336,13 +336,10 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
 }
 
 /// Code one chunk with the best of the model (transformer + context mixing over tokens), context
-/// mixing over bytes, LZMA and storing; with `fast`, the best of a direct model frame, LZMA at a
-/// low preset and storing.
+/// mixing over bytes, LZMA (preset 9, extreme) and storing; with `--direct`, the best of a direct
+/// model frame (transformer alone), LZMA preset 1 and storing.
 pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Result<Frame> {
     let allow = |m: Method| opts.only.is_none_or(|o| o == m);
-    if opts.fast {
-        return encode_chunk_fast(backend, data, allow);
-    }
     let checksum = chunk_checksum(data);
     let raw_len = data.len() as u32;
     let mut best = Frame::Stored {
@@ -355,7 +352,8 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         }
     };
     if allow(Method::Lzma) {
-        if let Some(payload) = lzma_compress(data, 9 | LZMA_PRESET_EXTREME)? {
+        let preset = if opts.direct { 1 } else { 9 | LZMA_PRESET_EXTREME };
+        if let Some(payload) = lzma_compress(data, preset)? {
             consider(Frame::Lzma {
                 raw_len,
                 checksum,
@@ -364,7 +362,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         }
     }
     let mut redundant = false;
-    if allow(Method::Cm) {
+    if allow(Method::Cm) && !opts.direct {
         let payload = encode_bytes_cm(data)?;
         redundant = payload.len() * 8 < data.len();
         consider(Frame::Cm {
@@ -378,44 +376,17 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
     // repetitive data: on the bench the byte mixer beat the model on every such chunk).
     let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
     if allow(Method::Model) && !high_entropy && !redundant {
-        if let Some((payload, n)) = encode_model(backend, data)? {
+        if opts.direct {
+            if let Some((payload, n)) = encode_direct(backend, data)? {
+                consider(Frame::Direct {
+                    raw_len,
+                    n_tokens: n as u32,
+                    checksum,
+                    payload,
+                });
+            }
+        } else if let Some((payload, n)) = encode_model(backend, data)? {
             consider(Frame::Model {
-                raw_len,
-                n_tokens: n as u32,
-                checksum,
-                payload,
-            });
-        }
-    }
-    Ok(best)
-}
-
-/// `--fast`: a direct model frame (unless the chunk looks already compressed), LZMA preset 1, or
-/// the bytes as they are, whichever is smallest.
-fn encode_chunk_fast(backend: &dyn Backend, data: &[u8], allow: impl Fn(Method) -> bool) -> Result<Frame> {
-    let checksum = chunk_checksum(data);
-    let raw_len = data.len() as u32;
-    let mut best = Frame::Stored {
-        checksum,
-        data: data.to_vec(),
-    };
-    let mut consider = |f: Frame| {
-        if f.encoded_len(VERSION) < best.encoded_len(VERSION) {
-            best = f;
-        }
-    };
-    if !allow(Method::Lzma) {
-    } else if let Some(payload) = lzma_compress(data, 1)? {
-        consider(Frame::Lzma {
-            raw_len,
-            checksum,
-            payload,
-        });
-    }
-    let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
-    if allow(Method::Model) && !high_entropy {
-        if let Some((payload, n)) = encode_direct(backend, data)? {
-            consider(Frame::Direct {
                 raw_len,
                 n_tokens: n as u32,
                 checksum,

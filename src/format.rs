@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 4 adds direct model frames (the fast mode); version 3 codes model frames bit by bit with
+/// Version 4 adds direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
 pub const VERSION: u8 = 4;
@@ -90,7 +90,7 @@ pub enum Frame {
         payload: Vec<u8>,
     },
     /// Model-coded chunk without context mixing: each token range-coded from the transformer's
-    /// table with a fixed total of 2^24 (format 4 on; what `--fast` writes).
+    /// table with a fixed total of 2^24 (format 4 on; what `--direct` writes).
     Direct {
         raw_len: u32,
         n_tokens: u32,

@@ -130,6 +130,20 @@ fn pipes_stdin_to_stdout() {
 }
 
 #[test]
+fn direct_mode_and_gpu_memory_flags() {
+    let data = sample();
+    let c = run_stdin(nnz().args(["-c", "--direct", "--gpu-mem", "512M"]), &data);
+    assert!(c.status.success(), "{}", stderr(&c));
+    let d = run_stdin(nnz().arg("-d"), &c.stdout);
+    assert!(d.status.success(), "{}", stderr(&d));
+    assert_eq!(d.stdout, data);
+    // a size nnz cannot read is a usage error (clap's exit status 2), not a panic
+    let bad = run_stdin(nnz().args(["-c", "--gpu-mem", "lots"]), &data);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--gpu-mem") && !stderr(&bad).contains("panicked"));
+}
+
+#[test]
 fn archive_does_not_depend_on_thread_count() {
     let data = [sample(), sample(), sample()].concat();
     let a = run_stdin(nnz().args(["-c", "-T", "1", "--chunk-kib", "2"]), &data);

@@ -14,14 +14,14 @@ fn pack(b: &CpuBackend, data: &[u8], chunk: u32) -> Vec<u8> {
     pack_with(b, data, chunk, false)
 }
 
-/// With `fast`, only direct model frames (or storing): the tiny model loses to LZMA on most data,
+/// With `direct`, only direct model frames (or storing): the tiny model loses to LZMA on most data,
 /// and these tests are about the direct frames.
-fn pack_with(b: &CpuBackend, data: &[u8], chunk: u32, fast: bool) -> Vec<u8> {
+fn pack_with(b: &CpuBackend, data: &[u8], chunk: u32, direct: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let opts = Options {
         chunk_size: chunk,
-        fast,
-        only: fast.then_some(Method::Model),
+        direct,
+        only: direct.then_some(Method::Model),
         ..Default::default()
     };
     codec::compress(b, Input::Slice(data), &mut out, &opts).unwrap();
@@ -149,7 +149,7 @@ fn tokenizer_is_lossless_for_any_bytes() {
 fn damaged_archives_fail_cleanly() {
     let b = backend();
     let data = sample_text();
-    // the default mode (model frames with context mixing) and --fast (direct model frames)
+    // the default mode (model frames with context mixing) and --direct (direct model frames)
     let archives = [pack(&b, &data, 4096), pack_with(&b, &data, 4096, true)];
     let mut rng = Lcg(17);
     for i in 0..200 {
@@ -195,9 +195,9 @@ fn golden_archives_are_stable() {
     for (name, want) in [("sample.txt", "model"), ("server.log", "cm"), ("sample.txt", "direct")] {
         let dir = common::root().join("testdata/golden");
         let data = std::fs::read(dir.join(name)).unwrap();
-        let fast = want == "direct";
-        let file = if fast {
-            format!("{name}.fast.nnz")
+        let direct = want == "direct";
+        let file = if direct {
+            format!("{name}.direct.nnz")
         } else {
             format!("{name}.nnz")
         };
@@ -220,7 +220,7 @@ fn golden_archives_are_stable() {
         }
         assert_eq!(unpack(&b, &golden).unwrap(), data, "{file}");
         assert_eq!(
-            pack_with(&b, &data, 4096, fast),
+            pack_with(&b, &data, 4096, direct),
             golden,
             "compressing {name} no longer gives its golden archive {file}"
         );
@@ -266,7 +266,7 @@ fn lzma_frames_are_chosen_where_they_win() {
 }
 
 #[test]
-fn fast_mode_codes_text_directly_and_round_trips() {
+fn direct_mode_codes_text_directly_and_round_trips() {
     let b = backend();
     let text = sample_text();
     let a = pack_with(&b, &text, 4096, true);
@@ -276,7 +276,7 @@ fn fast_mode_codes_text_directly_and_round_trips() {
     // without the restriction to the model: random bytes are stored, a repeated block is LZMA-coded
     let opts = Options {
         chunk_size: 4096,
-        fast: true,
+        direct: true,
         ..Default::default()
     };
     for (data, lzma) in [

@@ -306,7 +306,7 @@ mod tests {
         assert!(back == data);
     }
 
-    /// Direct frames (`--fast`) ask the device for intervals and searches instead of tables.
+    /// Direct frames (`--direct`) ask the device for intervals and searches instead of tables.
     #[test]
     fn intervals_and_searches_match_the_cpu() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
@@ -347,7 +347,7 @@ mod tests {
         });
     }
 
-    /// `--fast` archives: the emulated GPU writes the golden direct-frame archive, and decodes it
+    /// `--direct` archives: the emulated GPU writes the golden direct-frame archive, and decodes it
     /// along with other chunks in flight.
     #[test]
     fn direct_archives_match_the_cpu() {
@@ -357,7 +357,7 @@ mod tests {
         let data = std::fs::read(golden).unwrap();
         let opts = crate::codec::Options {
             chunk_size: 4096,
-            fast: true,
+            direct: true,
             only: Some(crate::codec::Method::Model),
             ..Default::default()
         };
@@ -365,7 +365,7 @@ mod tests {
         let stats = crate::codec::compress(&gpu, crate::codec::Input::Slice(&data), &mut out, &opts).unwrap();
         assert!(stats.direct_frames > 0);
         assert!(
-            out == std::fs::read(format!("{golden}.fast.nnz")).unwrap(),
+            out == std::fs::read(format!("{golden}.direct.nnz")).unwrap(),
             "the emulated GPU archive differs from the CPU's"
         );
         let small = crate::codec::Options {
