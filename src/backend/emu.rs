@@ -379,4 +379,54 @@ mod tests {
         crate::codec::decompress(&gpu, &mut archive.as_slice(), Some(&mut back), &small).unwrap();
         assert!(back == data[..2000]);
     }
+
+    /// A device that breaks after start-up: its launches panic once `broken` is set.
+    struct Breaking {
+        inner: EmuDevice,
+        broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Device for Breaking {
+        type Mem = EmuMem;
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        fn alloc(&self, bytes: usize) -> Result<EmuMem> {
+            self.inner.alloc(bytes)
+        }
+        fn upload(&self, dst: &mut EmuMem, src: &[u8]) -> Result<()> {
+            self.inner.upload(dst, src)
+        }
+        fn download(&self, src: &EmuMem, dst: &mut [u8]) -> Result<()> {
+            self.inner.download(src, dst)
+        }
+        unsafe fn launch(&self, name: &'static str, shape: Launch, args: &[Arg<'_, EmuMem>]) -> Result<()> {
+            assert!(
+                !self.broken.load(std::sync::atomic::Ordering::SeqCst),
+                "planted failure"
+            );
+            self.inner.launch(name, shape, args)
+        }
+    }
+
+    /// If the worker dies, streams get an error at once (now and later), never a hang.
+    #[test]
+    fn a_dead_worker_fails_streams_instead_of_hanging() {
+        let Some(inner) = EmuDevice::open().unwrap() else {
+            return;
+        };
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let dev = Breaking {
+            inner,
+            broken: broken.clone(),
+        };
+        let gpu = GpuBackend::new(dev, tiny(), 16 << 20).unwrap();
+        broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        let v = gpu.model().cfg.vocab;
+        let mut s = gpu.stream();
+        let mut t = vec![0u32; v];
+        assert!(s.feed(&[1], &mut t).is_err());
+        assert!(s.feed(&[2], &mut t).is_err());
+        assert!(gpu.stream().feed_search(3, 0).is_err());
+    }
 }

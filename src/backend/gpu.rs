@@ -179,6 +179,8 @@ struct Queue {
     free_slots: Vec<u32>,
     live: usize,
     shutdown: bool,
+    /// the worker has stopped (it panicked, or the backend is going): no request is answered
+    stopped: bool,
 }
 
 struct Shared<D: Device> {
@@ -228,7 +230,13 @@ impl<D: Device> GpuBackend<D> {
         let s = shared.clone();
         let worker = std::thread::Builder::new()
             .name("nnz-gpu".into())
-            .spawn(move || run_worker(&s, weights))
+            .spawn(move || {
+                // whatever happens, waiting streams must hear of it rather than wait forever
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(&s, weights)));
+                let mut q = s.lock();
+                q.stopped = true;
+                q.pending.clear(); // drops the reply channels: their streams get an error
+            })
             .map_err(Error::Io)?;
         let backend = GpuBackend {
             shared,
@@ -380,6 +388,9 @@ impl<D: Device> GpuStream<'_, D> {
         let (reply, result) = sync_channel(1);
         {
             let mut q = self.shared.lock();
+            if q.stopped {
+                return Err(Error::Usage("the GPU worker stopped".into()));
+            }
             q.since.get_or_insert_with(Instant::now);
             q.pending.push(Request {
                 slot: self.slot,
