@@ -34,7 +34,7 @@ fail=${nvrtc_fail:-0}
 note() { echo "$*"; }
 bad() { echo "FAIL $*"; fail=1; }
 
-# 1. byte identity
+# 1. byte identity (with NNZ_CUDA_GRAPHS=1 for the direct mode: decoding steps replay graphs)
 mkdir -p "$work/in"
 if [[ $parts == *identity* ]]; then
 cp testdata/golden/sample.txt testdata/golden/server.log "$work/in/"
@@ -48,9 +48,10 @@ for f in "$work"/in/*; do
     flag=""; [ $mode = direct ] && flag="--direct"
     c="$work/$n.$mode"
     timeout 120 "$nnz" -q $flag --device cpu -c "$f" > "$c.cpu" || { bad "cpu compress $n $mode"; continue; }
-    timeout 120 "$nnz" -q $flag --device cuda -c "$f" > "$c.gpu" || { bad "gpu compress $n $mode"; continue; }
+    graphs=0; [ $mode = direct ] && graphs=1
+    NNZ_CUDA_GRAPHS=$graphs timeout 120 "$nnz" -q $flag --device cuda -c "$f" > "$c.gpu" || { bad "gpu compress $n $mode"; continue; }
     if cmp -s "$c.cpu" "$c.gpu"; then note "same archive: $n ($mode)"; else bad "archives differ: $n ($mode)"; fi
-    timeout 120 "$nnz" -q --device cuda -d -c "$c.cpu" | cmp -s - "$f" || bad "gpu decode of cpu archive: $n ($mode)"
+    NNZ_CUDA_GRAPHS=$graphs timeout 120 "$nnz" -q --device cuda -d -c "$c.cpu" | cmp -s - "$f" || bad "gpu decode of cpu archive: $n ($mode)"
     timeout 120 "$nnz" -q --device cpu -d -c "$c.gpu" | cmp -s - "$f" || bad "cpu decode of gpu archive: $n ($mode)"
   done
 done
@@ -92,6 +93,8 @@ elif [ -f "$data/text.xz" ]; then
   timed "cuda --direct, 8 MiB" "$work/text8" 60 --device cuda --direct
   timed "cuda --direct, 100 MiB" "$work/text100" 150 --device cuda --direct
   timed "cuda --direct, 100 MiB, 256 KiB chunks" "$work/text100" 150 --device cuda --direct --chunk-kib 256
+  NNZ_CUDA_GRAPHS=1 timed "cuda --direct, 8 MiB, 64 KiB chunks, graphs" "$work/text8" 60 --device cuda --direct --chunk-kib 64
+  timed "cuda --direct, 8 MiB, 64 KiB chunks" "$work/text8" 60 --device cuda --direct --chunk-kib 64
   timed "cuda default, 8 MiB" "$work/text8" 120 --device cuda
 else
   note "no $data/text.xz (run scripts/gpu-data.sh here first): speed not measured"

@@ -49,7 +49,8 @@ impl CudaDevice {
         // one stream does all the work in order; cudarc's cross-stream event tracking is not needed
         // SAFETY: no other stream of this context touches our buffers
         unsafe { ctx.disable_event_tracking() };
-        let stream = ctx.default_stream();
+        // a stream of our own: graphs cannot be captured on the legacy default stream
+        let stream = ctx.new_stream().map_err(gpu_err)?;
         let mut funcs = HashMap::new();
         for (name, src, fns) in kernels::KERNELS {
             let ptx = source.ptx(name, src)?;
@@ -77,8 +78,16 @@ impl CudaBackend {
     }
 }
 
+/// A captured CUDA graph. cudarc's graph is not `Send`; ours is used by one thread at a time (the
+/// worker that recorded it) and only with its own stream.
+pub struct Graph(cudarc::driver::CudaGraph);
+// SAFETY: see above; the CUDA driver API is thread-safe, and the graph's context is bound to the
+// calling thread before every use (cudarc does that)
+unsafe impl Send for Graph {}
+
 impl Device for CudaDevice {
     type Mem = CudaSlice<u8>;
+    type Graph = Graph;
 
     fn name(&self) -> String {
         self.name.clone()
@@ -118,5 +127,24 @@ impl Device for CudaDevice {
         };
         b.launch(cfg).map_err(gpu_err)?;
         Ok(())
+    }
+
+    fn capture_begin(&self) -> Result<()> {
+        use cudarc::driver::sys::CUstreamCaptureMode;
+        self.stream
+            .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(gpu_err)
+    }
+
+    fn capture_end(&self) -> Result<Graph> {
+        let flags = cudarc::driver::sys::CUgraphInstantiate_flags(0);
+        match self.stream.end_capture(flags).map_err(gpu_err)? {
+            Some(g) => Ok(Graph(g)),
+            None => Err(Error::Usage("CUDA: capturing a graph recorded nothing".into())),
+        }
+    }
+
+    fn replay(&self, graph: &Graph) -> Result<()> {
+        graph.0.launch().map_err(gpu_err)
     }
 }

@@ -59,6 +59,8 @@ pub fn as_bytes_mut<T: Plain>(s: &mut [T]) -> &mut [u8] {
 /// goes in order on one queue; `download` waits for everything launched before it.
 pub trait Device: Send + Sync + 'static {
     type Mem: Send + Sync;
+    /// A recorded sequence of launches (a CUDA graph).
+    type Graph: Send;
     /// Which device, for `-v`.
     fn name(&self) -> String;
     /// `bytes` of zeroed device memory.
@@ -73,6 +75,13 @@ pub trait Device: Send + Sync + 'static {
     /// `args` must match the kernel's parameter list in kernels/*.cu, and every buffer must hold
     /// every element the launch shape makes the kernel touch.
     unsafe fn launch(&self, name: &'static str, shape: Launch, args: &[Arg<'_, Self::Mem>]) -> Result<()>;
+    /// From now on, record launches instead of running them (only launches; no copies).
+    fn capture_begin(&self) -> Result<()>;
+    /// Stop recording; the launches recorded since `capture_begin`, which did not run.
+    fn capture_end(&self) -> Result<Self::Graph>;
+    /// Run a recorded sequence, in order with the other work: the same kernels, shapes, buffers
+    /// and scalars as when it was recorded.
+    fn replay(&self, graph: &Self::Graph) -> Result<()>;
 }
 
 /// Upload a typed slice into fresh device memory.

@@ -17,7 +17,24 @@ type LaunchFn = unsafe extern "C" fn(*const c_char, *const c_uint, *const c_uint
 
 pub struct EmuDevice {
     lib: &'static libloading::Library,
+    /// launches recorded since `capture_begin`, when recording
+    capture: Mutex<Option<Vec<Recorded>>>,
 }
+
+/// One recorded launch: what `launch` was given, buffers as their addresses.
+pub struct Recorded {
+    name: &'static str,
+    shape: Launch,
+    args: Vec<RecordedArg>,
+}
+
+enum RecordedArg {
+    Mem(*mut u64),
+    I32(i32),
+}
+
+// SAFETY: the addresses are only passed back to the emulation, under its lock
+unsafe impl Send for Recorded {}
 
 /// The emulation has global state: one launch at a time in the whole process.
 static LAUNCH: Mutex<()> = Mutex::new(());
@@ -117,7 +134,10 @@ impl EmuDevice {
     /// `Ok(None)` when there is no C++ compiler (the caller skips, unless NNZ_REQUIRE_EMU is set).
     pub fn open() -> Result<Option<EmuDevice>> {
         match library() {
-            Ok(lib) => Ok(Some(EmuDevice { lib })),
+            Ok(lib) => Ok(Some(EmuDevice {
+                lib,
+                capture: Mutex::new(None),
+            })),
             Err(e) if e.starts_with("cannot run") && std::env::var_os("NNZ_REQUIRE_EMU").is_none() => {
                 eprintln!("skipping the kernel emulation: {e}");
                 Ok(None)
@@ -129,6 +149,7 @@ impl EmuDevice {
 
 impl Device for EmuDevice {
     type Mem = EmuMem;
+    type Graph = Vec<Recorded>;
 
     fn name(&self) -> String {
         "CPU emulation of the CUDA kernels".into()
@@ -157,36 +178,78 @@ impl Device for EmuDevice {
     }
 
     unsafe fn launch(&self, name: &'static str, shape: Launch, args: &[Arg<'_, EmuMem>]) -> Result<()> {
+        let args: Vec<RecordedArg> = args
+            .iter()
+            .map(|a| match a {
+                Arg::Mem(m) => RecordedArg::Mem(m.ptr),
+                Arg::I32(v) => RecordedArg::I32(*v),
+            })
+            .collect();
+        let rec = Recorded { name, shape, args };
+        if let Some(list) = self.capture.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            list.push(rec);
+            return Ok(());
+        }
+        self.run(&rec)
+    }
+
+    fn capture_begin(&self) -> Result<()> {
+        *self.capture.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+        Ok(())
+    }
+
+    fn capture_end(&self) -> Result<Vec<Recorded>> {
+        self.capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| Error::Usage("emulation: capture_end without capture_begin".into()))
+    }
+
+    fn replay(&self, graph: &Vec<Recorded>) -> Result<()> {
+        graph.iter().try_for_each(|r| self.run(r))
+    }
+}
+
+impl EmuDevice {
+    /// Run one launch in the emulation.
+    fn run(&self, r: &Recorded) -> Result<()> {
         let _guard = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
         // cuLaunchKernel convention: one pointer per parameter, pointing at its value
-        let mut ptrs: Vec<*mut u8> = Vec::with_capacity(args.len());
-        let mut ints: Vec<i32> = Vec::with_capacity(args.len());
-        let mut params: Vec<*mut c_void> = Vec::with_capacity(args.len());
-        for a in args {
-            match a {
-                Arg::Mem(m) => {
-                    ptrs.push(m.ptr as *mut u8);
-                    params.push(ptrs.last_mut().unwrap() as *mut *mut u8 as *mut c_void);
-                }
-                Arg::I32(v) => {
-                    ints.push(*v);
-                    params.push(ints.last_mut().unwrap() as *mut i32 as *mut c_void);
-                }
-            }
-        }
-        let f: libloading::Symbol<LaunchFn> = self.lib.get(b"emu_launch").map_err(|e| Error::Usage(e.to_string()))?;
-        let cname = CString::new(name).unwrap();
-        let grid = [shape.grid.0, shape.grid.1, shape.grid.2];
-        let block = [shape.block.0, shape.block.1, shape.block.2];
-        let rc = f(
-            cname.as_ptr(),
-            grid.as_ptr(),
-            block.as_ptr(),
-            shape.shared,
-            params.as_mut_ptr(),
-        );
+        let mut values: Vec<RecordedArg> = r
+            .args
+            .iter()
+            .map(|a| match a {
+                RecordedArg::Mem(p) => RecordedArg::Mem(*p),
+                RecordedArg::I32(v) => RecordedArg::I32(*v),
+            })
+            .collect();
+        let mut params: Vec<*mut c_void> = values
+            .iter_mut()
+            .map(|v| match v {
+                RecordedArg::Mem(p) => p as *mut *mut u64 as *mut c_void,
+                RecordedArg::I32(v) => v as *mut i32 as *mut c_void,
+            })
+            .collect();
+        // SAFETY: our library's entry point, with the signature of cuda_emu.h's emu_launch
+        let f: libloading::Symbol<LaunchFn> =
+            unsafe { self.lib.get(b"emu_launch") }.map_err(|e| Error::Usage(e.to_string()))?;
+        let cname = CString::new(r.name).unwrap();
+        let (g, b) = (r.shape.grid, r.shape.block);
+        let grid = [g.0, g.1, g.2];
+        let block = [b.0, b.1, b.2];
+        // SAFETY: the arguments follow the kernel's parameters (the caller of `launch` promised)
+        let rc = unsafe {
+            f(
+                cname.as_ptr(),
+                grid.as_ptr(),
+                block.as_ptr(),
+                r.shape.shared,
+                params.as_mut_ptr(),
+            )
+        };
         if rc != 0 {
-            return Err(Error::Usage(format!("emulation: no kernel named {name}")));
+            return Err(Error::Usage(format!("emulation: no kernel named {}", r.name)));
         }
         Ok(())
     }
@@ -221,36 +284,38 @@ mod tests {
     /// worker batches rows of different chunks and positions together), each equal to the CPU.
     #[test]
     fn batched_streams_match_the_cpu() {
-        let Some(dev) = EmuDevice::open().unwrap() else { return };
-        let model = tiny();
-        let v = model.cfg.vocab;
-        let cpu = CpuBackend::new(tiny());
-        // two slots: streams also wait for a free slot
-        let limits = crate::backend::gpu::Limits {
-            slots: 2,
-            max_rows: GPU_BLOCK + 10,
-        };
-        let gpu = GpuBackend::with_limits(dev, model, limits).unwrap();
-        let jobs: Vec<(usize, usize)> = vec![(600, 256), (90, 1), (200, 17), (1, 1), (300, 64), (33, 5)];
-        std::thread::scope(|s| {
-            for (k, &(n, step)) in jobs.iter().enumerate() {
-                let (cpu, gpu) = (&cpu, &gpu);
-                s.spawn(move || {
-                    let seq = sequence(n, k as u32 + 1, v);
-                    let mut a = cpu.stream();
-                    let mut b = gpu.stream();
-                    for (i, c) in seq.chunks(step).enumerate() {
-                        let mut ta = vec![0u32; c.len() * v];
-                        let mut tb = vec![1u32; c.len() * v];
-                        for (cc, t) in c.chunks(BLOCK).zip(ta.chunks_mut(BLOCK * v)) {
-                            a.feed(cc, t).unwrap();
+        for graphs in [false, true] {
+            let Some(dev) = EmuDevice::open().unwrap() else { return };
+            let model = tiny();
+            let v = model.cfg.vocab;
+            let cpu = CpuBackend::new(tiny());
+            // two slots: streams also wait for a free slot
+            let limits = crate::backend::gpu::Limits {
+                slots: 2,
+                max_rows: GPU_BLOCK + 10,
+            };
+            let gpu = GpuBackend::with_limits(dev, model, limits, graphs).unwrap();
+            let jobs: Vec<(usize, usize)> = vec![(600, 256), (90, 1), (200, 17), (1, 1), (300, 64), (33, 5)];
+            std::thread::scope(|s| {
+                for (k, &(n, step)) in jobs.iter().enumerate() {
+                    let (cpu, gpu) = (&cpu, &gpu);
+                    s.spawn(move || {
+                        let seq = sequence(n, k as u32 + 1, v);
+                        let mut a = cpu.stream();
+                        let mut b = gpu.stream();
+                        for (i, c) in seq.chunks(step).enumerate() {
+                            let mut ta = vec![0u32; c.len() * v];
+                            let mut tb = vec![1u32; c.len() * v];
+                            for (cc, t) in c.chunks(BLOCK).zip(ta.chunks_mut(BLOCK * v)) {
+                                a.feed(cc, t).unwrap();
+                            }
+                            b.feed(c, &mut tb).unwrap();
+                            assert!(ta == tb, "job {k}: block {i} differs from the CPU (graphs: {graphs})");
                         }
-                        b.feed(c, &mut tb).unwrap();
-                        assert!(ta == tb, "job {k}: block {i} differs from the CPU");
-                    }
-                });
-            }
-        });
+                    });
+                }
+            });
+        }
     }
 
     #[test]
@@ -375,6 +440,10 @@ mod tests {
         let mut archive = Vec::new();
         let cpu = CpuBackend::new(tiny());
         crate::codec::compress(&cpu, crate::codec::Input::Slice(&data[..2000]), &mut archive, &small).unwrap();
+        // decoding steps replay recorded graphs (one per batch size)
+        let dev = EmuDevice::open().unwrap().unwrap();
+        let limits = crate::backend::gpu::Limits::for_budget(&tiny(), 64 << 20).unwrap();
+        let gpu = GpuBackend::with_limits(dev, tiny(), limits, true).unwrap();
         let mut back = Vec::new();
         crate::codec::decompress(&gpu, &mut archive.as_slice(), Some(&mut back), &small).unwrap();
         assert!(back == data[..2000]);
@@ -388,6 +457,7 @@ mod tests {
 
     impl Device for Breaking {
         type Mem = EmuMem;
+        type Graph = Vec<Recorded>;
         fn name(&self) -> String {
             self.inner.name()
         }
@@ -406,6 +476,15 @@ mod tests {
                 "planted failure"
             );
             self.inner.launch(name, shape, args)
+        }
+        fn capture_begin(&self) -> Result<()> {
+            self.inner.capture_begin()
+        }
+        fn capture_end(&self) -> Result<Vec<Recorded>> {
+            self.inner.capture_end()
+        }
+        fn replay(&self, graph: &Vec<Recorded>) -> Result<()> {
+            self.inner.replay(graph)
         }
     }
 

@@ -25,6 +25,7 @@ use super::device::{as_bytes, as_bytes_mut, upload_new, Arg, Device, Launch};
 use super::{Backend, Interval, Stream};
 use crate::error::{Error, Result};
 use crate::model::{Linear, Model};
+use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,6 +36,10 @@ const LINGER: Duration = Duration::from_micros(300);
 const MAX_SLOTS: usize = 1024;
 /// Most rows in one batch (keeps every kernel's element index below 2^31).
 const MAX_ROWS: usize = 1 << 15;
+
+/// Batches of at most this many rows run as recorded graphs when graphs are on (decoding steps;
+/// big encoding batches gain little from them and would record too many shapes).
+const GRAPH_MAX_ROWS: usize = 4096;
 
 /// Default bound on the device memory the backend allocates (`--gpu-mem`).
 pub const DEFAULT_MEM_LIMIT: u64 = 8 << 30;
@@ -187,6 +192,8 @@ struct Shared<D: Device> {
     dev: D,
     model: Model,
     limits: Limits,
+    /// replay recorded launch sequences (CUDA graphs) for batches up to GRAPH_MAX_ROWS rows
+    graphs: bool,
     queue: Mutex<Queue>,
     /// the worker waits here for requests
     work: Condvar,
@@ -207,19 +214,23 @@ pub struct GpuBackend<D: Device> {
 
 impl<D: Device> GpuBackend<D> {
     /// Upload the model, start the worker, and check the device against the CPU reference.
+    /// Graphs (recorded launch sequences) are used when NNZ_CUDA_GRAPHS=1: they are not yet
+    /// measured on a GPU.
     pub fn new(dev: D, model: Model, mem_limit: u64) -> Result<GpuBackend<D>> {
         let limits = Limits::for_budget(&model, mem_limit)?;
-        Self::with_limits(dev, model, limits)
+        let graphs = std::env::var("NNZ_CUDA_GRAPHS").is_ok_and(|v| v == "1");
+        Self::with_limits(dev, model, limits, graphs)
     }
 
-    /// As `new`, with the slots and rows given (`max_rows` >= `GPU_BLOCK`).
-    pub fn with_limits(dev: D, model: Model, limits: Limits) -> Result<GpuBackend<D>> {
+    /// As `new`, with the slots and rows given (`max_rows` >= `GPU_BLOCK`), and graphs on or off.
+    pub fn with_limits(dev: D, model: Model, limits: Limits, graphs: bool) -> Result<GpuBackend<D>> {
         assert!(limits.slots >= 1 && limits.max_rows >= GPU_BLOCK);
         let weights = upload(&dev, &model, limits.slots)?;
         let shared = Arc::new(Shared {
             dev,
             model,
             limits,
+            graphs,
             queue: Mutex::new(Queue {
                 free_slots: (0..limits.slots as u32).rev().collect(),
                 ..Default::default()
@@ -459,7 +470,7 @@ fn upload<D: Device>(dev: &D, model: &Model, slots: usize) -> Result<Weights<D::
 
 /// The worker: take batches from the queue until the backend is dropped.
 fn run_worker<D: Device>(s: &Shared<D>, w: Weights<D::Mem>) {
-    let mut act: Option<Activations<D::Mem>> = None;
+    let mut act: Option<Activations<D>> = None;
     while let Some(batch) = next_batch(s) {
         let rows: usize = batch.iter().map(|r| r.inputs.len()).sum();
         let result = (|| {
@@ -532,26 +543,29 @@ fn next_batch<D: Device>(s: &Shared<D>) -> Option<Vec<Request>> {
 }
 
 /// Device buffers for a batch of up to `rows` rows.
-struct Activations<M> {
+struct Activations<D: Device> {
     rows: usize,
+    /// recorded launch sequences (CUDA graphs) by (rows, whether intervals are picked)
+    graphs: HashMap<(usize, bool), D::Graph>,
     /// per row: input token, then slot, position, `Want` and its argument (5 × rows u32)
-    meta: M,
+    meta: D::Mem,
     /// per row: (symbol, cum, freq) for rows that want an interval
-    picked: M,
-    x: M,
-    a: M,
-    acc: M,
-    q: M,
-    o: M,
-    hid: M,
-    tab: M,
+    picked: D::Mem,
+    x: D::Mem,
+    a: D::Mem,
+    acc: D::Mem,
+    q: D::Mem,
+    o: D::Mem,
+    hid: D::Mem,
+    tab: D::Mem,
 }
 
-impl<M> Activations<M> {
-    fn new<D: Device<Mem = M>>(dev: &D, m: &Model, rows: usize) -> Result<Self> {
+impl<D: Device> Activations<D> {
+    fn new(dev: &D, m: &Model, rows: usize) -> Result<Self> {
         let c = &m.cfg;
         Ok(Activations {
             rows,
+            graphs: HashMap::new(),
             meta: dev.alloc(20 * rows)?,
             picked: dev.alloc(12 * rows)?,
             x: dev.alloc(4 * rows * c.d_model)?,
@@ -570,7 +584,7 @@ impl<M> Activations<M> {
 fn forward<D: Device>(
     s: &Shared<D>,
     w: &Weights<D::Mem>,
-    b: &mut Activations<D::Mem>,
+    b: &mut Activations<D>,
     batch: &[Request],
 ) -> Result<(Vec<u32>, Vec<u32>)> {
     let (dev, m) = (&s.dev, &s.model);
@@ -591,11 +605,53 @@ fn forward<D: Device>(
     let want_tables = batch.iter().any(|r| r.want == Want::Tables);
     let want_picks = batch.iter().any(|r| r.want != Want::Tables);
     dev.upload(&mut b.meta, as_bytes(&meta))?;
+    // SAFETY: `Activations::new` sized every buffer for `p <= rows` rows
+    if s.graphs && p <= GRAPH_MAX_ROWS {
+        // the same launches with the same buffers recur for every batch of p rows: record them
+        // once as a graph, then replay it (one submission instead of ~40)
+        let key = (p, want_picks);
+        if !b.graphs.contains_key(&key) {
+            dev.capture_begin()?;
+            let launched = unsafe { launch_steps(s, w, b, p, want_picks) };
+            let graph = dev.capture_end();
+            launched?;
+            b.graphs.insert(key, graph?);
+        }
+        dev.replay(&b.graphs[&key])?;
+    } else {
+        unsafe { launch_steps(s, w, b, p, want_picks)? };
+    }
+    let mut tables = Vec::new();
+    if want_tables {
+        tables = vec![0u32; p * c.vocab];
+        dev.download(&b.tab, as_bytes_mut(&mut tables))?;
+    }
+    let mut picked = Vec::new();
+    if want_picks {
+        picked = vec![0u32; 3 * p];
+        dev.download(&b.picked, as_bytes_mut(&mut picked))?;
+    }
+    Ok((tables, picked))
+}
+
+/// Every launch of the forward pass over `p` rows whose metadata is in `b.meta`.
+///
+/// # Safety
+/// `b` holds buffers for at least `p` rows.
+unsafe fn launch_steps<D: Device>(
+    s: &Shared<D>,
+    w: &Weights<D::Mem>,
+    b: &Activations<D>,
+    p: usize,
+    want_picks: bool,
+) -> Result<()> {
+    let (dev, m) = (&s.dev, &s.model);
+    let c = &m.cfg;
     let (d, qd, kvd) = (c.d_model, c.q_dim(), c.kv_dim());
     let (pi, cap) = (p as i32, ring_cap(m) as i32);
     use Arg::{Mem, I32};
     // SAFETY (every launch below): the argument lists follow the kernels' signatures in
-    // kernels/*.cu, and `Activations::new` sized every buffer for `p <= rows` rows.
+    // kernels/*.cu, and the caller promises buffers for `p` rows.
     unsafe {
         dev.launch(
             "embed_forward",
@@ -700,17 +756,7 @@ fn forward<D: Device>(
             )?;
         }
     }
-    let mut tables = Vec::new();
-    if want_tables {
-        tables = vec![0u32; p * c.vocab];
-        dev.download(&b.tab, as_bytes_mut(&mut tables))?;
-    }
-    let mut picked = Vec::new();
-    if want_picks {
-        picked = vec![0u32; 3 * p];
-        dev.download(&b.picked, as_bytes_mut(&mut picked))?;
-    }
-    Ok((tables, picked))
+    Ok(())
 }
 
 /// cpu::norm_rows
