@@ -18,9 +18,6 @@
 //! before anyone uses the device, and the tests check it through the emulation.
 
 use super::cpu::{CpuBackend, BLOCK};
-
-/// Positions one stream feeds at once (the CPU feeds `BLOCK`; the tables do not depend on it).
-pub const GPU_BLOCK: usize = 256;
 use super::device::{as_bytes, as_bytes_mut, upload_new, Arg, Device, Launch};
 use super::{Backend, Interval, Stream};
 use crate::error::{Error, Result};
@@ -30,6 +27,8 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// Positions one stream feeds at once (the CPU feeds `BLOCK`; the tables do not depend on it).
+pub const GPU_BLOCK: usize = 256;
 /// How long a queued row waits for the other live streams before its batch starts anyway.
 const LINGER: Duration = Duration::from_micros(300);
 /// Most streams (chunks in flight) one backend serves at once.
