@@ -19,6 +19,21 @@ pub fn cum_freq(freqs: &[u32], sym: usize) -> (u64, u64, u64) {
     (below, freqs[sym] as u64, total)
 }
 
+/// The symbol whose interval `[cum, cum + freq)` holds `target`, as `(symbol, cum, freq)`; `None`
+/// if `target` is not below the table's total.
+#[inline]
+pub fn find_symbol(freqs: &[u32], target: u64) -> Option<(usize, u64, u64)> {
+    let mut cum = 0u64;
+    for (s, &f) in freqs.iter().enumerate() {
+        let f = f as u64;
+        if target < cum + f {
+            return Some((s, cum, f));
+        }
+        cum += f;
+    }
+    None
+}
+
 pub struct Encoder {
     low: u64,
     range: u64,
@@ -176,16 +191,9 @@ impl<'a> Decoder<'a> {
     pub fn decode_symbol(&mut self, freqs: &[u32]) -> Result<usize> {
         let total: u64 = freqs.iter().map(|&f| f as u64).sum();
         let v = self.target(total)?;
-        let mut cum = 0u64;
-        for (s, &f) in freqs.iter().enumerate() {
-            let f = f as u64;
-            if v < cum + f {
-                self.consume(cum, f, total);
-                return Ok(s);
-            }
-            cum += f;
-        }
-        Err(Error::corrupt("range decoder found no symbol"))
+        let (s, cum, f) = find_symbol(freqs, v).ok_or_else(|| Error::corrupt("range decoder found no symbol"))?;
+        self.consume(cum, f, total);
+        Ok(s)
     }
 }
 

@@ -10,6 +10,7 @@ mod emu;
 pub mod gpu;
 pub mod kernels;
 
+use crate::coder::{cum_freq, find_symbol};
 use crate::error::Result;
 use crate::model::Model;
 
@@ -68,26 +69,19 @@ pub trait Stream: Send {
 
 /// The interval of `sym` in `table` (`sym` < table length).
 pub fn interval_of(table: &[u32], sym: u32) -> Interval {
-    let cum: u32 = table[..sym as usize].iter().sum();
+    let (cum, freq, _) = cum_freq(table, sym as usize);
     Interval {
         sym,
-        cum,
-        freq: table[sym as usize],
+        cum: cum as u32,
+        freq: freq as u32,
     }
 }
 
 /// The symbol whose interval holds `target`, or `None` past the total.
 pub fn search(table: &[u32], target: u32) -> Option<Interval> {
-    let mut cum = 0u32;
-    for (s, &f) in table.iter().enumerate() {
-        if target < cum + f {
-            return Some(Interval {
-                sym: s as u32,
-                cum,
-                freq: f,
-            });
-        }
-        cum += f;
-    }
-    None
+    find_symbol(table, target as u64).map(|(s, cum, freq)| Interval {
+        sym: s as u32,
+        cum: cum as u32,
+        freq: freq as u32,
+    })
 }
