@@ -58,11 +58,27 @@ fn assert_clean_failure(o: &Output, expect: &str) {
     );
 }
 
-fn tmpdir(name: &str) -> PathBuf {
+/// A fresh directory for one test, removed when the test ends.
+struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmpdir(name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("nnz-cli-{name}-{}", std::process::id()));
     let _ = fs::remove_dir_all(&d);
     fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 fn no_temp_files(dir: &Path) {
@@ -177,7 +193,7 @@ fn tar_pipeline() {
         .arg("-cf")
         .arg(&archive)
         .arg("-C")
-        .arg(&d)
+        .arg(&*d)
         .arg("src"));
     assert!(o.status.success(), "tar -c: {}", stderr(&o));
     let out = d.join("out");
@@ -262,7 +278,7 @@ fn bad_inputs_fail_with_one_clear_line() {
     assert_clean_failure(&other, "model");
     // missing file, directory
     assert_clean_failure(&run(nnz().arg(d.join("missing.txt"))), "no such file");
-    assert_clean_failure(&run(nnz().arg(&d)), "directory");
+    assert_clean_failure(&run(nnz().arg(&*d)), "directory");
     // a model file that is not a model
     fs::write(&f, sample()).unwrap();
     let o = run(Command::new(env!("CARGO_BIN_EXE_nnz"))
