@@ -28,6 +28,7 @@ pub struct Recorded {
     args: Vec<RecordedArg>,
 }
 
+#[derive(Clone, Copy)]
 enum RecordedArg {
     Mem(*mut u64),
     I32(i32),
@@ -216,14 +217,7 @@ impl EmuDevice {
     fn run(&self, r: &Recorded) -> Result<()> {
         let _guard = LAUNCH.lock().unwrap_or_else(|e| e.into_inner());
         // cuLaunchKernel convention: one pointer per parameter, pointing at its value
-        let mut values: Vec<RecordedArg> = r
-            .args
-            .iter()
-            .map(|a| match a {
-                RecordedArg::Mem(p) => RecordedArg::Mem(*p),
-                RecordedArg::I32(v) => RecordedArg::I32(*v),
-            })
-            .collect();
+        let mut values = r.args.clone();
         let mut params: Vec<*mut c_void> = values
             .iter_mut()
             .map(|v| match v {
