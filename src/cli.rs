@@ -1,6 +1,7 @@
 //! The `nnz` command line: gzip/zstd-style flags, `nnz c FILE` / `nnz d FILE.nnz` shorthands,
-//! stdin → stdout when no file is given. Output goes to a temporary file that is renamed into
-//! place only after success; errors print one line and exit 1.
+//! stdin → stdout when no file is given. Output goes to a temporary file (created exclusively, with
+//! a random name, beside the target) that is renamed into place only after success, with the
+//! input's mode and times (and owner, as root); errors print one line and exit 1.
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::CudaBackend;
@@ -9,6 +10,7 @@ use crate::codec::{self, Input, Options, Stats, INTERRUPTED};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use clap::{Parser, ValueEnum};
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -79,6 +81,11 @@ pub struct Args {
     /// Use this model file instead of the built-in one (decompression needs the same model)
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
+    /// Most memory for the chunks being coded, e.g. 2G or 512M (both directions; 0 = no limit).
+    /// Default: a quarter of the machine's memory. It limits how many chunks are coded at once,
+    /// never how they are coded
+    #[arg(short = 'M', long = "memory", value_name = "LIMIT", value_parser = parse_size)]
+    pub memory: Option<u64>,
     /// Chunk size in KiB for compression (each chunk is coded independently)
     #[arg(long, value_name = "KIB", default_value_t = codec::DEFAULT_CHUNK / 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub chunk_kib: u32,
@@ -89,6 +96,7 @@ pub struct Args {
 /// Temporary output files that must go if we are interrupted.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// On SIGINT, SIGTERM or SIGHUP: remove the temporary outputs, say so, exit 130.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         INTERRUPTED.store(true, Ordering::SeqCst);
@@ -103,8 +111,10 @@ pub fn install_interrupt_handler() {
 }
 
 /// Parse `nnz c ...` / `nnz d ...` shorthands (the first operand, after any options) into flags,
-/// then the gzip-style arguments. A file really named `c` or `d` can be given as `./c`.
-pub fn parse_args(mut argv: Vec<String>) -> Args {
+/// then the gzip-style arguments. The first operand is a command word only when more operands
+/// follow or no file of that name exists, so `nnz c` compresses a file named `c` if there is one
+/// (a file named `c` can always be given as `./c`).
+pub fn parse_args(mut argv: Vec<OsString>) -> Args {
     let takes_value = [
         "-o",
         "--output",
@@ -114,23 +124,29 @@ pub fn parse_args(mut argv: Vec<String>) -> Args {
         "--gpu-mem",
         "--model",
         "--chunk-kib",
+        "-M",
+        "--memory",
     ];
     let mut i = 1;
     while i < argv.len() {
-        let a = argv[i].as_str();
+        let a = argv[i].to_string_lossy().into_owned();
         if a == "--" {
             break;
         }
         if a.starts_with('-') && a != "-" {
-            i += if takes_value.contains(&a) { 2 } else { 1 };
+            i += if takes_value.contains(&a.as_str()) { 2 } else { 1 };
             continue;
         }
-        match a {
-            "c" | "compress" => {
+        let more_operands = argv[i + 1..]
+            .iter()
+            .any(|x| !x.to_string_lossy().starts_with('-') || x == "-");
+        let is_word = matches!(a.as_str(), "c" | "compress" | "d" | "decompress" | "x");
+        if is_word && (more_operands || fs::symlink_metadata(&a).is_err()) {
+            if matches!(a.as_str(), "c" | "compress") {
                 argv.remove(i);
+            } else {
+                argv[i] = "-d".into();
             }
-            "d" | "decompress" | "x" => argv[i] = "-d".into(),
-            _ => {}
         }
         break;
     }
@@ -166,15 +182,32 @@ pub fn run(args: Args) -> i32 {
         eprintln!("nnz: -o takes one input file");
         return 1;
     }
+    let reads_archive = !matches!(mode, Mode::Compress);
+    if reads_archive && !args.force && files.iter().any(|f| is_stdin(f)) && io::stdin().is_terminal() {
+        eprintln!("nnz: refusing to read compressed data from a terminal (redirect a file into nnz, or name it)");
+        return 1;
+    }
     if matches!(mode, Mode::List) {
         let mut status = 0;
-        println!(
+        if writeln!(
+            io::stdout(),
             "{:>12} {:>12} {:>7} {:>6}  {:<32}  name",
-            "compressed", "original", "bpb", "frames", "model"
-        );
+            "compressed",
+            "original",
+            "bpb",
+            "frames",
+            "model"
+        )
+        .is_err()
+        {
+            return 141;
+        }
         for f in &files {
             if let Err(e) = list_one(f) {
-                eprintln!("nnz: {}: {e}", f.display());
+                if is_broken_pipe(&e) {
+                    return 141;
+                }
+                eprintln!("nnz: {}: {e}", display(f));
                 status = 1;
             }
         }
@@ -199,6 +232,10 @@ pub fn run(args: Args) -> i32 {
             Mode::List => unreachable!(),
         };
         if let Err(e) = r {
+            if is_broken_pipe(&e) {
+                // the reader went away (`nnz -dc f | head`): stop quietly, as xz and zstd do
+                return 141;
+            }
             eprintln!("nnz: {}: {e}", display(f));
             status = 1;
         }
@@ -206,11 +243,49 @@ pub fn run(args: Args) -> i32 {
     status
 }
 
+fn is_broken_pipe(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// The largest model file `--model` reads (the shipped models are a few MiB).
+const MAX_MODEL_FILE: u64 = 1 << 30;
+
+/// `-M`: 0 is no limit; by default a quarter of the machine's memory, as xz does for its threads.
+fn memory_limit(args: &Args) -> Option<u64> {
+    match args.memory {
+        Some(0) => None,
+        Some(m) => Some(m),
+        None => Some(physical_memory().map_or(4 << 30, |m| (m / 4).max(512 << 20))),
+    }
+}
+
+/// Total memory of the machine, from /proc/meminfo where there is one.
+fn physical_memory() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn load_model(args: &Args) -> Result<Model> {
     match &args.model {
-        Some(p) => Model::from_bytes(
-            &fs::read(p).map_err(|e| Error::Usage(format!("cannot read model {}: {}", p.display(), io_msg(&e))))?,
-        ),
+        Some(p) => {
+            let cannot = |e: io::Error| Error::Usage(format!("cannot read model {}: {}", p.display(), io_msg(&e)));
+            let mut bytes = Vec::new();
+            File::open(p)
+                .map_err(cannot)?
+                .take(MAX_MODEL_FILE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(cannot)?;
+            if bytes.len() as u64 > MAX_MODEL_FILE {
+                return Err(Error::BadModel(format!(
+                    "{} is larger than {} MiB",
+                    p.display(),
+                    MAX_MODEL_FILE >> 20
+                )));
+            }
+            Model::from_bytes(&bytes)
+        }
         None => Model::default_model(),
     }
 }
@@ -297,17 +372,22 @@ fn dest_for(args: &Args, input: &Path, compress: bool) -> Result<Dest> {
     if args.stdout || is_stdin(input) {
         return Ok(Dest::Stdout);
     }
-    let name = input.as_os_str().to_string_lossy();
+    let name = input.as_os_str().as_encoded_bytes();
     if compress {
-        if name.ends_with(".nnz") {
+        if name.ends_with(b".nnz") {
             return Err(Error::Usage("already has the .nnz suffix -- ignored".into()));
         }
         let mut s = input.as_os_str().to_owned();
         s.push(".nnz");
         Ok(Dest::File(PathBuf::from(s)))
     } else {
-        match name.strip_suffix(".nnz") {
-            Some(stem) if !stem.is_empty() && !stem.ends_with('/') => Ok(Dest::File(PathBuf::from(stem))),
+        match name.strip_suffix(b".nnz") {
+            Some(stem) if !stem.is_empty() && !stem.ends_with(b"/") => {
+                // SAFETY: `stem` is the input's own encoded bytes cut before an ASCII suffix
+                Ok(Dest::File(PathBuf::from(unsafe {
+                    OsStr::from_encoded_bytes_unchecked(stem)
+                })))
+            }
             _ => Err(Error::Usage(
                 "unknown suffix (expected .nnz) -- ignored; use -o or -c".into(),
             )),
@@ -315,31 +395,47 @@ fn dest_for(args: &Args, input: &Path, compress: bool) -> Result<Dest> {
     }
 }
 
-fn open_input(p: &Path) -> Result<(Option<memmap2::Mmap>, Option<File>, u64)> {
+/// An opened input: the file (or standard input), its size and its metadata (files only).
+struct Opened {
+    file: Option<File>,
+    size: u64,
+    meta: Option<fs::Metadata>,
+}
+
+/// Open an input. Inputs are read, never memory-mapped: a file truncated while nnz reads it then
+/// just ends early instead of killing the process. Anything but a regular file (a FIFO, a device)
+/// is refused where the output name would be made from it; with -c or -o it is read as a stream.
+fn open_input(p: &Path, names_output: bool) -> Result<Opened> {
     if is_stdin(p) {
-        return Ok((None, None, 0));
+        return Ok(Opened {
+            file: None,
+            size: 0,
+            meta: None,
+        });
     }
     let meta = fs::metadata(p).map_err(|e| Error::Usage(io_msg(&e)))?;
     if meta.is_dir() {
         return Err(Error::Usage("is a directory -- ignored".into()));
     }
-    let f = File::open(p).map_err(|e| Error::Usage(io_msg(&e)))?;
-    if meta.is_file() && meta.len() > 0 {
-        // SAFETY: the map is read-only; a file truncated under us can fault, as with any mmap user
-        // (zstd and xz accept the same); we never hand out references past this call's work.
-        if let Ok(m) = unsafe { memmap2::Mmap::map(&f) } {
-            return Ok((Some(m), None, meta.len()));
-        }
+    if !meta.is_file() && names_output {
+        return Err(Error::Usage(
+            "not a regular file -- ignored (use -c or -o to read it as a stream)".into(),
+        ));
     }
-    Ok((None, Some(f), meta.len()))
+    let file = File::open(p).map_err(|e| Error::Usage(io_msg(&e)))?;
+    let size = if meta.is_file() { meta.len() } else { 0 };
+    Ok(Opened {
+        file: Some(file),
+        size,
+        meta: meta.is_file().then_some(meta),
+    })
 }
 
-/// A reader over the mapped file, the opened file, or standard input.
-fn reader(map: &Option<memmap2::Mmap>, file: Option<File>) -> Box<dyn Read + '_> {
-    match (map, file) {
-        (Some(m), _) => Box::new(&m[..]),
-        (None, Some(f)) => Box::new(BufReader::new(f)),
-        (None, None) => Box::new(io::stdin().lock()),
+/// A reader over the opened file or standard input.
+fn reader(file: Option<File>) -> Box<dyn Read> {
+    match file {
+        Some(f) => Box::new(BufReader::with_capacity(1 << 20, f)),
+        None => Box::new(io::stdin().lock()),
     }
 }
 
@@ -351,65 +447,125 @@ fn io_msg(e: &io::Error) -> String {
     }
 }
 
-/// A temporary file beside `target`, renamed onto it by `commit`; removed on drop otherwise.
+/// A temporary file beside `target`, renamed onto it by `commit`; removed on drop otherwise. It is
+/// created exclusively (O_EXCL, a random name, mode 0600), so nobody can plant a link at its name,
+/// and without -f the rename refuses to replace a target that appeared in the meantime.
 struct TempOut {
+    file: Option<tempfile::NamedTempFile<BufWriter<File>>>,
     path: PathBuf,
     target: PathBuf,
-    file: Option<BufWriter<File>>,
+    force: bool,
 }
 
 impl TempOut {
     fn create(target: &Path, force: bool) -> Result<TempOut> {
-        if target.exists() && !force {
-            return Err(Error::Usage(format!(
-                "{} already exists; use -f to overwrite",
-                target.display()
-            )));
+        if let Ok(m) = fs::symlink_metadata(target) {
+            if m.is_dir() {
+                return Err(Error::Usage(format!("{} is a directory", target.display())));
+            }
+            if !force {
+                return Err(Error::Usage(format!(
+                    "{} already exists; use -f to overwrite",
+                    target.display()
+                )));
+            }
         }
         let dir = target
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let base = target
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let path = dir.join(format!(".{base}.{}.nnztmp", std::process::id()));
-        let file = File::create(&path)
-            .map_err(|e| Error::Usage(format!("cannot create {}: {}", path.display(), io_msg(&e))))?;
-        TEMP_FILES.lock().unwrap().push(path.clone());
+        let mut prefix = OsString::from(".");
+        prefix.push(target.file_name().unwrap_or_default());
+        prefix.push(".");
+        let file = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".nnztmp")
+            .make_in(dir, |p| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(p)
+                    .map(|f| BufWriter::with_capacity(1 << 20, f))
+            })
+            .map_err(|e| Error::Usage(format!("cannot create a file in {}: {}", dir.display(), io_msg(&e))))?;
+        let path = file.path().to_path_buf();
+        TEMP_FILES.lock().unwrap_or_else(|e| e.into_inner()).push(path.clone());
         Ok(TempOut {
+            file: Some(file),
             path,
             target: target.to_path_buf(),
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            force,
         })
     }
 
     fn writer(&mut self) -> &mut dyn Write {
-        self.file.as_mut().unwrap()
+        self.file.as_mut().unwrap().as_file_mut()
     }
 
-    fn commit(mut self) -> Result<()> {
-        let f = self.file.take().unwrap();
-        let f = f.into_inner().map_err(|e| Error::Io(e.into_error()))?;
+    /// Flush, give the file the input's metadata, make it durable and rename it onto the target.
+    fn commit(mut self, meta: Option<&fs::Metadata>) -> Result<()> {
+        let mut tmp = self.file.take().unwrap();
+        tmp.as_file_mut().flush()?;
+        let f = tmp.as_file().get_ref();
+        if let Some(m) = meta {
+            copy_metadata(m, f)?;
+        }
         f.sync_all()?;
-        drop(f);
-        fs::rename(&self.path, &self.target)?;
-        TEMP_FILES.lock().unwrap().retain(|p| p != &self.path);
-        Ok(())
+        let r = if self.force {
+            tmp.persist(&self.target).map(|_| ())
+        } else {
+            tmp.persist_noclobber(&self.target).map(|_| ())
+        };
+        TEMP_FILES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p| p != &self.path);
+        r.map_err(|e| {
+            if e.error.kind() == io::ErrorKind::AlreadyExists {
+                Error::Usage(format!("{} already exists; use -f to overwrite", self.target.display()))
+            } else {
+                Error::Usage(format!("cannot write {}: {}", self.target.display(), io_msg(&e.error)))
+            }
+        })
     }
 }
 
 impl Drop for TempOut {
     fn drop(&mut self) {
-        if self.file.is_some() {
-            self.file = None;
-            let _ = fs::remove_file(&self.path);
-            if let Ok(mut l) = TEMP_FILES.lock() {
-                l.retain(|p| p != &self.path);
-            }
+        if let Some(f) = self.file.take() {
+            let _ = f.close();
+            TEMP_FILES
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|p| p != &self.path);
         }
     }
+}
+
+/// Give the output the input's modification and access times and permissions; as root, also its
+/// owner and group (gzip, xz and zstd do the same). A set-id bit is kept only with the owner.
+fn copy_metadata(m: &fs::Metadata, f: &File) -> Result<()> {
+    let mut times = fs::FileTimes::new();
+    if let Ok(t) = m.modified() {
+        times = times.set_modified(t);
+    }
+    if let Ok(t) = m.accessed() {
+        times = times.set_accessed(t);
+    }
+    f.set_times(times)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let owner = std::os::unix::fs::fchown(f, Some(m.uid()), Some(m.gid())).is_ok();
+        if !owner {
+            let _ = std::os::unix::fs::fchown(f, None, Some(m.gid()));
+        }
+        let mode = m.mode() & if owner { 0o7777 } else { 0o777 };
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    f.set_permissions(m.permissions())?;
+    Ok(())
 }
 
 fn progress_bar(args: &Args, total: u64) -> Option<indicatif::ProgressBar> {
@@ -437,17 +593,16 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
             "refusing to write compressed data to a terminal (use -f to force, or redirect)".into(),
         ));
     }
-    let (map, file, size) = open_input(input)?;
-    let src: Input = match (&map, file) {
-        (Some(m), _) => Input::Slice(&m[..]),
-        (None, Some(f)) => Input::Reader(Box::new(BufReader::new(f))),
-        (None, None) => Input::Reader(Box::new(io::stdin().lock())),
-    };
+    let opened = open_input(input, args.output.is_none() && !args.stdout)?;
+    let size = opened.size;
+    let meta = opened.meta;
+    let src = Input::Reader(reader(opened.file));
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: args.chunk_kib * 1024,
         direct: args.direct,
         only: std::env::var("NNZ_ONLY").ok().as_deref().and_then(codec::Method::parse),
+        memory_limit: memory_limit(args),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
@@ -462,7 +617,7 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
         Dest::File(ref target) => {
             let mut tmp = TempOut::create(target, args.force)?;
             let s = codec::compress(backend, src, tmp.writer(), &opts)?;
-            tmp.commit()?;
+            tmp.commit(meta.as_ref())?;
             s
         }
     };
@@ -479,13 +634,16 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
     } else {
         dest_for(args, input, false)?
     };
-    let (map, file, size) = open_input(input)?;
-    let mut src = reader(&map, file);
+    let opened = open_input(input, !test_only && args.output.is_none() && !args.stdout)?;
+    let size = opened.size;
+    let meta = opened.meta;
+    let mut src = reader(opened.file);
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: 0,
         direct: false,
         only: None,
+        memory_limit: memory_limit(args),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
@@ -503,7 +661,7 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
             Dest::File(ref target) => {
                 let mut tmp = TempOut::create(target, args.force)?;
                 let s = codec::decompress(backend, &mut src, Some(tmp.writer()), &opts)?;
-                tmp.commit()?;
+                tmp.commit(meta.as_ref())?;
                 s
             }
         }
@@ -553,19 +711,21 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
 }
 
 fn list_one(p: &Path) -> Result<()> {
-    let (map, file, _) = open_input(p)?;
-    let mut src = reader(&map, file);
-    let (h, s) = codec::list(&mut src)?;
-    let bpb = s.bits_per_byte();
-    println!(
-        "{:>12} {:>12} {:>7.3} {:>6}  {:<32}  {}",
-        s.packed_bytes,
-        s.raw_bytes,
-        bpb,
-        s.frames,
-        crate::model::hex(&h.model_id),
-        display(p)
-    );
+    let opened = open_input(p, false)?;
+    let mut src = reader(opened.file);
+    for (h, s) in codec::list(&mut src)? {
+        let mut out = io::stdout().lock();
+        writeln!(
+            out,
+            "{:>12} {:>12} {:>7.3} {:>6}  {:<32}  {}",
+            s.packed_bytes,
+            s.raw_bytes,
+            s.bits_per_byte(),
+            s.frames,
+            crate::model::hex(&h.model_id),
+            display(p)
+        )?;
+    }
     Ok(())
 }
 

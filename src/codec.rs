@@ -4,7 +4,7 @@
 
 use crate::backend::{Backend, Interval};
 use crate::cm::{classes_of, cumulate, table_bit, BitPred, SymbolCm};
-use crate::coder::{Decoder, Encoder};
+use crate::coder::{Decoder, Encoder, Rules};
 use crate::error::{Error, Result};
 use crate::format::{chunk_checksum, Frame, Header, VERSION};
 use crate::mixer_v2::Mixer as MixerV2;
@@ -123,6 +123,9 @@ pub struct Options {
     /// `--direct`: direct model frames (no context mixing, LZMA at a low preset as the fallback),
     /// the mode a GPU can run at full speed
     pub direct: bool,
+    /// The most memory (bytes) the chunks in flight may take; it bounds how many are coded at
+    /// once, never how they are coded (archives do not depend on it). `None`: one per thread
+    pub memory_limit: Option<u64>,
     /// called with the number of input bytes done after each batch
     pub progress: Option<Box<dyn Fn(u64) + Sync>>,
 }
@@ -133,6 +136,7 @@ impl Default for Options {
             chunk_size: DEFAULT_CHUNK,
             direct: false,
             only: None,
+            memory_limit: None,
             progress: None,
         }
     }
@@ -171,6 +175,26 @@ struct Workers {
     heavy_done: std::sync::Condvar,
 }
 
+/// The most memory coding one chunk of `chunk` bytes can take (both directions; `direct`: direct
+/// frames, no context mixing), besides the chunk and its frame: the largest of the steps that run
+/// one after the other (LZMA, the byte mixer, tokenizing, the token mixer with the model).
+fn chunk_memory(model: &crate::model::Model, chunk: u64, direct: bool) -> u64 {
+    let lzma = 11 * lzma_dict_size(chunk as usize) as u64 + (2 << 20);
+    let cfg = &model.cfg;
+    let stream = (crate::backend::cpu::BLOCK * cfg.vocab * 4 + cfg.vocab * 8) as u64
+        + 2 * (cfg.n_layers * cfg.window * cfg.n_kv_heads * cfg.head_dim) as u64
+        + (1 << 20);
+    // HF tokenizers keeps every token's string and offsets while encoding
+    let tokenize = 40 * chunk;
+    let tokens = 4 * chunk + stream;
+    let mixers = if direct {
+        0
+    } else {
+        SymbolCm::memory(8, false, chunk).max(SymbolCm::memory(token_bits(cfg.vocab), true, chunk) + tokens)
+    };
+    2 * chunk + lzma.max(tokenize).max(tokens).max(mixers)
+}
+
 /// A permit to run one heavy chunk; given back when dropped.
 struct Heavy<'w>(&'w Workers);
 
@@ -182,9 +206,30 @@ impl Drop for Heavy<'_> {
 }
 
 impl Workers {
-    fn new(backend: &dyn Backend) -> Result<Workers> {
-        let n = backend.parallel_chunks().max(1);
-        let heavy = rayon::current_num_threads().max(1);
+    /// Workers for chunks of `chunk` bytes: as many heavy chunks in flight as the threads allow and
+    /// `memory_limit` (bytes; `None`: no limit) leaves room for, and an error if not even one fits.
+    fn new(backend: &dyn Backend, chunk: u32, direct: bool, memory_limit: Option<u64>) -> Result<Workers> {
+        let threads = rayon::current_num_threads().max(1);
+        let mut n = backend.parallel_chunks().max(1);
+        let mut heavy = threads;
+        if let Some(limit) = memory_limit {
+            let need = chunk_memory(backend.model(), chunk as u64, direct);
+            // each chunk in flight also holds its input and its frame while it waits to be written
+            let fit = (limit / (need + 4 * chunk as u64)) as usize;
+            if fit == 0 {
+                return Err(Error::Usage(format!(
+                    "coding chunks of {} KiB needs about {} MiB of memory, more than the limit of {} MiB; raise -M/--memory{}",
+                    chunk.div_ceil(1024),
+                    (need + 4 * chunk as u64).div_ceil(1 << 20),
+                    limit >> 20,
+                    if direct { "" } else { " (or compress with a smaller --chunk-kib)" }
+                )));
+            }
+            heavy = heavy.min(fit);
+            if direct {
+                n = n.min(fit);
+            }
+        }
         let pool = if n == rayon::current_num_threads() {
             None
         } else {
@@ -197,7 +242,7 @@ impl Workers {
         };
         Ok(Workers {
             pool,
-            n,
+            n: n.min(if direct { n } else { heavy }),
             heavy_free: std::sync::Mutex::new(heavy),
             heavy_done: std::sync::Condvar::new(),
         })
@@ -213,9 +258,9 @@ impl Workers {
         Heavy(self)
     }
 
-    /// Chunks read ahead: two per worker, so none waits for input.
+    /// Chunks read ahead: two per chunk in flight, so none waits for input.
     fn batch_len(&self) -> usize {
-        (self.n * 2).max(4)
+        self.n * 2
     }
 
     fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
@@ -237,7 +282,7 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
     .write(out)?;
     let mut hash = Xxh64::new(0);
     let mut stats = Stats::default();
-    let workers = Workers::new(backend)?;
+    let workers = Workers::new(backend, opts.chunk_size, opts.direct, opts.memory_limit)?;
     loop {
         let chunks = input.next_batch(workers.batch_len(), opts.chunk_size as usize)?;
         if chunks.is_empty() {
@@ -251,6 +296,8 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
             let frame = frame?;
             hash.update(chunk);
             frame.write(out)?;
+            // a reader at the other end of a pipe gets each frame as soon as it is done
+            out.flush()?;
             stats.add_frame(&frame, VERSION);
         }
         if let Some(p) = &opts.progress {
@@ -347,7 +394,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         data: data.to_vec(),
     };
     let mut consider = |f: Frame| {
-        if f.encoded_len(VERSION) < best.encoded_len(VERSION) {
+        if f.encoded_len(VERSION) < best.encoded_len(VERSION) && fits_work_bound(&f) {
             best = f;
         }
     };
@@ -397,6 +444,19 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
     Ok(best)
 }
 
+/// Version 5's bound on coded symbols per payload byte (format::MAX_SYMBOLS_PER_BYTE): only a
+/// direct frame of a model with fewer than 4096 tokens could ever exceed it; such a frame is not
+/// written.
+fn fits_work_bound(f: &Frame) -> bool {
+    match f {
+        Frame::Model { n_tokens, payload, .. } | Frame::Direct { n_tokens, payload, .. } => {
+            crate::format::work_fits(*n_tokens as u64, payload.len() as u64)
+        }
+        Frame::Cm { raw_len, payload, .. } => crate::format::work_fits(8 * *raw_len as u64, payload.len() as u64),
+        _ => true,
+    }
+}
+
 /// The tokens of `data`, or `None` if the tokenizer cannot rebuild it exactly (such a chunk is
 /// never model-coded: the tokenizer is not trusted blindly).
 fn tokens_of(model: &crate::model::Model, data: &[u8]) -> Result<Option<Vec<u32>>> {
@@ -435,15 +495,28 @@ fn encode_direct(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, 
     Ok(Some((enc.finish(), ids.len() as u64)))
 }
 
-fn decode_direct(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload: &[u8]) -> Result<Vec<u8>> {
+fn decode_direct(
+    backend: &dyn Backend,
+    raw_len: usize,
+    n_tokens: usize,
+    payload: &[u8],
+    version: u8,
+) -> Result<Vec<u8>> {
     let model = backend.model();
     let mut stream = backend.stream();
-    let mut dec = Decoder::new(payload);
+    let mut dec = Decoder::new(payload, rules_of(version));
     let mut out = Vec::with_capacity(raw_len);
     let mut prev = model.cfg.bos();
     for i in 0..n_tokens {
         if i % 256 == 0 {
             check_interrupt()?;
+        }
+        if rules_of(version) == Rules::Legacy && dec.only_zeros_left() {
+            // every later target is 0: token 0 (the first entry of every table, all >= 1)
+            for _ in i..n_tokens {
+                push_piece(model, 0, &mut out, raw_len)?;
+            }
+            break;
         }
         let target = dec.target(DIRECT_TOTAL)?;
         let iv = stream
@@ -456,7 +529,17 @@ fn decode_direct(backend: &dyn Backend, raw_len: usize, n_tokens: usize, payload
     if out.len() != raw_len {
         return Err(Error::corrupt("frame decodes to fewer bytes than its header says"));
     }
+    dec.finish()?;
     Ok(out)
+}
+
+/// The range decoder's payload rules for a stream of format `version`.
+fn rules_of(version: u8) -> Rules {
+    if version >= 5 {
+        Rules::Strict
+    } else {
+        Rules::Legacy
+    }
 }
 
 /// Append token `sym`'s bytes, refusing to grow past the frame's length.
@@ -542,13 +625,18 @@ fn encode_bytes_cm(data: &[u8]) -> Result<Vec<u8>> {
     Ok(enc.finish())
 }
 
-fn decode_bytes_cm(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
-    let mut dec = Decoder::new(payload);
+fn decode_bytes_cm(payload: &[u8], raw_len: usize, version: u8) -> Result<Vec<u8>> {
+    let mut dec = Decoder::new(payload, rules_of(version));
     let mut cm = SymbolCm::for_bytes(raw_len as u64);
     let mut out = Vec::with_capacity(raw_len);
     for i in 0..raw_len {
         if i % 65536 == 0 {
             check_interrupt()?;
+        }
+        if rules_of(version) == Rules::Legacy && dec.only_zeros_left() {
+            // every later bit decodes as 1 (the interval [0, q) holds target 0)
+            out.resize(raw_len, 0xFF);
+            break;
         }
         for _ in 0..8 {
             let q = cm.predict(None);
@@ -557,6 +645,7 @@ fn decode_bytes_cm(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
         }
         out.push(cm.last_symbol() as u8);
     }
+    dec.finish()?;
     Ok(out)
 }
 
@@ -573,7 +662,7 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
             raw_len,
             checksum,
             payload,
-        } => (decode_bytes_cm(payload, *raw_len as usize)?, *checksum),
+        } => (decode_bytes_cm(payload, *raw_len as usize, version)?, *checksum),
         Frame::Model {
             raw_len,
             n_tokens,
@@ -589,7 +678,7 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
             checksum,
             payload,
         } => (
-            decode_direct(backend, *raw_len as usize, *n_tokens as usize, payload)?,
+            decode_direct(backend, *raw_len as usize, *n_tokens as usize, payload, version)?,
             *checksum,
         ),
         Frame::End { .. } => return Ok(Vec::new()),
@@ -615,7 +704,7 @@ fn decode_tokens(
     let mut stream = backend.stream();
     let mut table = vec![0u32; vocab];
     let mut cum = Vec::with_capacity(vocab + 1);
-    let mut dec = Decoder::new(payload);
+    let mut dec = Decoder::new(payload, rules_of(version));
     let mut out = Vec::with_capacity(raw_len);
     let mut prev = model.cfg.bos();
     let mut cm = (version >= 3).then(|| SymbolCm::for_tokens(nbits, n_tokens as u64, token_classes(model)));
@@ -654,6 +743,7 @@ fn decode_tokens(
     if out.len() != raw_len {
         return Err(Error::corrupt("frame decodes to fewer bytes than its header says"));
     }
+    dec.finish()?;
     Ok(out)
 }
 
@@ -668,10 +758,12 @@ pub fn decompress(
     let mut stats = Stats::default();
     let mut first = true;
     loop {
-        let header = match Header::read(input)? {
-            Some(h) => h,
-            None if first => return Err(Error::Truncated),
-            None => break,
+        let header = match Header::read(input) {
+            Ok(Some(h)) => h,
+            Ok(None) if first => return Err(Error::Truncated),
+            Ok(None) => break,
+            Err(Error::NotAnArchive) if !first => return Err(Error::TrailingData),
+            Err(e) => return Err(e),
         };
         first = false;
         stats.packed_bytes += crate::format::HEADER_LEN as u64;
@@ -684,13 +776,21 @@ pub fn decompress(
         let mut hash = Xxh64::new(0);
         let mut total = 0u64;
         let mut done = false;
-        let workers = Workers::new(backend)?;
+        // the decoder cannot know which frame kinds follow: it sizes for context mixing
+        let workers = Workers::new(backend, header.chunk_size, false, opts.memory_limit)?;
+        let mut short = false;
         while !done {
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
             let mut frames = Vec::new();
             while frames.len() < workers.batch_len() && !done {
                 let f = Frame::read(input, header.chunk_size, header.version)?;
                 done = matches!(f, Frame::End { .. });
+                if !done {
+                    if short {
+                        return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
+                    }
+                    short = f.raw_len() < header.chunk_size as u64;
+                }
                 frames.push(f);
             }
             let decoded = workers.map(&frames, |f| {
@@ -723,21 +823,37 @@ pub fn decompress(
     Ok(stats)
 }
 
-/// What `nnz -l` shows: walk the frames without running the model.
-pub fn list(input: &mut dyn Read) -> Result<(Header, Stats)> {
-    let header = Header::read(input)?.ok_or(Error::Truncated)?;
-    let mut stats = Stats {
-        packed_bytes: crate::format::HEADER_LEN as u64,
-        ..Default::default()
-    };
+/// What `nnz -l` shows: walk the frames of every concatenated stream without running the model,
+/// with the checks a decoder makes on the framing. One header and its statistics per stream.
+pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
+    let mut streams = Vec::new();
     loop {
-        let f = Frame::read(input, header.chunk_size, header.version)?;
-        stats.add_frame(&f, header.version);
-        if let Frame::End { total_len, .. } = f {
-            if total_len != stats.raw_bytes {
-                return Err(Error::corrupt("total length does not match the frames"));
+        let header = match Header::read(input) {
+            Ok(Some(h)) => h,
+            Ok(None) if streams.is_empty() => return Err(Error::Truncated),
+            Ok(None) => return Ok(streams),
+            Err(Error::NotAnArchive) if !streams.is_empty() => return Err(Error::TrailingData),
+            Err(e) => return Err(e),
+        };
+        let mut stats = Stats {
+            packed_bytes: crate::format::HEADER_LEN as u64,
+            ..Default::default()
+        };
+        let mut short = false;
+        loop {
+            let f = Frame::read(input, header.chunk_size, header.version)?;
+            stats.add_frame(&f, header.version);
+            if let Frame::End { total_len, .. } = f {
+                if total_len != stats.raw_bytes {
+                    return Err(Error::corrupt("total length does not match the frames"));
+                }
+                break;
             }
-            return Ok((header, stats));
+            if short {
+                return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
+            }
+            short = f.raw_len() < header.chunk_size as u64;
         }
+        streams.push((header, stats));
     }
 }

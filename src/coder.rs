@@ -110,17 +110,48 @@ impl Encoder {
         self.low = (self.low << 8) & LOW_MASK;
     }
 
-    /// Flush the state; the result is the complete coded byte string.
+    /// Flush the state; the result is the complete coded byte string (docs/FORMAT.md, "Range
+    /// coder", version 5): the end of the stream is the value in `[low, low + range)` with the most
+    /// trailing zero bytes, and at most 7 trailing zero bytes are dropped, so every payload has
+    /// exactly one valid form and the decoder never has to read more than 7 bytes past its end.
     pub fn finish(mut self) -> Vec<u8> {
+        self.low = flush_value(self.low, self.range);
         for _ in 0..8 {
             self.shift_low();
         }
-        // The decoder reads zeros past the end, so trailing zero bytes carry no information.
-        while self.out.last() == Some(&0) {
+        for _ in 0..MAX_VIRTUAL {
+            if self.out.last() != Some(&0) {
+                break;
+            }
             self.out.pop();
         }
         self.out
     }
+}
+
+/// Bytes a decoder of a version-5 payload may read past its end (as zeros).
+pub const MAX_VIRTUAL: usize = 7;
+
+/// The value of `[low, low + range)` with the most trailing zero bytes (`low` may carry into bit
+/// 56); the same arithmetic modulo 2^56 gives the same low 56 bits, which the decoder checks.
+fn flush_value(low: u64, range: u64) -> u64 {
+    for k in (8..=56).rev().step_by(8) {
+        let mask = (1u64 << k) - 1;
+        let x = (low + mask) & !mask;
+        if x < low + range {
+            return x;
+        }
+    }
+    low
+}
+
+/// Which payload rules a decoder enforces (docs/FORMAT.md, "Range coder").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rules {
+    /// Versions 1 to 4: the encoder flushed all of `low` and dropped every trailing zero byte.
+    Legacy,
+    /// Version 5: the shortest flush, at most 7 bytes read past the end.
+    Strict,
 }
 
 pub struct Decoder<'a> {
@@ -128,15 +159,23 @@ pub struct Decoder<'a> {
     range: u64,
     input: &'a [u8],
     pos: usize,
+    /// the last 7 bytes read (the stream's window that `code` is relative to)
+    window: u64,
+    rules: Rules,
+    /// a version-5 decoder read more than `MAX_VIRTUAL` bytes past the end
+    overrun: bool,
 }
 
 impl<'a> Decoder<'a> {
-    pub fn new(input: &'a [u8]) -> Self {
+    pub fn new(input: &'a [u8], rules: Rules) -> Self {
         let mut d = Decoder {
             code: 0,
             range: LOW_MASK,
             input,
             pos: 0,
+            window: 0,
+            rules,
+            overrun: false,
         };
         for _ in 0..7 {
             d.code = (d.code << 8) | d.next_byte() as u64;
@@ -146,15 +185,63 @@ impl<'a> Decoder<'a> {
 
     #[inline]
     fn next_byte(&mut self) -> u8 {
-        // Past the end the stream reads as zeros; a truncated payload is caught by the checksum.
+        // Past the end the stream reads as zeros (the encoder dropped trailing zero bytes).
         let b = self.input.get(self.pos).copied().unwrap_or(0);
         self.pos += 1;
+        if self.rules == Rules::Strict && self.pos > self.input.len() + MAX_VIRTUAL {
+            self.overrun = true;
+        }
+        self.window = ((self.window << 8) | b as u64) & LOW_MASK;
         b
+    }
+
+    /// True when nothing but zeros is left to read and the code is zero: every later target is 0,
+    /// so the symbols that follow are fixed (the first of every table). Decoders of old versions
+    /// use it to skip the work of an archive that claims much more content than its payload holds.
+    pub fn only_zeros_left(&self) -> bool {
+        self.code == 0 && self.pos >= self.input.len()
+    }
+
+    /// After the last symbol: the payload must be exactly what an encoder writes for the symbols
+    /// decoded, byte for byte (all of it read, no extra or missing trailing bytes, the flush
+    /// value), so that no changed byte can pass unnoticed.
+    pub fn finish(self) -> Result<()> {
+        let bad = |what: &str| Err(Error::corrupt(format!("coded payload {what}")));
+        if self.overrun {
+            return bad("ends too early");
+        }
+        if self.pos < self.input.len() {
+            return bad("has bytes after its end");
+        }
+        let ends_in_zero = self.input.last() == Some(&0);
+        match self.rules {
+            Rules::Legacy => {
+                if self.code != 0 {
+                    return bad("does not end where the encoder flushed");
+                }
+                if ends_in_zero {
+                    return bad("has a trailing zero byte");
+                }
+            }
+            Rules::Strict => {
+                let low = self.window.wrapping_sub(self.code) & LOW_MASK;
+                if flush_value(low, self.range) & LOW_MASK != self.window {
+                    return bad("does not end where the encoder flushed");
+                }
+                if ends_in_zero && self.pos - self.input.len() < MAX_VIRTUAL {
+                    return bad("has a trailing zero byte");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The target value in `[0, total)`: the caller finds the symbol whose interval holds it, then
     /// calls `consume`.
     pub fn target(&self, total: u64) -> Result<u64> {
+        if self.overrun {
+            return Err(Error::corrupt("coded payload ends too early"));
+        }
         let r = self.range / total;
         let v = self.code / r;
         if v >= total {
@@ -251,7 +338,7 @@ mod tests {
             overhead <= 0.001 + 64.0 / ideal,
             "overhead {overhead} (ideal {ideal} bits, actual {actual})"
         );
-        let mut dec = Decoder::new(&bytes);
+        let mut dec = Decoder::new(&bytes, Rules::Strict);
         for (t, &s) in tables.iter().zip(&syms) {
             assert_eq!(dec.decode_symbol(t).unwrap(), s);
         }
@@ -276,7 +363,7 @@ mod tests {
         let bytes = enc.finish();
         let overhead = (bytes.len() as f64 * 8.0 - ideal) / ideal;
         assert!(overhead <= 0.001, "overhead {overhead}");
-        let mut dec = Decoder::new(&bytes);
+        let mut dec = Decoder::new(&bytes, Rules::Strict);
         for &s in &syms {
             assert_eq!(dec.decode_symbol(&base).unwrap(), s);
         }
@@ -292,7 +379,7 @@ mod tests {
             enc.encode_symbol(&t, s);
         }
         let bytes = enc.finish();
-        let mut dec = Decoder::new(&bytes);
+        let mut dec = Decoder::new(&bytes, Rules::Strict);
         for &s in &syms {
             assert_eq!(dec.decode_symbol(&t).unwrap(), s);
         }
@@ -302,7 +389,7 @@ mod tests {
     fn garbage_never_panics() {
         let t = vec![3u32; 300];
         let garbage: Vec<u8> = (0..64u32).map(|i| (i * 37 + 11) as u8).collect();
-        let mut dec = Decoder::new(&garbage);
+        let mut dec = Decoder::new(&garbage, Rules::Strict);
         for _ in 0..1000 {
             if dec.decode_symbol(&t).is_err() {
                 break;

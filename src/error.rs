@@ -16,6 +16,8 @@ pub enum Error {
     Corrupt(String),
     #[error("archive is truncated (unexpected end of data)")]
     Truncated,
+    #[error("unexpected data after the end of the archive")]
+    TrailingData,
     #[error("archive was made with model {archive}, but this nnz uses model {ours}; decompress it with the nnz (or --model file) that made it")]
     WrongModel { archive: String, ours: String },
     #[error("model file is invalid: {0}")]

@@ -5,13 +5,21 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 4 adds direct model frames (the direct mode); version 3 codes model frames bit by bit with
+/// Version 5 makes every range-coded payload canonical (the shortest flush; a decoder reads at
+/// most 7 bytes past its end) and bounds each frame's work by its payload size; version 4 adds
+/// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
+/// Version 5: a range-coded payload of `n` bytes codes at most `MAX_SYMBOLS_PER_BYTE * (n + 1)`
+/// symbols (bits of CM frames, tokens of model and direct frames). Every coded decision narrows the
+/// range by at least the factor 4095/4096 (2^24 - 4095 out of 2^24 for a direct frame's token with
+/// a 4096-token table), and the decoder reads one payload byte per 8 bits of narrowing, so no
+/// encoder can write more; a decoder rejects a frame that claims more before doing any work.
+pub const MAX_SYMBOLS_PER_BYTE: u64 = 22_761;
 
 pub const KIND_END: u8 = 0;
 pub const KIND_MODEL: u8 = 1;
@@ -222,6 +230,7 @@ impl Frame {
                 if payload_len > raw_len {
                     return Err(Error::corrupt("coded frame larger than its content"));
                 }
+                check_work(version, n_tokens as u64, payload_len)?;
                 let payload = read_vec(r, payload_len as usize)?;
                 Ok(if kind[0] == KIND_MODEL {
                     Frame::Model {
@@ -258,6 +267,9 @@ impl Frame {
                 check_raw_len(raw_len, chunk_size)?;
                 if payload_len > raw_len {
                     return Err(Error::corrupt("coded frame larger than its content"));
+                }
+                if kind[0] == KIND_CM {
+                    check_work(version, 8 * raw_len as u64, payload_len)?;
                 }
                 let payload = read_vec(r, payload_len as usize)?;
                 Ok(if kind[0] == KIND_LZMA {
@@ -315,6 +327,20 @@ fn write_head<W: Write + ?Sized>(w: &mut W, kind: u8, fields: &[u32]) -> Result<
         h.extend_from_slice(&f.to_le_bytes());
     }
     w.write_all(&h)?;
+    Ok(())
+}
+
+/// Whether a payload of `payload_len` bytes can code `symbols` symbols (version 5 on).
+pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
+    symbols <= MAX_SYMBOLS_PER_BYTE * (payload_len + 1)
+}
+
+fn check_work(version: u8, symbols: u64, payload_len: u32) -> Result<()> {
+    if version >= 5 && !work_fits(symbols, payload_len as u64) {
+        return Err(Error::corrupt(format!(
+            "frame claims {symbols} coded symbols, more than a {payload_len}-byte payload can hold"
+        )));
+    }
     Ok(())
 }
 

@@ -176,13 +176,22 @@ fn damaged_archives_fail_cleanly() {
 #[test]
 fn older_versions_still_decode() {
     // version 1: made before the match model and mixer existed; version 2: the format-2 match
-    // model and mixer (whole tokens, one table each); version 3: before direct frames
+    // model and mixer (whole tokens, one table each); version 3: before direct frames; version 4:
+    // before canonical payloads (every frame kind)
     let b = backend();
-    for version in [1u8, 2, 3] {
-        let name = format!("testdata/golden/sample.txt.v{version}.nnz");
-        let old = std::fs::read(common::root().join(name)).unwrap();
+    let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
+    for version in [1u8, 2, 3, 4] {
+        let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
+    }
+    for (archive, content) in [
+        ("sample.txt.direct.v4.nnz", "sample.txt"),
+        ("server.log.v4.nnz", "server.log"),
+    ] {
+        let old = golden(archive);
+        assert_eq!(old[4], 4);
+        assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
 }
 
@@ -203,7 +212,7 @@ fn golden_archives_are_stable() {
         };
         let golden = std::fs::read(dir.join(&file)).unwrap();
         assert_eq!(golden[4], nnz::format::VERSION);
-        let (_, stats) = codec::list(&mut &golden[..]).unwrap();
+        let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
         match want {
             "model" => assert!(
                 stats.tokens > 0 && stats.direct_frames == 0,
@@ -233,7 +242,7 @@ fn cm_frames_win_on_logs_and_survive_damage() {
     let data = std::fs::read(common::root().join("testdata/golden/server.log")).unwrap();
     let data: Vec<u8> = data.iter().cycle().take(40_000).copied().collect();
     let a = pack(&b, &data, 1 << 16);
-    let (_, stats) = codec::list(&mut &a[..]).unwrap();
+    let (_, stats) = codec::list(&mut &a[..]).unwrap().remove(0);
     assert_eq!(stats.cm_frames, 1, "a log should be coded by context mixing");
     assert_eq!(unpack(&b, &a).unwrap(), data);
     for p in [40, 100, a.len() / 2, a.len() - 20] {
@@ -251,7 +260,7 @@ fn lzma_frames_are_chosen_where_they_win() {
     let block = Lcg(21).bytes(3000);
     let data: Vec<u8> = block.iter().cycle().take(60_000).copied().collect();
     let a = pack(&b, &data, 1 << 16);
-    let (_, stats) = codec::list(&mut &a[..]).unwrap();
+    let (_, stats) = codec::list(&mut &a[..]).unwrap().remove(0);
     assert_eq!(stats.lzma_frames, 1, "a repeated random block should be LZMA-coded");
     assert!(a.len() < 3600);
     assert_eq!(unpack(&b, &a).unwrap(), data);
@@ -270,7 +279,7 @@ fn direct_mode_codes_text_directly_and_round_trips() {
     let b = backend();
     let text = sample_text();
     let a = pack_with(&b, &text, 4096, true);
-    let (_, stats) = codec::list(&mut &a[..]).unwrap();
+    let (_, stats) = codec::list(&mut &a[..]).unwrap().remove(0);
     assert!(stats.direct_frames > 0 && stats.cm_frames == 0, "{stats:?}");
     assert_eq!(unpack(&b, &a).unwrap(), text);
     // without the restriction to the model: random bytes are stored, a repeated block is LZMA-coded

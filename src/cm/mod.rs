@@ -90,6 +90,21 @@ impl SymbolCm {
         Self::new(8, false, n_symbols, classes, byte_contexts(), 6, 2)
     }
 
+    /// Bytes of tables `for_tokens` (`ext`) or `for_bytes` allocates for `n_symbols` symbols of
+    /// `nbits` bits: what a memory limit must allow per chunk being coded (within a few percent).
+    pub fn memory(nbits: u32, ext: bool, n_symbols: u64) -> u64 {
+        let nibbles = nbits.div_ceil(4) as u64;
+        let need = ceil_log2(n_symbols.max(1) * nibbles);
+        let line_bits = (need + if ext { 2 } else { 3 }).clamp(10, MAX_LINE_BITS);
+        let apm_bits = need.clamp(10, 16);
+        let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
+        let matcher = (1u64 << (need + 1).clamp(10, 20)) * 4;
+        let history = n_symbols.min(1 << 24) * 4;
+        let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 2;
+        let mixers = 40 * 8 * 256 * 4 * 4;
+        lines + matcher + history + apms + mixers
+    }
+
     fn new(
         nbits: u32,
         ext: bool,
