@@ -11,7 +11,6 @@ use crate::mixer_v2::Mixer as MixerV2;
 use rayon::prelude::*;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use xxhash_rust::xxh64::Xxh64;
 
 /// Default chunk size: 1 MiB. The match model and LZMA frames find repeats anywhere in a chunk, and
 /// repeats across a whole file matter (logs, URL lists); parallelism comes from large inputs and
@@ -274,13 +273,13 @@ impl Workers {
 
 pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, opts: &Options) -> Result<Stats> {
     let model = backend.model();
-    Header {
+    let header = Header {
         version: VERSION,
         model_id: model.id,
         chunk_size: opts.chunk_size,
-    }
-    .write(out)?;
-    let mut hash = Xxh64::new(0);
+    };
+    header.write(out)?;
+    let mut hash = header.content_hash();
     let mut stats = Stats::default();
     let workers = Workers::new(backend, opts.chunk_size, opts.direct, opts.memory_limit)?;
     loop {
@@ -369,17 +368,44 @@ fn lzma_compress(data: &[u8], preset: u32) -> Result<Option<Vec<u8>>> {
 }
 
 fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
+    use xz2::stream::{Action, Status, Stream};
     // the memory limit bounds the dictionary a damaged header could ask for
-    let stream =
-        xz2::stream::Stream::new_lzma_decoder(2 * crate::format::MAX_CHUNK as u64 + (1 << 20)).map_err(lzma_err)?;
-    let mut out = Vec::with_capacity(raw_len);
+    let mut stream = Stream::new_lzma_decoder(2 * crate::format::MAX_CHUNK as u64 + (1 << 20)).map_err(lzma_err)?;
     let header = lzma_header(raw_len);
-    let mut dec = xz2::read::XzDecoder::new_stream(header.chain(payload), stream);
-    match (&mut dec).take(raw_len as u64 + 1).read_to_end(&mut out) {
-        Ok(_) if out.len() == raw_len => Ok(out),
-        Ok(_) => Err(Error::corrupt("LZMA frame decodes to the wrong length")),
-        Err(e) => Err(Error::corrupt(format!("LZMA frame: {e}"))),
+    // one byte of room past `raw_len` shows a stream that decodes to too much
+    let mut out = Vec::with_capacity(raw_len + 1);
+    let bad = |what: &str| Err(Error::corrupt(format!("LZMA frame {what}")));
+    let mut fed = 0usize;
+    for part in [&header[..], payload] {
+        let mut part = part;
+        loop {
+            let (before, made) = (stream.total_in(), out.len());
+            let status = stream
+                .process_vec(part, &mut out, Action::Run)
+                .map_err(|e| Error::corrupt(format!("LZMA frame: {e}")))?;
+            let used = (stream.total_in() - before) as usize;
+            fed += used;
+            part = &part[used..];
+            if matches!(status, Status::StreamEnd) {
+                // every byte of the payload must belong to the LZMA stream
+                if fed != header.len() + payload.len() {
+                    return bad("has bytes after its end");
+                }
+                return if out.len() == raw_len {
+                    Ok(out)
+                } else {
+                    bad("decodes to the wrong length")
+                };
+            }
+            if out.len() > raw_len {
+                return bad("decodes to the wrong length");
+            }
+            if part.is_empty() || (used == 0 && out.len() == made) {
+                break;
+            }
+        }
     }
+    bad("ends before its end marker")
 }
 
 /// Code one chunk with the best of the model (transformer + context mixing over tokens), context
@@ -773,7 +799,7 @@ pub fn decompress(
                 ours: model.id_hex(),
             });
         }
-        let mut hash = Xxh64::new(0);
+        let mut hash = header.content_hash();
         let mut total = 0u64;
         let mut done = false;
         // the decoder cannot know which frame kinds follow: it sizes for context mixing

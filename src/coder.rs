@@ -132,6 +132,13 @@ impl Encoder {
 /// Bytes a decoder of a version-5 payload may read past its end (as zeros).
 pub const MAX_VIRTUAL: usize = 7;
 
+/// Versions 1 to 4 dropped every trailing zero byte, so a decoder may read any number of zeros
+/// past the end; but while the code is not zero there, each such byte stands for a carry through a
+/// run of 0xFF bytes of the encoder's `low` at the very end of the frame. More than this many is
+/// taken as damage (no encoder run on real data makes such a run), which bounds the work a
+/// damaged old-version frame can cause.
+pub const MAX_LEGACY_VIRTUAL: usize = 64;
+
 /// The value of `[low, low + range)` with the most trailing zero bytes (`low` may carry into bit
 /// 56); the same arithmetic modulo 2^56 gives the same low 56 bits, which the decoder checks.
 fn flush_value(low: u64, range: u64) -> u64 {
@@ -162,8 +169,11 @@ pub struct Decoder<'a> {
     /// the last 7 bytes read (the stream's window that `code` is relative to)
     window: u64,
     rules: Rules,
-    /// a version-5 decoder read more than `MAX_VIRTUAL` bytes past the end
+    /// a version-5 decoder read more than `MAX_VIRTUAL` bytes past the end (an old-version one
+    /// more than `MAX_LEGACY_VIRTUAL` while its code was not zero)
     overrun: bool,
+    /// bytes read past the end while the code was not zero (versions 1 to 4)
+    legacy_virtual: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -176,6 +186,7 @@ impl<'a> Decoder<'a> {
             window: 0,
             rules,
             overrun: false,
+            legacy_virtual: 0,
         };
         for _ in 0..7 {
             d.code = (d.code << 8) | d.next_byte() as u64;
@@ -188,8 +199,15 @@ impl<'a> Decoder<'a> {
         // Past the end the stream reads as zeros (the encoder dropped trailing zero bytes).
         let b = self.input.get(self.pos).copied().unwrap_or(0);
         self.pos += 1;
-        if self.rules == Rules::Strict && self.pos > self.input.len() + MAX_VIRTUAL {
-            self.overrun = true;
+        if self.pos > self.input.len() {
+            match self.rules {
+                Rules::Strict => self.overrun |= self.pos > self.input.len() + MAX_VIRTUAL,
+                Rules::Legacy if self.code != 0 => {
+                    self.legacy_virtual += 1;
+                    self.overrun |= self.legacy_virtual > MAX_LEGACY_VIRTUAL;
+                }
+                Rules::Legacy => {}
+            }
         }
         self.window = ((self.window << 8) | b as u64) & LOW_MASK;
         b

@@ -40,13 +40,28 @@ pub struct Header {
 
 impl Header {
     pub fn write<W: Write + ?Sized>(&self, w: &mut W) -> Result<()> {
+        w.write_all(&self.to_bytes())?;
+        Ok(())
+    }
+
+    /// The header as written.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[..4].copy_from_slice(&MAGIC);
         b[4] = self.version;
         b[8..24].copy_from_slice(&self.model_id);
         b[24..28].copy_from_slice(&self.chunk_size.to_le_bytes());
-        w.write_all(&b)?;
-        Ok(())
+        b
+    }
+
+    /// The hash whose digest the end frame holds: XXH64 (seed 0) of the content, and from version 5
+    /// on of the header's bytes before it, so that no header byte can change unnoticed.
+    pub fn content_hash(&self) -> xxhash_rust::xxh64::Xxh64 {
+        let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+        if self.version >= 5 {
+            h.update(&self.to_bytes());
+        }
+        h
     }
 
     /// Read a header. `Ok(None)` at a clean end of input (no byte at all).
@@ -299,6 +314,9 @@ impl Frame {
                         v |= ((b[0] & 0x7F) as u64) << (7 * i);
                         i += 1;
                         if b[0] & 0x80 == 0 {
+                            if b[0] == 0 && i > 1 {
+                                return Err(Error::corrupt("total length varint is not minimal"));
+                            }
                             break;
                         }
                     }

@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Write testdata/bad/: damaged and hostile archives, each with the error a decoder must give.
+
+Made from the golden archives (testdata/golden, tiny model, 4 KiB chunks), so the tests decode them
+with testdata/tiny.safetensors. `expect.tsv` lists, per file, the error kind (the nnz::Error
+variant) and a fragment of its message. Run from the repository root; the output is committed.
+"""
+import os
+import struct
+
+G = "testdata/golden"
+OUT = "testdata/bad"
+
+
+def read(name):
+    with open(os.path.join(G, name), "rb") as f:
+        return f.read()
+
+
+def header(version, model_id, chunk):
+    return b"\x89NNZ" + bytes([version, 0, 0, 0]) + model_id + struct.pack("<I", chunk)
+
+
+def end(total, checksum=0):
+    b = bytearray([0])
+    v = total
+    while v >= 0x80:
+        b.append((v & 0x7F) | 0x80)
+        v >>= 7
+    b.append(v)
+    return bytes(b) + struct.pack("<Q", checksum)
+
+
+def frames(archive):
+    """(offset, kind, head fields, payload offset, payload length) of each frame of one stream."""
+    out, pos = [], 28
+    while True:
+        kind = archive[pos]
+        if kind == 0:
+            out.append((pos, 0, None, None, None))
+            return out
+        n = {1: 4, 5: 4, 2: 2, 3: 3, 4: 3}[kind]
+        fields = struct.unpack_from("<%dI" % n, archive, pos + 1)
+        plen = fields[0] if kind == 2 else fields[-2]
+        start = pos + 1 + 4 * n
+        out.append((pos, kind, fields, start, plen))
+        pos = start + plen
+
+
+model = read("sample.txt.nnz")
+cm = read("server.log.nnz")
+direct = read("sample.txt.direct.nnz")
+mid = model[8:24]
+cases = {}
+
+
+def case(name, data, kind, msg):
+    cases[name] = (data, kind, msg)
+
+
+def changed(b, i, v):
+    b = bytearray(b)
+    b[i] = v
+    return bytes(b)
+
+
+mf = frames(model)[0]
+case("empty.nnz", b"", "Truncated", "truncated")
+case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive", "not an nnz archive")
+case("header-only.nnz", model[:28], "Truncated", "truncated")
+case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
+case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
+case("future-version.nnz", changed(model, 4, 6), "FutureVersion", "newer than this nnz")
+case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
+case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
+case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
+case("chunk-size-too-big.nnz", model[:24] + struct.pack("<I", (64 << 20) + 1) + model[28:], "Corrupt", "chunk size")
+case("wrong-model.nnz", changed(model, 8, model[8] ^ 0xFF), "WrongModel", "made with model")
+case("unknown-kind.nnz", changed(model, mf[0], 9), "Corrupt", "unknown frame kind 9")
+case("direct-frame-in-v4-only.nnz", changed(direct, 4, 3), "Corrupt", "unknown frame kind 5")
+case("frame-checksum.nnz", changed(model, mf[3] - 1, model[mf[3] - 1] ^ 0x01), "Corrupt", "frame checksum")
+case("content-checksum.nnz", changed(model, len(model) - 1, model[-1] ^ 0x80), "Corrupt", "content checksum")
+case("total-length.nnz", model[: frames(model)[-1][0]] + end(len(read("sample.txt")) + 1), "Corrupt", "content checksum")
+# the model frame's raw_len above the header's chunk size
+big = bytearray(model)
+struct.pack_into("<I", big, 24, 1000)
+case("oversized-frame.nnz", bytes(big), "Corrupt", "frame length")
+# payload damage: the last byte changed, a zero byte added, a byte cut
+last = mf[3] + mf[4] - 1
+case("flush-byte-changed.nnz", changed(model, last, model[last] ^ 0x01), "Corrupt", "")
+grown = bytearray(model[: mf[3]]) + model[mf[3] : mf[3] + mf[4]] + b"\x00" + model[mf[3] + mf[4] :]
+struct.pack_into("<I", grown, mf[0] + 9, mf[4] + 1)
+case("payload-trailing-zero.nnz", bytes(grown), "Corrupt", "trailing zero byte")
+junk = bytearray(model[: mf[3]]) + model[mf[3] : mf[3] + mf[4]] + b"\x5a" + model[mf[3] + mf[4] :]
+struct.pack_into("<I", junk, mf[0] + 9, mf[4] + 1)
+case("payload-extra-byte.nnz", bytes(junk), "Corrupt", "")
+# a short frame before the last: two stored frames of 10 bytes in a stream of 4 KiB chunks
+stored = b"\x02" + struct.pack("<II", 10, 0) + b"0123456789"
+case("short-frame-not-last.nnz", header(5, mid, 4096) + stored + stored + end(20), "Corrupt", "shorter than the chunk size")
+# trailing data after a complete archive
+case("trailing-garbage.nnz", model + b"garbage", "TrailingData", "after the end of the archive")
+case("trailing-zeros.nnz", model + b"\x00" * 16, "TrailingData", "after the end of the archive")
+# time bombs: frames that claim 64 MiB of content (and 64M tokens) with an empty payload
+M = 64 << 20
+bomb_direct = b"\x05" + struct.pack("<IIII", M, M, 0, 0)
+bomb_cm = b"\x04" + struct.pack("<III", M, 0, 0)
+bomb_model = b"\x01" + struct.pack("<IIII", M, M, 0, 0)
+for v in (4, 5):
+    ok = "frame checksum" if v == 4 else "payload can hold"
+    case(f"bomb-direct-v{v}.nnz", header(v, mid, M) + bomb_direct + end(M), "Corrupt", ok)
+    case(f"bomb-cm-v{v}.nnz", header(v, mid, M) + bomb_cm + end(M), "Corrupt", ok)
+    case(f"bomb-model-v{v}.nnz", header(v, mid, M) + bomb_model + end(M), "Corrupt", "" if v == 4 else ok)
+# version-4 bombs whose payload leaves a non-zero code: old versions allow zeros past the end, but
+# not 64 of them while the code is not zero
+tail = b"\0" * 6 + b"\x01"
+case("bomb-cm-v4-nonzero-tail.nnz", header(4, mid, M) + b"\x04" + struct.pack("<III", M, 7, 0) + tail + end(M), "Corrupt", "ends too early")
+case("bomb-direct-v4-nonzero-tail.nnz", header(4, mid, M) + b"\x05" + struct.pack("<IIII", M, M, 7, 0) + tail + end(M), "Corrupt", "")
+# a non-minimal varint in the end frame
+case("end-varint-not-minimal.nnz", model[: frames(model)[-1][0]] + b"\x00" + bytes([(len(read("sample.txt")) & 0x7F) | 0x80, (len(read("sample.txt")) >> 7) | 0x80, 0]) + model[-8:], "Corrupt", "not minimal")
+# a version-5 header whose chunk size was changed: the end checksum covers the header
+case("chunk-size-changed.nnz", model[:24] + struct.pack("<I", 5000) + model[28:], "Corrupt", "content checksum")
+case("version-changed.nnz", changed(read("server.log.nnz"), 4, 4), "Corrupt", "")
+# a version-5 bomb with a 1-byte payload that ends in a non-zero byte: still bounded by the payload
+small = b"\x04" + struct.pack("<III", M, 1, 0) + b"\x01"
+case("bomb-cm-v5-one-byte.nnz", header(5, mid, M) + small + end(M), "Corrupt", "payload can hold")
+
+os.makedirs(OUT, exist_ok=True)
+for f in os.listdir(OUT):
+    if f.endswith(".nnz"):
+        os.remove(os.path.join(OUT, f))
+with open(os.path.join(OUT, "expect.tsv"), "w") as t:
+    t.write("# file\terror kind\tmessage fragment (empty: any)\n")
+    for name, (data, kind, msg) in sorted(cases.items()):
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
+        t.write(f"{name}\t{kind}\t{msg}\n")
+print(f"{len(cases)} archives in {OUT}")
