@@ -110,6 +110,10 @@ for v in (4, 5):
     case(f"bomb-direct-v{v}.nnz", header(v, mid, M) + bomb_direct + end(M), "Corrupt", ok)
     case(f"bomb-cm-v{v}.nnz", header(v, mid, M) + bomb_cm + end(M), "Corrupt", ok)
     case(f"bomb-model-v{v}.nnz", header(v, mid, M) + bomb_model + end(M), "Corrupt", "" if v == 4 else ok)
+# old whole-token model frames (versions 1 and 2) claiming 64M tokens
+for v in (1, 2):
+    tail_end = (b"\x00" + struct.pack("<QQ", M, 0)) if v == 1 else end(M)
+    case(f"bomb-model-v{v}.nnz", header(v, mid, M) + bomb_model + tail_end, "Corrupt", "")
 # version-4 bombs whose payload leaves a non-zero code: old versions allow zeros past the end, but
 # not 64 of them while the code is not zero
 tail = b"\0" * 6 + b"\x01"

@@ -174,17 +174,18 @@ struct Workers {
     heavy_done: std::sync::Condvar,
 }
 
-/// The most memory coding one chunk of `chunk` bytes can take (both directions; `direct`: direct
-/// frames, no context mixing), besides the chunk and its frame: the largest of the steps that run
-/// one after the other (LZMA, the byte mixer, tokenizing, the token mixer with the model).
-fn chunk_memory(model: &crate::model::Model, chunk: u64, direct: bool) -> u64 {
-    let lzma = 11 * lzma_dict_size(chunk as usize) as u64 + (2 << 20);
+/// The most memory coding one chunk of `chunk` bytes can take (`direct`: direct frames, no context
+/// mixing), besides the chunk and its frame: the largest of the steps that run one after the other
+/// (LZMA, the byte mixer, tokenizing when compressing, the token mixer with the model).
+fn chunk_memory(model: &crate::model::Model, chunk: u64, direct: bool, compress: bool) -> u64 {
+    let dict = lzma_dict_size(chunk as usize) as u64;
+    let lzma = if compress { 11 * dict } else { dict } + (2 << 20);
     let cfg = &model.cfg;
     let stream = (crate::backend::cpu::BLOCK * cfg.vocab * 4 + cfg.vocab * 8) as u64
         + 2 * (cfg.n_layers * cfg.window * cfg.n_kv_heads * cfg.head_dim) as u64
         + (1 << 20);
     // HF tokenizers keeps every token's string and offsets while encoding
-    let tokenize = 40 * chunk;
+    let tokenize = if compress { 40 * chunk } else { 0 };
     let tokens = 4 * chunk + stream;
     let mixers = if direct {
         0
@@ -207,12 +208,18 @@ impl Drop for Heavy<'_> {
 impl Workers {
     /// Workers for chunks of `chunk` bytes: as many heavy chunks in flight as the threads allow and
     /// `memory_limit` (bytes; `None`: no limit) leaves room for, and an error if not even one fits.
-    fn new(backend: &dyn Backend, chunk: u32, direct: bool, memory_limit: Option<u64>) -> Result<Workers> {
+    fn new(
+        backend: &dyn Backend,
+        chunk: u32,
+        direct: bool,
+        compress: bool,
+        memory_limit: Option<u64>,
+    ) -> Result<Workers> {
         let threads = rayon::current_num_threads().max(1);
         let mut n = backend.parallel_chunks().max(1);
         let mut heavy = threads;
         if let Some(limit) = memory_limit {
-            let need = chunk_memory(backend.model(), chunk as u64, direct);
+            let need = chunk_memory(backend.model(), chunk as u64, direct, compress);
             // each chunk in flight also holds its input and its frame while it waits to be written
             let fit = (limit / (need + 4 * chunk as u64)) as usize;
             if fit == 0 {
@@ -281,7 +288,7 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
     header.write(out)?;
     let mut hash = header.content_hash();
     let mut stats = Stats::default();
-    let workers = Workers::new(backend, opts.chunk_size, opts.direct, opts.memory_limit)?;
+    let workers = Workers::new(backend, opts.chunk_size, opts.direct, true, opts.memory_limit)?;
     loop {
         let chunks = input.next_batch(workers.batch_len(), opts.chunk_size as usize)?;
         if chunks.is_empty() {
@@ -739,6 +746,13 @@ fn decode_tokens(
         if i % 256 == 0 {
             check_interrupt()?;
         }
+        if version <= 2 && dec.only_zeros_left() {
+            // every later target is 0: token 0 (the first entry of every table, all >= 1)
+            for _ in i..n_tokens {
+                push_piece(model, 0, &mut out, raw_len)?;
+            }
+            break;
+        }
         stream.feed(&[prev], &mut table)?;
         let sym = if let Some(cm) = cm.as_mut() {
             cumulate(&table, &mut cum);
@@ -803,7 +817,7 @@ pub fn decompress(
         let mut total = 0u64;
         let mut done = false;
         // the decoder cannot know which frame kinds follow: it sizes for context mixing
-        let workers = Workers::new(backend, header.chunk_size, false, opts.memory_limit)?;
+        let workers = Workers::new(backend, header.chunk_size, false, false, opts.memory_limit)?;
         let mut short = false;
         while !done {
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)

@@ -274,7 +274,7 @@ impl Frame {
                     data: read_vec(r, raw_len as usize)?,
                 })
             }
-            KIND_LZMA | KIND_CM if kind[0] == KIND_LZMA || version >= 3 => {
+            KIND_LZMA | KIND_CM if (kind[0] == KIND_LZMA && version >= 2) || version >= 3 => {
                 let mut h = [0u8; 12];
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());

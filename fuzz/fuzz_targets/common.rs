@@ -1,0 +1,25 @@
+//! What the targets share: the tiny test model, a CPU backend over it, and the memory limit every
+//! decode runs under (the fuzzer's RSS limit is set above it in fuzz/run.sh).
+use nnz::backend::cpu::CpuBackend;
+use std::sync::OnceLock;
+
+pub const MEMORY_LIMIT: u64 = 64 << 20;
+
+pub fn backend() -> &'static CpuBackend {
+    static B: OnceLock<CpuBackend> = OnceLock::new();
+    B.get_or_init(|| {
+        let bytes = include_bytes!("../../testdata/tiny.safetensors");
+        CpuBackend::new(nnz::model::Model::from_bytes(bytes).expect("tiny model"))
+    })
+}
+
+/// Decode `archive` completely; the result must be an error or the content, never a panic.
+pub fn decode(archive: &[u8]) -> nnz::Result<Vec<u8>> {
+    let opts = nnz::codec::Options {
+        memory_limit: Some(MEMORY_LIMIT),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    nnz::codec::decompress(backend(), &mut &archive[..], Some(&mut out), &opts)?;
+    Ok(out)
+}
