@@ -248,7 +248,7 @@ fn is_broken_pipe(e: &Error) -> bool {
 }
 
 /// The largest model file `--model` reads (the shipped models are a few MiB).
-const MAX_MODEL_FILE: u64 = 1 << 30;
+const MAX_MODEL_FILE: u64 = 256 << 20;
 
 /// `-M`: 0 is no limit; by default a quarter of the machine's memory, as xz does for its threads.
 fn memory_limit(args: &Args) -> Option<u64> {

@@ -166,18 +166,24 @@ impl Method {
 /// chunks in flight (a GPU backend: its streams mostly wait for the device). Chunks whose coding
 /// holds large context-mixing tables ("heavy": model and CM frames of the default mode) run at most
 /// one per thread of the global pool, so host memory stays what it is on the CPU backend; direct
-/// frames (`--direct`) use every worker.
+/// frames (`--direct`) use every worker. With a memory limit, every chunk also takes the bytes it
+/// needs (`chunk_memory`) from a budget before it starts, and waits while they are not free.
 struct Workers {
     pool: Option<rayon::ThreadPool>,
-    n: usize,
-    heavy_free: std::sync::Mutex<usize>,
-    heavy_done: std::sync::Condvar,
+    /// chunks read ahead at once
+    batch: usize,
+    /// heavy chunks that may still start, and bytes of the budget not taken (u64::MAX: no limit)
+    free: std::sync::Mutex<(usize, u64)>,
+    done: std::sync::Condvar,
+    /// the bytes of the budget, and whether it was set by a limit
+    budget: u64,
+    limited: bool,
 }
 
-/// The most memory coding one chunk of `chunk` bytes can take (`direct`: direct frames, no context
-/// mixing), besides the chunk and its frame: the largest of the steps that run one after the other
-/// (LZMA, the byte mixer, tokenizing when compressing, the token mixer with the model).
-fn chunk_memory(model: &crate::model::Model, chunk: u64, direct: bool, compress: bool) -> u64 {
+/// The most memory coding one chunk of `chunk` bytes can take (`mixing`: with context mixing), with
+/// the chunk and its frame: the largest of the steps that run one after the other (LZMA, the byte
+/// mixer, tokenizing when compressing, the token mixer with the model).
+fn chunk_memory(model: &crate::model::Model, chunk: u64, mixing: bool, compress: bool) -> u64 {
     let dict = lzma_dict_size(chunk as usize) as u64;
     let lzma = if compress { 11 * dict } else { dict } + (2 << 20);
     let cfg = &model.cfg;
@@ -187,54 +193,48 @@ fn chunk_memory(model: &crate::model::Model, chunk: u64, direct: bool, compress:
     // HF tokenizers keeps every token's string and offsets while encoding
     let tokenize = if compress { 40 * chunk } else { 0 };
     let tokens = 4 * chunk + stream;
-    let mixers = if direct {
-        0
-    } else {
+    let mixers = if mixing {
         SymbolCm::memory(8, false, chunk).max(SymbolCm::memory(token_bits(cfg.vocab), true, chunk) + tokens)
+    } else {
+        0
     };
     2 * chunk + lzma.max(tokenize).max(tokens).max(mixers)
 }
 
-/// A permit to run one heavy chunk; given back when dropped.
-struct Heavy<'w>(&'w Workers);
+/// What a running chunk holds of the workers' budget; given back when dropped.
+struct Permit<'w> {
+    w: &'w Workers,
+    heavy: bool,
+    bytes: u64,
+}
 
-impl Drop for Heavy<'_> {
+impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        *self.0.heavy_free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.heavy_done.notify_one();
+        let mut f = self.w.free.lock().unwrap_or_else(|e| e.into_inner());
+        f.0 += self.heavy as usize;
+        f.1 += self.bytes;
+        self.w.done.notify_all();
     }
 }
 
+/// Memory the process holds besides the chunks in flight: the model, the tokenizer, the program.
+fn base_memory(model: &crate::model::Model) -> u64 {
+    model.weight_bytes() + (32 << 20)
+}
+
 impl Workers {
-    /// Workers for chunks of `chunk` bytes: as many heavy chunks in flight as the threads allow and
-    /// `memory_limit` (bytes; `None`: no limit) leaves room for, and an error if not even one fits.
-    fn new(
-        backend: &dyn Backend,
-        chunk: u32,
-        direct: bool,
-        compress: bool,
-        memory_limit: Option<u64>,
-    ) -> Result<Workers> {
-        let threads = rayon::current_num_threads().max(1);
-        let mut n = backend.parallel_chunks().max(1);
-        let mut heavy = threads;
+    /// Workers for chunks of at most `chunk` bytes under `memory_limit` (bytes; `None`: no limit).
+    fn new(backend: &dyn Backend, chunk: u32, memory_limit: Option<u64>) -> Result<Workers> {
+        let n = backend.parallel_chunks().max(1);
+        let heavy = rayon::current_num_threads().max(1);
+        let mut batch = n * 2;
+        let mut budget = u64::MAX;
         if let Some(limit) = memory_limit {
-            let need = chunk_memory(backend.model(), chunk as u64, direct, compress);
-            // each chunk in flight also holds its input and its frame while it waits to be written
-            let fit = (limit / (need + 4 * chunk as u64)) as usize;
-            if fit == 0 {
-                return Err(Error::Usage(format!(
-                    "coding chunks of {} KiB needs about {} MiB of memory, more than the limit of {} MiB; raise -M/--memory{}",
-                    chunk.div_ceil(1024),
-                    (need + 4 * chunk as u64).div_ceil(1 << 20),
-                    limit >> 20,
-                    if direct { "" } else { " (or compress with a smaller --chunk-kib)" }
-                )));
-            }
-            heavy = heavy.min(fit);
-            if direct {
-                n = n.min(fit);
-            }
+            // read-ahead holds each chunk and its frame; the rest is for coding
+            let chunk = chunk as u64;
+            let room = limit.saturating_sub(base_memory(backend.model()));
+            batch = batch.min((room / (8 * chunk)).max(1) as usize);
+            budget = room.saturating_sub(2 * chunk * batch as u64);
         }
         let pool = if n == rayon::current_num_threads() {
             None
@@ -248,25 +248,37 @@ impl Workers {
         };
         Ok(Workers {
             pool,
-            n: n.min(if direct { n } else { heavy }),
-            heavy_free: std::sync::Mutex::new(heavy),
-            heavy_done: std::sync::Condvar::new(),
+            batch,
+            free: std::sync::Mutex::new((heavy, budget)),
+            done: std::sync::Condvar::new(),
+            budget,
+            limited: memory_limit.is_some(),
         })
     }
 
-    /// Wait for a permit to run a heavy chunk.
-    fn heavy(&self) -> Heavy<'_> {
-        let mut free = self.heavy_free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
-            free = self.heavy_done.wait(free).unwrap_or_else(|e| e.into_inner());
+    /// Wait until a chunk that needs `bytes` (and a heavy slot, if `heavy`) may start.
+    fn permit(&self, heavy: bool, bytes: u64, limit: Option<u64>) -> Result<Permit<'_>> {
+        let bytes = if self.limited { bytes } else { 0 };
+        if bytes > self.budget {
+            let limit = limit.unwrap_or(0);
+            return Err(Error::Usage(format!(
+                "coding one chunk needs about {} MiB of memory, more than the limit of {} MiB; raise -M/--memory (or compress with a smaller --chunk-kib)",
+                (bytes + (limit - self.budget.min(limit))).div_ceil(1 << 20),
+                limit >> 20
+            )));
         }
-        *free -= 1;
-        Heavy(self)
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while (heavy && f.0 == 0) || f.1 < bytes {
+            f = self.done.wait(f).unwrap_or_else(|e| e.into_inner());
+        }
+        f.0 -= heavy as usize;
+        f.1 -= bytes;
+        Ok(Permit { w: self, heavy, bytes })
     }
 
-    /// Chunks read ahead: two per chunk in flight, so none waits for input.
+    /// Chunks read ahead: two per worker, so none waits for input (fewer under a memory limit).
     fn batch_len(&self) -> usize {
-        self.n * 2
+        self.batch
     }
 
     fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
@@ -288,14 +300,15 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
     header.write(out)?;
     let mut hash = header.content_hash();
     let mut stats = Stats::default();
-    let workers = Workers::new(backend, opts.chunk_size, opts.direct, true, opts.memory_limit)?;
+    let workers = Workers::new(backend, opts.chunk_size, opts.memory_limit)?;
     loop {
         let chunks = input.next_batch(workers.batch_len(), opts.chunk_size as usize)?;
         if chunks.is_empty() {
             break;
         }
         let frames = workers.map(&chunks, |c| {
-            let _permit = (!opts.direct).then(|| workers.heavy());
+            let need = chunk_memory(model, c.len() as u64, !opts.direct, true);
+            let _permit = workers.permit(!opts.direct, need, opts.memory_limit)?;
             encode_chunk(backend, c, opts)
         });
         for (chunk, frame) in chunks.iter().zip(frames) {
@@ -817,7 +830,7 @@ pub fn decompress(
         let mut total = 0u64;
         let mut done = false;
         // the decoder cannot know which frame kinds follow: it sizes for context mixing
-        let workers = Workers::new(backend, header.chunk_size, false, false, opts.memory_limit)?;
+        let workers = Workers::new(backend, header.chunk_size, opts.memory_limit)?;
         let mut short = false;
         while !done {
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
@@ -834,7 +847,9 @@ pub fn decompress(
                 frames.push(f);
             }
             let decoded = workers.map(&frames, |f| {
-                let _permit = matches!(f, Frame::Model { .. } | Frame::Cm { .. }).then(|| workers.heavy());
+                let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. });
+                let need = chunk_memory(model, f.raw_len(), heavy, false);
+                let _permit = workers.permit(heavy, need, opts.memory_limit)?;
                 decode_frame(backend, f, header.version)
             });
             for (f, d) in frames.iter().zip(decoded) {

@@ -321,3 +321,234 @@ fn cuda_request_fails_clearly_without_a_gpu_backend() {
     let o = run_stdin(nnz().args(["--device", "cuda", "-c"]), b"x");
     assert_clean_failure(&o, "cuda");
 }
+
+/// Mode and times of a path, as (mode & 0o7777, mtime in seconds, nanoseconds).
+fn mode_and_mtime(p: &Path) -> (u32, i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(p).unwrap();
+    (m.mode() & 0o7777, m.mtime(), m.mtime_nsec())
+}
+
+#[test]
+fn mode_and_times_are_kept_both_ways() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmpdir("meta");
+    for (name, mode) in [("private.txt", 0o600), ("tool.sh", 0o755)] {
+        let f = d.join(name);
+        fs::write(&f, sample()).unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(mode)).unwrap();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::new(1_500_000_000, 123_456_789);
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let want = mode_and_mtime(&f);
+        assert!(run(nnz().arg("--rm").arg(&f)).status.success());
+        let z = d.join(format!("{name}.nnz"));
+        assert_eq!(
+            mode_and_mtime(&z),
+            want,
+            "{name}: the archive takes the input's mode and mtime"
+        );
+        assert!(run(nnz().args(["-d", "--rm"]).arg(&z)).status.success());
+        assert_eq!(
+            mode_and_mtime(&f),
+            want,
+            "{name}: decompression restores mode and mtime"
+        );
+        assert_eq!(fs::read(&f).unwrap(), sample());
+    }
+    no_temp_files(&d);
+}
+
+#[test]
+fn output_replaces_a_link_at_the_target_not_what_it_points_to() {
+    let d = tmpdir("link");
+    let f = d.join("a.txt");
+    fs::write(&f, sample()).unwrap();
+    let victim = d.join("victim");
+    fs::write(&victim, b"precious").unwrap();
+    std::os::unix::fs::symlink(&victim, d.join("a.txt.nnz")).unwrap();
+    // without -f the link is an existing target
+    assert_clean_failure(&run(nnz().arg(&f)), "already exists");
+    assert!(run(nnz().arg("-f").arg(&f)).status.success());
+    assert_eq!(fs::read(&victim).unwrap(), b"precious", "nnz wrote through a symlink");
+    assert!(!fs::symlink_metadata(d.join("a.txt.nnz"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // -f onto a directory: an error, and no temporary file left in the directory's parent
+    fs::remove_file(d.join("a.txt.nnz")).unwrap();
+    fs::create_dir(d.join("a.txt.nnz")).unwrap();
+    assert_clean_failure(&run(nnz().arg("-f").arg(&f)), "directory");
+    no_temp_files(&d);
+}
+
+#[test]
+fn termination_signals_leave_no_output() {
+    let d = tmpdir("signals");
+    let f = d.join("big.txt");
+    let mut data = Vec::new();
+    while data.len() < 3_000_000 {
+        data.extend(sample());
+    }
+    fs::write(&f, &data).unwrap();
+    for sig in ["TERM", "HUP", "INT"] {
+        let mut child = nnz().arg(&f).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status();
+        let st = child.wait().unwrap();
+        assert!(!st.success(), "SIG{sig}");
+        assert!(!d.join("big.txt.nnz").exists(), "SIG{sig}: output left behind");
+        no_temp_files(&d);
+    }
+}
+
+#[test]
+fn file_names_need_not_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let d = tmpdir("utf8");
+    let f = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    fs::write(&f, sample()).unwrap();
+    let o = run(nnz().arg("--rm").arg(&f));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let z = d.join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt.nnz"));
+    assert!(z.exists() && !f.exists());
+    let o = run(nnz().arg("-d").arg(&z));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(&f).unwrap(), sample());
+}
+
+#[test]
+fn non_regular_files_are_skipped_unless_streamed() {
+    let d = tmpdir("fifo");
+    let p = d.join("pipe");
+    assert!(Command::new("mkfifo").arg(&p).status().unwrap().success());
+    assert_clean_failure(&run(nnz().arg(&p)), "not a regular file");
+    assert!(!d.join("pipe.nnz").exists());
+    assert_clean_failure(&run_stdin(nnz().arg("/dev/stdin"), b"x"), "not a regular file");
+    // with -c a device is read as a stream
+    let o = run(nnz().args(["-c", "/dev/null"]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    // a model "file" that never ends is refused, not read until memory runs out
+    let o = run(Command::new(env!("CARGO_BIN_EXE_nnz")).args(["--model", "/dev/zero", "-c", "/dev/null"]));
+    assert_clean_failure(&o, "larger than");
+}
+
+#[test]
+fn command_words_yield_to_files_of_that_name() {
+    let d = tmpdir("words");
+    fs::write(d.join("c"), sample()).unwrap();
+    fs::create_dir(d.join("d")).unwrap();
+    // `nnz c` alone, with a file named c here, compresses that file
+    let o = run(nnz().arg("c").current_dir(&*d));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(d.join("c.nnz").exists());
+    // `nnz d` with a directory d: the directory, not standard input
+    assert_clean_failure(&run(nnz().arg("d").current_dir(&*d)), "directory");
+    // with an operand after it, c is the command word
+    let o = run(nnz().args(["d", "c.nnz", "-f"]).current_dir(&*d));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(d.join("c")).unwrap(), sample());
+}
+
+#[test]
+fn a_terminal_on_stdin_is_not_read_as_an_archive() {
+    // `script` gives nnz a terminal on standard input
+    if Command::new("script").arg("--version").output().is_err() {
+        return;
+    }
+    let cmd = format!(
+        "{} --model {} -d",
+        env!("CARGO_BIN_EXE_nnz"),
+        common::tiny_model_path().display()
+    );
+    let o = Command::new("timeout")
+        .args(["10", "script", "-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("terminal"), "{text}");
+    assert_eq!(o.status.code(), Some(1), "{text}");
+}
+
+#[test]
+fn a_closed_pipe_ends_decompression_quietly() {
+    let d = tmpdir("pipe");
+    let f = d.join("zeros");
+    fs::write(&f, vec![0u8; 8 << 20]).unwrap();
+    assert!(run(nnz().env("NNZ_ONLY", "lzma").arg(&f)).status.success());
+    let sh = format!(
+        "{} --model {} -dc {} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        env!("CARGO_BIN_EXE_nnz"),
+        common::tiny_model_path().display(),
+        d.join("zeros.nnz").display()
+    );
+    let o = Command::new("bash").arg("-c").arg(&sh).output().unwrap();
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "141");
+}
+
+#[test]
+fn trailing_data_and_memory_limits_fail_clearly() {
+    let d = tmpdir("trailing");
+    let f = d.join("a.txt");
+    fs::write(&f, sample()).unwrap();
+    assert!(run(nnz().arg(&f)).status.success());
+    let mut bad = fs::read(d.join("a.txt.nnz")).unwrap();
+    bad.extend_from_slice(b"garbage");
+    fs::write(d.join("b.txt.nnz"), &bad).unwrap();
+    assert_clean_failure(&run(nnz().arg("-d").arg(d.join("b.txt.nnz"))), "after the end");
+    assert!(!d.join("b.txt").exists());
+    assert_clean_failure(&run(nnz().arg("-l").arg(d.join("b.txt.nnz"))), "after the end");
+    // concatenated archives decode to the concatenation, and -l lists each
+    let good = fs::read(d.join("a.txt.nnz")).unwrap();
+    fs::write(d.join("two.nnz"), [good.clone(), good].concat()).unwrap();
+    let o = run(nnz().args(["-dc"]).arg(d.join("two.nnz")));
+    assert_eq!(o.stdout, [sample(), sample()].concat());
+    let l = run(nnz().arg("-l").arg(d.join("two.nnz")));
+    assert_eq!(String::from_utf8_lossy(&l.stdout).lines().count(), 3);
+    // a memory limit below what one chunk needs
+    assert_clean_failure(&run(nnz().args(["-c", "-M", "1M"]).arg(&f)), "raise -M");
+    assert_clean_failure(
+        &run(nnz().args(["-dc", "-M", "1M"]).arg(d.join("a.txt.nnz"))),
+        "raise -M",
+    );
+    // and -M does not change the archive
+    let a = run(nnz().args(["-c", "-M", "64M", "-T", "2"]).arg(&f));
+    let b = run(nnz().args(["-c", "-M", "0"]).arg(&f));
+    assert!(a.status.success() && a.stdout == b.stdout);
+}
+
+#[test]
+fn compressed_frames_reach_a_pipe_before_the_input_ends() {
+    use std::io::{Read, Write};
+    let mut child = nnz()
+        .args(["-c", "--chunk-kib", "4", "-T", "2"])
+        .env("NNZ_ONLY", "lzma")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut data = Vec::new();
+    while data.len() < 64 << 10 {
+        data.extend(sample());
+    }
+    stdin.write_all(&data).unwrap();
+    stdin.flush().unwrap();
+    // stdin stays open: frames of the chunks read so far must arrive anyway
+    let mut stdout = child.stdout.take().unwrap();
+    let mut got = vec![0u8; 64];
+    stdout.read_exact(&mut got).unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+}

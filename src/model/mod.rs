@@ -73,6 +73,8 @@ pub struct Model {
     pub tokenizer: Tokenizer,
     /// first 16 bytes of the SHA-256 of the model file
     pub id: [u8; 16],
+    /// size of the model file in bytes (about what the loaded model holds in memory)
+    pub file_len: u64,
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -145,6 +147,11 @@ fn check_exp_table(name: &str, t: &[i32], one: i32) -> Result<()> {
 }
 
 impl Model {
+    /// Memory the loaded model holds, about: its weights and tables, and the tokenizer's maps.
+    pub fn weight_bytes(&self) -> u64 {
+        2 * self.file_len
+    }
+
     pub fn default_model() -> Result<Model> {
         Model::from_bytes(DEFAULT_MODEL)
     }
@@ -245,6 +252,7 @@ impl Model {
             tokenizer,
             id,
             cfg,
+            file_len: bytes.len() as u64,
         })
     }
 
