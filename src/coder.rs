@@ -403,6 +403,82 @@ mod tests {
         }
     }
 
+    /// Decode `n` symbols of table `t` and apply the payload rules; `None` on any error.
+    fn decode_all(bytes: &[u8], t: &[u32], n: usize, rules: Rules) -> Option<Vec<usize>> {
+        let mut dec = Decoder::new(bytes, rules);
+        let syms: Option<Vec<usize>> = (0..n).map(|_| dec.decode_symbol(t).ok()).collect();
+        dec.finish().ok()?;
+        syms
+    }
+
+    #[test]
+    fn every_payload_has_one_valid_form() {
+        let mut rng = Lcg(5);
+        let t = skewed_table(&mut rng, 300);
+        for case in 0..40 {
+            let n = 1 + case * 7;
+            let syms: Vec<usize> = (0..n).map(|_| rng.next() as usize % t.len()).collect();
+            let mut enc = Encoder::new();
+            for &s in &syms {
+                enc.encode_symbol(&t, s);
+            }
+            let bytes = enc.finish();
+            assert_eq!(decode_all(&bytes, &t, n, Rules::Strict), Some(syms.clone()));
+            // a byte more or less, or any change of a byte, never decodes to the same symbols
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(
+                decode_all(&longer, &t, n, Rules::Strict).is_none(),
+                "case {case}: a zero appended"
+            );
+            longer.pop();
+            longer.push(1);
+            assert!(
+                decode_all(&longer, &t, n, Rules::Strict).is_none(),
+                "case {case}: a byte appended"
+            );
+            if !bytes.is_empty() {
+                let shorter = &bytes[..bytes.len() - 1];
+                assert_ne!(
+                    decode_all(shorter, &t, n, Rules::Strict),
+                    Some(syms.clone()),
+                    "case {case}: cut"
+                );
+            }
+            for p in 0..bytes.len() {
+                for v in [0u8, 1, 0x80, 0xFF, bytes[p] ^ 0x10] {
+                    let mut bad = bytes.clone();
+                    if bad[p] == v {
+                        continue;
+                    }
+                    bad[p] = v;
+                    assert_ne!(
+                        decode_all(&bad, &t, n, Rules::Strict),
+                        Some(syms.clone()),
+                        "case {case}: byte {p}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_that_ends_early_stops_the_decoder() {
+        // nothing but zeros: with the old rules every symbol is the first; with version 5's, the
+        // decoder stops once it would read an eighth byte past the end
+        let t = [1u32, 1000, 1000];
+        let mut dec = Decoder::new(&[], Rules::Strict);
+        let decoded = (0..100_000).take_while(|_| dec.decode_symbol(&t).is_ok()).count();
+        assert!(decoded < 100, "{decoded} symbols from an empty payload");
+        let mut dec = Decoder::new(&[], Rules::Legacy);
+        assert!(dec.only_zeros_left());
+        assert!((0..1000).all(|_| matches!(dec.decode_symbol(&t), Ok(0))));
+        // old rules, non-zero code past the end: at most MAX_LEGACY_VIRTUAL bytes
+        let mut dec = Decoder::new(&[0, 0, 0, 0, 0, 0, 1], Rules::Legacy);
+        let decoded = (0..100_000).take_while(|_| dec.decode_symbol(&t).is_ok()).count();
+        assert!(decoded < 2000, "{decoded} symbols from a 7-byte payload");
+    }
+
     #[test]
     fn garbage_never_panics() {
         let t = vec![3u32; 300];
