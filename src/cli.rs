@@ -617,6 +617,7 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
         Dest::File(ref target) => {
             let mut tmp = TempOut::create(target, args.force)?;
             let s = codec::compress(backend, src, tmp.writer(), &opts)?;
+            check_size(meta.as_ref(), &s)?;
             tmp.commit(meta.as_ref())?;
             s
         }
@@ -624,6 +625,7 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
+    check_size(meta.as_ref(), &stats)?;
     report(args, input, &stats, t0, true);
     finish_input(args, input, &dest)
 }
@@ -679,6 +681,19 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
     finish_input(args, input, &dest)
 }
 
+/// A file that grew or shrank while nnz read it (someone else wrote to it) is an error: the archive
+/// would hold neither the old nor the new content for sure, and --rm must not remove the input.
+fn check_size(meta: Option<&fs::Metadata>, s: &Stats) -> Result<()> {
+    match meta {
+        Some(m) if m.len() != s.raw_bytes => Err(Error::Usage(format!(
+            "changed size while being compressed ({} bytes at the start, {} read); no output written",
+            m.len(),
+            s.raw_bytes
+        ))),
+        _ => Ok(()),
+    }
+}
+
 fn finish_input(args: &Args, input: &Path, dest: &Dest) -> Result<()> {
     if args.rm && !args.stdout && !is_stdin(input) && matches!(dest, Dest::File(_)) {
         fs::remove_file(input).map_err(|e| Error::Usage(format!("cannot remove input: {}", io_msg(&e))))?;
@@ -731,7 +746,31 @@ fn list_one(p: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_size, TempOut};
+    use std::io::Write;
+
+    #[test]
+    fn a_target_that_appears_meanwhile_is_not_replaced_without_force() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("out.nnz");
+        let mut t = TempOut::create(&target, false).unwrap();
+        t.writer().write_all(b"archive").unwrap();
+        // another run finished first
+        std::fs::write(&target, b"theirs").unwrap();
+        let e = t.commit(None).unwrap_err();
+        assert!(e.to_string().contains("already exists"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"theirs");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "the temporary file is left"
+        );
+        // with -f the later run wins
+        let mut t = TempOut::create(&target, true).unwrap();
+        t.writer().write_all(b"archive").unwrap();
+        t.commit(None).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"archive");
+    }
 
     #[test]
     fn sizes_parse_like_other_tools() {

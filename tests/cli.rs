@@ -360,6 +360,49 @@ fn mode_and_times_are_kept_both_ways() {
         );
         assert_eq!(fs::read(&f).unwrap(), sample());
     }
+    // as root, the owner and group are kept too
+    use std::os::unix::fs::MetadataExt;
+    let f = d.join("owned.txt");
+    fs::write(&f, sample()).unwrap();
+    if fs::metadata(&f).unwrap().uid() == 0 {
+        std::os::unix::fs::chown(&f, Some(4321), Some(4322)).unwrap();
+        assert!(run(nnz().arg(&f)).status.success());
+        let m = fs::metadata(d.join("owned.txt.nnz")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (4321, 4322));
+    }
+    no_temp_files(&d);
+}
+
+#[test]
+fn a_file_that_changes_size_while_read_is_an_error() {
+    let d = tmpdir("shrink");
+    let f = d.join("big.txt");
+    let mut data = Vec::new();
+    while data.len() < 24 << 20 {
+        data.extend(sample());
+    }
+    fs::write(&f, &data).unwrap();
+    let mut child = nnz()
+        .args(["--rm", "-T", "1"])
+        .arg(&f)
+        .env("NNZ_ONLY", "lzma")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    // read before the cut, the whole file may have been coded already; else a clean error
+    if !o.status.success() {
+        assert_clean_failure(&o, "changed size");
+        assert!(f.exists(), "--rm removed a file that changed");
+        assert!(!d.join("big.txt.nnz").exists());
+    }
     no_temp_files(&d);
 }
 
