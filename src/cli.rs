@@ -200,12 +200,12 @@ pub fn run(args: Args) -> i32 {
         )
         .is_err()
         {
-            return 141;
+            return BROKEN_PIPE;
         }
         for f in &files {
             if let Err(e) = list_one(f) {
                 if is_broken_pipe(&e) {
-                    return 141;
+                    return BROKEN_PIPE;
                 }
                 eprintln!("nnz: {}: {e}", display(f));
                 status = 1;
@@ -234,7 +234,7 @@ pub fn run(args: Args) -> i32 {
         if let Err(e) = r {
             if is_broken_pipe(&e) {
                 // the reader went away (`nnz -dc f | head`): stop quietly, as xz and zstd do
-                return 141;
+                return BROKEN_PIPE;
             }
             eprintln!("nnz: {}: {e}", display(f));
             status = 1;
@@ -242,6 +242,10 @@ pub fn run(args: Args) -> i32 {
     }
     status
 }
+
+/// The status `run` returns when the reader of standard output went away (`nnz -dc f | head`); the
+/// program then ends by SIGPIPE, quietly, as xz and zstd do.
+pub const BROKEN_PIPE: i32 = 141;
 
 fn is_broken_pipe(e: &Error) -> bool {
     matches!(e, Error::Io(io) if io.kind() == io::ErrorKind::BrokenPipe)

@@ -175,9 +175,11 @@ struct Workers {
     /// heavy chunks that may still start, and bytes of the budget not taken (u64::MAX: no limit)
     free: std::sync::Mutex<(usize, u64)>,
     done: std::sync::Condvar,
-    /// the bytes of the budget, and whether it was set by a limit
+    /// the bytes of the budget, what the limit keeps besides it, and whether there is a limit
     budget: u64,
+    reserved: u64,
     limited: bool,
+    compress: bool,
 }
 
 /// The most memory coding one chunk of `chunk` bytes can take (`mixing`: with context mixing), with
@@ -223,18 +225,23 @@ fn base_memory(model: &crate::model::Model) -> u64 {
 }
 
 impl Workers {
-    /// Workers for chunks of at most `chunk` bytes under `memory_limit` (bytes; `None`: no limit).
-    fn new(backend: &dyn Backend, chunk: u32, memory_limit: Option<u64>) -> Result<Workers> {
+    /// Workers for chunks of at most `chunk` bytes under `memory_limit` (bytes; `None`: no limit);
+    /// `need` is what coding a chunk of `chunk` bytes takes (`chunk_memory`).
+    fn new(backend: &dyn Backend, chunk: u32, need: u64, memory_limit: Option<u64>, compress: bool) -> Result<Workers> {
         let n = backend.parallel_chunks().max(1);
         let heavy = rayon::current_num_threads().max(1);
         let mut batch = n * 2;
         let mut budget = u64::MAX;
+        let mut reserved = 0;
         if let Some(limit) = memory_limit {
-            // read-ahead holds each chunk and its frame; the rest is for coding
+            // read-ahead holds each chunk and its frame; the rest is for coding, at least one
+            // full chunk's worth where the limit allows it
             let chunk = chunk as u64;
-            let room = limit.saturating_sub(base_memory(backend.model()));
-            batch = batch.min((room / (8 * chunk)).max(1) as usize);
-            budget = room.saturating_sub(2 * chunk * batch as u64);
+            reserved = base_memory(backend.model());
+            let room = limit.saturating_sub(reserved);
+            batch = batch.min((room.saturating_sub(need) / (2 * chunk)).max(1) as usize);
+            reserved += 2 * chunk * batch as u64;
+            budget = limit.saturating_sub(reserved);
         }
         let pool = if n == rayon::current_num_threads() {
             None
@@ -252,7 +259,9 @@ impl Workers {
             free: std::sync::Mutex::new((heavy, budget)),
             done: std::sync::Condvar::new(),
             budget,
+            reserved,
             limited: memory_limit.is_some(),
+            compress,
         })
     }
 
@@ -260,11 +269,15 @@ impl Workers {
     fn permit(&self, heavy: bool, bytes: u64, limit: Option<u64>) -> Result<Permit<'_>> {
         let bytes = if self.limited { bytes } else { 0 };
         if bytes > self.budget {
-            let limit = limit.unwrap_or(0);
             return Err(Error::Usage(format!(
-                "coding one chunk needs about {} MiB of memory, more than the limit of {} MiB; raise -M/--memory (or compress with a smaller --chunk-kib)",
-                (bytes + (limit - self.budget.min(limit))).div_ceil(1 << 20),
-                limit >> 20
+                "coding one chunk needs about {} MiB of memory, more than the limit of {} MiB; raise -M/--memory{}",
+                (bytes + self.reserved).div_ceil(1 << 20),
+                limit.unwrap_or(0) >> 20,
+                if self.compress {
+                    " (or use a smaller --chunk-kib)"
+                } else {
+                    ""
+                }
             )));
         }
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,7 +313,8 @@ pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, op
     header.write(out)?;
     let mut hash = header.content_hash();
     let mut stats = Stats::default();
-    let workers = Workers::new(backend, opts.chunk_size, opts.memory_limit)?;
+    let need = chunk_memory(model, opts.chunk_size as u64, !opts.direct, true);
+    let workers = Workers::new(backend, opts.chunk_size, need, opts.memory_limit, true)?;
     loop {
         let chunks = input.next_batch(workers.batch_len(), opts.chunk_size as usize)?;
         if chunks.is_empty() {
@@ -830,7 +844,8 @@ pub fn decompress(
         let mut total = 0u64;
         let mut done = false;
         // the decoder cannot know which frame kinds follow: it sizes for context mixing
-        let workers = Workers::new(backend, header.chunk_size, opts.memory_limit)?;
+        let need = chunk_memory(model, header.chunk_size as u64, true, false);
+        let workers = Workers::new(backend, header.chunk_size, need, opts.memory_limit, false)?;
         let mut short = false;
         while !done {
             // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
