@@ -6,7 +6,7 @@
 use crate::backend::cpu::CpuBackend;
 use crate::backend::cuda::CudaBackend;
 use crate::backend::Backend;
-use crate::codec::{self, Input, Options, Stats, INTERRUPTED};
+use crate::codec::{self, Cancel, Input, Options, Stats};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use clap::{Parser, ValueEnum};
@@ -14,7 +14,6 @@ use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -93,13 +92,16 @@ pub struct Args {
     pub files: Vec<PathBuf>,
 }
 
+/// The token every call of this process holds; the signal handler cancels it.
+static CANCEL: std::sync::LazyLock<Cancel> = std::sync::LazyLock::new(Cancel::new);
+
 /// Temporary output files that must go if we are interrupted.
 static TEMP_FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// On SIGINT, SIGTERM or SIGHUP: remove the temporary outputs, say so, exit 130.
 pub fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
-        INTERRUPTED.store(true, Ordering::SeqCst);
+        CANCEL.cancel();
         if let Ok(list) = TEMP_FILES.lock() {
             for p in list.iter() {
                 let _ = fs::remove_file(p);
@@ -607,6 +609,7 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
         direct: args.direct,
         only: std::env::var("NNZ_ONLY").ok().as_deref().and_then(codec::Method::parse),
         memory_limit: memory_limit(args),
+        cancel: CANCEL.clone(),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
@@ -650,6 +653,7 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
         direct: false,
         only: None,
         memory_limit: memory_limit(args),
+        cancel: CANCEL.clone(),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
@@ -751,7 +755,6 @@ fn list_one(p: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{parse_size, TempOut};
-    use std::io::Write;
 
     #[test]
     fn a_target_that_appears_meanwhile_is_not_replaced_without_force() {

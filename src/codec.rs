@@ -11,20 +11,40 @@ use crate::mixer_v2::Mixer as MixerV2;
 use rayon::prelude::*;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Default chunk size: 1 MiB. The match model and LZMA frames find repeats anywhere in a chunk, and
 /// repeats across a whole file matter (logs, URL lists); parallelism comes from large inputs and
 /// many files. See docs/FORMAT.md.
 pub const DEFAULT_CHUNK: u32 = 1 << 20;
 
-/// Set by the Ctrl-C handler; long loops check it and stop with `Error::Interrupted`.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// A cancellation token for one call: clones share it, and `cancel` makes the calls that hold it
+/// stop soon with `Error::Interrupted` (long loops check it every few hundred symbols).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
 
-fn check_interrupt() -> Result<()> {
-    if INTERRUPTED.load(Ordering::Relaxed) {
-        Err(Error::Interrupted)
-    } else {
-        Ok(())
+impl Cancel {
+    /// A token nobody has cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Ask every call holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `cancel` was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -127,6 +147,8 @@ pub struct Options {
     pub memory_limit: Option<u64>,
     /// called with the number of input bytes done after each batch
     pub progress: Option<Box<dyn Fn(u64) + Sync>>,
+    /// stops the call with `Error::Interrupted` when cancelled
+    pub cancel: Cancel,
 }
 
 impl Default for Options {
@@ -137,6 +159,7 @@ impl Default for Options {
             only: None,
             memory_limit: None,
             progress: None,
+            cancel: Cancel::new(),
         }
     }
 }
@@ -303,49 +326,93 @@ impl Workers {
     }
 }
 
+/// Compress `input` to `out` as one stream.
 pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, opts: &Options) -> Result<Stats> {
-    let model = backend.model();
-    let header = Header {
-        version: VERSION,
-        model_id: model.id,
-        chunk_size: opts.chunk_size,
-    };
-    header.write(out)?;
-    let mut hash = header.content_hash();
-    let mut stats = Stats::default();
-    let need = chunk_memory(model, opts.chunk_size as u64, !opts.direct, true);
-    let workers = Workers::new(backend, opts.chunk_size, need, opts.memory_limit, true)?;
+    let mut p = Packer::start(backend, opts, out)?;
     loop {
-        let chunks = input.next_batch(workers.batch_len(), opts.chunk_size as usize)?;
+        let chunks = input.next_batch(p.batch_len(), opts.chunk_size as usize)?;
         if chunks.is_empty() {
             break;
         }
-        let frames = workers.map(&chunks, |c| {
+        p.code(backend, opts, &chunks, out)?;
+    }
+    p.finish(out)
+}
+
+/// The compressing side of one stream, fed batches of chunks: `compress` and `stream::Encoder`.
+pub(crate) struct Packer {
+    workers: Workers,
+    hash: xxhash_rust::xxh64::Xxh64,
+    stats: Stats,
+}
+
+impl Packer {
+    /// Write the stream's header.
+    pub(crate) fn start(backend: &dyn Backend, opts: &Options, out: &mut dyn Write) -> Result<Packer> {
+        let model = backend.model();
+        let header = Header {
+            version: VERSION,
+            model_id: model.id,
+            chunk_size: opts.chunk_size,
+        };
+        header.write(out)?;
+        let need = chunk_memory(model, opts.chunk_size as u64, !opts.direct, true);
+        Ok(Packer {
+            workers: Workers::new(backend, opts.chunk_size, need, opts.memory_limit, true)?,
+            hash: header.content_hash(),
+            stats: Stats {
+                packed_bytes: crate::format::HEADER_LEN as u64,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// How many chunks a batch should hold.
+    pub(crate) fn batch_len(&self) -> usize {
+        self.workers.batch_len()
+    }
+
+    /// Code `chunks` (each of `opts.chunk_size` bytes but the stream's last) in parallel and write
+    /// their frames in order, each flushed as soon as it is written.
+    pub(crate) fn code(
+        &mut self,
+        backend: &dyn Backend,
+        opts: &Options,
+        chunks: &[Vec<u8>],
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let model = backend.model();
+        let workers = &self.workers;
+        let frames = workers.map(chunks, |c| {
             let need = chunk_memory(model, c.len() as u64, !opts.direct, true);
             let _permit = workers.permit(!opts.direct, need, opts.memory_limit)?;
             encode_chunk(backend, c, opts)
         });
         for (chunk, frame) in chunks.iter().zip(frames) {
             let frame = frame?;
-            hash.update(chunk);
+            self.hash.update(chunk);
             frame.write(out)?;
             // a reader at the other end of a pipe gets each frame as soon as it is done
             out.flush()?;
-            stats.add_frame(&frame, VERSION);
+            self.stats.add_frame(&frame, VERSION);
         }
         if let Some(p) = &opts.progress {
-            p(stats.raw_bytes);
+            p(self.stats.raw_bytes);
         }
+        Ok(())
     }
-    let end = Frame::End {
-        total_len: stats.raw_bytes,
-        checksum: hash.digest(),
-    };
-    end.write(out)?;
-    stats.add_frame(&end, VERSION);
-    stats.packed_bytes += crate::format::HEADER_LEN as u64;
-    out.flush()?;
-    Ok(stats)
+
+    /// Write the end frame.
+    pub(crate) fn finish(mut self, out: &mut dyn Write) -> Result<Stats> {
+        let end = Frame::End {
+            total_len: self.stats.raw_bytes,
+            checksum: self.hash.digest(),
+        };
+        end.write(out)?;
+        self.stats.add_frame(&end, VERSION);
+        out.flush()?;
+        Ok(self.stats)
+    }
 }
 
 /// Order-0 entropy in bits per byte; chunks above ~7.9 are stored without running the model.
@@ -470,7 +537,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
     }
     let mut redundant = false;
     if allow(Method::Cm) && !opts.direct {
-        let payload = encode_bytes_cm(data)?;
+        let payload = encode_bytes_cm(data, &opts.cancel)?;
         redundant = payload.len() * 8 < data.len();
         consider(Frame::Cm {
             raw_len,
@@ -484,7 +551,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
     let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
     if allow(Method::Model) && !high_entropy && !redundant {
         if opts.direct {
-            if let Some((payload, n)) = encode_direct(backend, data)? {
+            if let Some((payload, n)) = encode_direct(backend, data, &opts.cancel)? {
                 consider(Frame::Direct {
                     raw_len,
                     n_tokens: n as u32,
@@ -492,7 +559,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
                     payload,
                 });
             }
-        } else if let Some((payload, n)) = encode_model(backend, data)? {
+        } else if let Some((payload, n)) = encode_model(backend, data, &opts.cancel)? {
             consider(Frame::Model {
                 raw_len,
                 n_tokens: n as u32,
@@ -531,7 +598,7 @@ fn tokens_of(model: &crate::model::Model, data: &[u8]) -> Result<Option<Vec<u32>
 const DIRECT_TOTAL: u64 = crate::model::arith::FREQ_BUDGET;
 
 /// A direct frame's payload: each token range-coded with the interval its table gives it.
-fn encode_direct(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+fn encode_direct(backend: &dyn Backend, data: &[u8], cancel: &Cancel) -> Result<Option<(Vec<u8>, u64)>> {
     let model = backend.model();
     let Some(ids) = tokens_of(model, data)? else {
         return Ok(None);
@@ -542,7 +609,7 @@ fn encode_direct(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, 
     let mut iv = vec![Interval::default(); block];
     let mut enc = Encoder::new();
     for start in (0..ids.len()).step_by(block) {
-        check_interrupt()?;
+        cancel.check()?;
         let end = (start + block).min(ids.len());
         inputs.clear();
         inputs.extend((start..end).map(|i| if i == 0 { model.cfg.bos() } else { ids[i - 1] }));
@@ -561,6 +628,7 @@ fn decode_direct(
     n_tokens: usize,
     payload: &[u8],
     version: u8,
+    cancel: &Cancel,
 ) -> Result<Vec<u8>> {
     let model = backend.model();
     let mut stream = backend.stream();
@@ -569,7 +637,7 @@ fn decode_direct(
     let mut prev = model.cfg.bos();
     for i in 0..n_tokens {
         if i % 256 == 0 {
-            check_interrupt()?;
+            cancel.check()?;
         }
         if rules_of(version) == Rules::Legacy && dec.only_zeros_left() {
             // every later target is 0: token 0 (the first entry of every table, all >= 1)
@@ -618,7 +686,7 @@ fn push_piece(model: &crate::model::Model, sym: u32, out: &mut Vec<u8>, raw_len:
 /// The model-coded payload of a chunk and its token count, or `None` if the tokenizer cannot
 /// rebuild the chunk exactly. Each token is coded bit by bit: the transformer's table gives each
 /// bit's probability, and the context mixer (docs/MODEL.md) refines it.
-fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+fn encode_model(backend: &dyn Backend, data: &[u8], cancel: &Cancel) -> Result<Option<(Vec<u8>, u64)>> {
     let model = backend.model();
     let Some(ids) = tokens_of(model, data)? else {
         return Ok(None);
@@ -633,7 +701,7 @@ fn encode_model(backend: &dyn Backend, data: &[u8]) -> Result<Option<(Vec<u8>, u
     let mut enc = Encoder::new();
     let mut cm = SymbolCm::for_tokens(nbits, ids.len() as u64, token_classes(model));
     for start in (0..ids.len()).step_by(block) {
-        check_interrupt()?;
+        cancel.check()?;
         let end = (start + block).min(ids.len());
         inputs.clear();
         for i in start..end {
@@ -668,12 +736,12 @@ fn token_classes(model: &crate::model::Model) -> Vec<u8> {
 }
 
 /// A chunk's bytes coded by context mixing alone.
-fn encode_bytes_cm(data: &[u8]) -> Result<Vec<u8>> {
+fn encode_bytes_cm(data: &[u8], cancel: &Cancel) -> Result<Vec<u8>> {
     let mut enc = Encoder::new();
     let mut cm = SymbolCm::for_bytes(data.len() as u64);
     for (i, &b) in data.iter().enumerate() {
         if i % 65536 == 0 {
-            check_interrupt()?;
+            cancel.check()?;
         }
         for k in (0..8).rev() {
             let bit = (b as u32 >> k) & 1;
@@ -685,13 +753,13 @@ fn encode_bytes_cm(data: &[u8]) -> Result<Vec<u8>> {
     Ok(enc.finish())
 }
 
-fn decode_bytes_cm(payload: &[u8], raw_len: usize, version: u8) -> Result<Vec<u8>> {
+fn decode_bytes_cm(payload: &[u8], raw_len: usize, version: u8, cancel: &Cancel) -> Result<Vec<u8>> {
     let mut dec = Decoder::new(payload, rules_of(version));
     let mut cm = SymbolCm::for_bytes(raw_len as u64);
     let mut out = Vec::with_capacity(raw_len);
     for i in 0..raw_len {
         if i % 65536 == 0 {
-            check_interrupt()?;
+            cancel.check()?;
         }
         if rules_of(version) == Rules::Legacy && dec.only_zeros_left() {
             // every later bit decodes as 1 (the interval [0, q) holds target 0)
@@ -710,7 +778,7 @@ fn decode_bytes_cm(payload: &[u8], raw_len: usize, version: u8) -> Result<Vec<u8
 }
 
 /// Decode one frame's content (`Frame::End` is not content) of a stream of format `version`.
-pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result<Vec<u8>> {
+pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, cancel: &Cancel) -> Result<Vec<u8>> {
     let (data, checksum) = match frame {
         Frame::Stored { checksum, data } => (data.clone(), *checksum),
         Frame::Lzma {
@@ -722,14 +790,14 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
             raw_len,
             checksum,
             payload,
-        } => (decode_bytes_cm(payload, *raw_len as usize, version)?, *checksum),
+        } => (decode_bytes_cm(payload, *raw_len as usize, version, cancel)?, *checksum),
         Frame::Model {
             raw_len,
             n_tokens,
             checksum,
             payload,
         } => (
-            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload, version)?,
+            decode_tokens(backend, *raw_len as usize, *n_tokens as usize, payload, version, cancel)?,
             *checksum,
         ),
         Frame::Direct {
@@ -738,7 +806,7 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8) -> Result
             checksum,
             payload,
         } => (
-            decode_direct(backend, *raw_len as usize, *n_tokens as usize, payload, version)?,
+            decode_direct(backend, *raw_len as usize, *n_tokens as usize, payload, version, cancel)?,
             *checksum,
         ),
         Frame::End { .. } => return Ok(Vec::new()),
@@ -757,6 +825,7 @@ fn decode_tokens(
     n_tokens: usize,
     payload: &[u8],
     version: u8,
+    cancel: &Cancel,
 ) -> Result<Vec<u8>> {
     let model = backend.model();
     let vocab = model.cfg.vocab;
@@ -771,7 +840,7 @@ fn decode_tokens(
     let mut mixer = (version == 2).then(MixerV2::new);
     for i in 0..n_tokens {
         if i % 256 == 0 {
-            check_interrupt()?;
+            cancel.check()?;
         }
         if version <= 2 && dec.only_zeros_left() {
             // every later target is 0: token 0 (the first entry of every table, all >= 1)
@@ -821,76 +890,120 @@ pub fn decompress(
     mut out: Option<&mut dyn Write>,
     opts: &Options,
 ) -> Result<Stats> {
-    let model = backend.model();
-    let mut stats = Stats::default();
-    let mut first = true;
-    loop {
-        let header = match Header::read(input) {
-            Ok(Some(h)) => h,
-            Ok(None) if first => return Err(Error::Truncated),
-            Ok(None) => break,
-            Err(Error::NotAnArchive) if !first => return Err(Error::TrailingData),
-            Err(e) => return Err(e),
-        };
-        first = false;
-        stats.packed_bytes += crate::format::HEADER_LEN as u64;
-        if header.model_id != model.id {
-            return Err(Error::WrongModel {
-                archive: crate::model::hex(&header.model_id),
-                ours: model.id_hex(),
-            });
-        }
-        let mut hash = header.content_hash();
-        let mut total = 0u64;
-        let mut done = false;
-        // the decoder cannot know which frame kinds follow: it sizes for context mixing
-        let need = chunk_memory(model, header.chunk_size as u64, true, false);
-        let workers = Workers::new(backend, header.chunk_size, need, opts.memory_limit, false)?;
-        let mut short = false;
-        while !done {
-            // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
-            let mut frames = Vec::new();
-            while frames.len() < workers.batch_len() && !done {
-                let f = Frame::read(input, header.chunk_size, header.version)?;
-                done = matches!(f, Frame::End { .. });
-                if !done {
-                    if short {
-                        return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
-                    }
-                    short = f.raw_len() < header.chunk_size as u64;
-                }
-                frames.push(f);
-            }
-            let decoded = workers.map(&frames, |f| {
-                let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. });
-                let need = chunk_memory(model, f.raw_len(), heavy, false);
-                let _permit = workers.permit(heavy, need, opts.memory_limit)?;
-                decode_frame(backend, f, header.version)
-            });
-            for (f, d) in frames.iter().zip(decoded) {
-                stats.add_frame(f, header.version);
-                if let Frame::End { total_len, checksum } = f {
-                    if *total_len != total || *checksum != hash.digest() {
-                        return Err(Error::corrupt("content checksum mismatch"));
-                    }
-                    continue;
-                }
-                let d = d?;
-                hash.update(&d);
-                total += d.len() as u64;
-                if let Some(o) = out.as_deref_mut() {
-                    o.write_all(&d)?;
-                }
-            }
-            if let Some(p) = &opts.progress {
-                p(stats.packed_bytes);
+    let mut u = Unpacker::default();
+    while let Some(batch) = u.next_batch(backend, opts, input)? {
+        if let Some(o) = out.as_deref_mut() {
+            for d in &batch {
+                o.write_all(d)?;
             }
         }
     }
     if let Some(o) = out {
         o.flush()?;
     }
-    Ok(stats)
+    Ok(u.stats)
+}
+
+/// The decompressing side, batch by batch over concatenated streams: `decompress` and
+/// `stream::Decoder`. Content comes out only after its frame passed every check.
+#[derive(Default)]
+pub(crate) struct Unpacker {
+    stream: Option<StreamState>,
+    /// a stream has begun (a clean end of input before the first is `Truncated`)
+    started: bool,
+    pub(crate) stats: Stats,
+}
+
+/// Where the decoder is within one stream.
+struct StreamState {
+    header: Header,
+    workers: Workers,
+    hash: xxhash_rust::xxh64::Xxh64,
+    total: u64,
+    /// a frame shorter than the chunk size was read: only the end frame may follow
+    short: bool,
+}
+
+impl Unpacker {
+    /// The content of the next batch of frames, in order; `None` after the last stream.
+    pub(crate) fn next_batch(
+        &mut self,
+        backend: &dyn Backend,
+        opts: &Options,
+        input: &mut dyn Read,
+    ) -> Result<Option<Vec<Vec<u8>>>> {
+        let model = backend.model();
+        if self.stream.is_none() {
+            let header = match Header::read(input) {
+                Ok(Some(h)) => h,
+                Ok(None) if !self.started => return Err(Error::Truncated),
+                Ok(None) => return Ok(None),
+                Err(Error::NotAnArchive) if self.started => return Err(Error::TrailingData),
+                Err(e) => return Err(e),
+            };
+            self.started = true;
+            self.stats.packed_bytes += crate::format::HEADER_LEN as u64;
+            if header.model_id != model.id {
+                return Err(Error::WrongModel {
+                    archive: crate::model::hex(&header.model_id),
+                    ours: model.id_hex(),
+                });
+            }
+            // the decoder cannot know which frame kinds follow: it sizes for context mixing
+            let need = chunk_memory(model, header.chunk_size as u64, true, false);
+            self.stream = Some(StreamState {
+                workers: Workers::new(backend, header.chunk_size, need, opts.memory_limit, false)?,
+                hash: header.content_hash(),
+                header,
+                total: 0,
+                short: false,
+            });
+        }
+        let st = self.stream.as_mut().unwrap();
+        let (chunk, version) = (st.header.chunk_size, st.header.version);
+        // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
+        let mut frames = Vec::new();
+        let mut done = false;
+        while frames.len() < st.workers.batch_len() && !done {
+            let f = Frame::read(input, chunk, version)?;
+            done = matches!(f, Frame::End { .. });
+            if !done {
+                if st.short {
+                    return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
+                }
+                st.short = f.raw_len() < chunk as u64;
+            }
+            frames.push(f);
+        }
+        let workers = &st.workers;
+        let decoded = workers.map(&frames, |f| {
+            let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. });
+            let need = chunk_memory(model, f.raw_len(), heavy, false);
+            let _permit = workers.permit(heavy, need, opts.memory_limit)?;
+            decode_frame(backend, f, version, &opts.cancel)
+        });
+        let mut out = Vec::with_capacity(frames.len());
+        for (f, d) in frames.iter().zip(decoded) {
+            self.stats.add_frame(f, version);
+            if let Frame::End { total_len, checksum } = f {
+                if *total_len != st.total || *checksum != st.hash.digest() {
+                    return Err(Error::corrupt("content checksum mismatch"));
+                }
+                continue;
+            }
+            let d = d?;
+            st.hash.update(&d);
+            st.total += d.len() as u64;
+            out.push(d);
+        }
+        if let Some(p) = &opts.progress {
+            p(self.stats.packed_bytes);
+        }
+        if done {
+            self.stream = None;
+        }
+        Ok(Some(out))
+    }
 }
 
 /// What `nnz -l` shows: walk the frames of every concatenated stream without running the model,

@@ -38,11 +38,17 @@ impl Error {
     }
 }
 
+/// Through `Read` and `Write` an archive's damage is `InvalidData` (with the `Error` inside, for
+/// `get_ref`/`into_inner`), a wrong use `InvalidInput`, and I/O errors stay what they were.
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
-        match e {
-            Error::Io(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, other.to_string()),
-        }
+        let kind = match e {
+            Error::Io(e) => return e,
+            Error::Usage(_) | Error::BadModel(_) => io::ErrorKind::InvalidInput,
+            // not io::ErrorKind::Interrupted: io::copy would retry
+            Error::Interrupted | Error::Tokenizer(_) => io::ErrorKind::Other,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
     }
 }

@@ -382,7 +382,7 @@ fn a_file_that_changes_size_while_read_is_an_error() {
         data.extend(sample());
     }
     fs::write(&f, &data).unwrap();
-    let mut child = nnz()
+    let child = nnz()
         .args(["--rm", "-T", "1"])
         .arg(&f)
         .env("NNZ_ONLY", "lzma")
