@@ -3,7 +3,7 @@
 use nnz::backend::cpu::CpuBackend;
 use std::sync::OnceLock;
 
-pub const MEMORY_LIMIT: u64 = 64 << 20;
+pub const MEMORY_LIMIT: u64 = 16 << 20;
 
 pub fn backend() -> &'static CpuBackend {
     static B: OnceLock<CpuBackend> = OnceLock::new();
