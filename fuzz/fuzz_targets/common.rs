@@ -13,10 +13,17 @@ pub fn backend() -> &'static CpuBackend {
     })
 }
 
-/// Decode `archive` completely; the result must be an error or the content, never a panic.
+/// Decode `archive` completely under `MEMORY_LIMIT`; the result must be an error or the content,
+/// never a panic.
+#[allow(dead_code)]
 pub fn decode(archive: &[u8]) -> nnz::Result<Vec<u8>> {
+    decode_with(archive, Some(MEMORY_LIMIT))
+}
+
+/// Decode `archive` completely under `memory_limit` (`None`: none).
+pub fn decode_with(archive: &[u8], memory_limit: Option<u64>) -> nnz::Result<Vec<u8>> {
     let opts = nnz::codec::Options {
-        memory_limit: Some(MEMORY_LIMIT),
+        memory_limit,
         ..Default::default()
     };
     let mut out = Vec::new();
