@@ -5,7 +5,7 @@
 //! - [`model`]: the model file and the integer arithmetic
 //! - [`backend`]: the model's forward pass (CPU reference)
 //! - [`cm`]: context mixing (the match model, counters, mixers) that codes tokens or bytes bit by bit
-//! - [`format`]: the `.nnz` container
+//! - [`format`](mod@format): the `.nnz` container
 //! - [`codec`]: whole-stream compression and decompression
 //! - [`stream`]: [`Encoder`] and [`Decoder`], streaming adapters over `Write` and `Read`
 
