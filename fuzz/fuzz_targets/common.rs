@@ -13,9 +13,9 @@ pub fn backend() -> &'static CpuBackend {
     })
 }
 
-/// Decode `archive` completely under `MEMORY_LIMIT` (the program and model take ~35 MiB of it, so
-/// chunks up to some 16 KiB decode and larger ones are refused before any work); the result must be an error or the content,
-/// never a panic.
+/// Decode `archive` completely under `MEMORY_LIMIT` (the program and model are counted at ~35 MiB,
+/// so chunks up to some 16 KiB decode, larger ones are refused before any work); the result must
+/// be an error or the content, never a panic.
 #[allow(dead_code)]
 pub fn decode(archive: &[u8]) -> nnz::Result<Vec<u8>> {
     decode_with(archive, Some(MEMORY_LIMIT))
