@@ -640,10 +640,7 @@ fn decode_direct(
             cancel.check()?;
         }
         if rules_of(version) == Rules::Legacy && dec.only_zeros_left() {
-            // every later target is 0: token 0 (the first entry of every table, all >= 1)
-            for _ in i..n_tokens {
-                push_piece(model, 0, &mut out, raw_len)?;
-            }
+            push_first_tokens(model, n_tokens - i, &mut out, raw_len)?;
             break;
         }
         let target = dec.target(DIRECT_TOTAL)?;
@@ -668,6 +665,15 @@ fn rules_of(version: u8) -> Rules {
     } else {
         Rules::Legacy
     }
+}
+
+/// The rest of an old-version frame whose decoder has only zeros left: every later target is 0, so
+/// every later token is token 0 (the first entry of every table, all of them >= 1).
+fn push_first_tokens(model: &crate::model::Model, n: usize, out: &mut Vec<u8>, raw_len: usize) -> Result<()> {
+    for _ in 0..n {
+        push_piece(model, 0, out, raw_len)?;
+    }
+    Ok(())
 }
 
 /// Append token `sym`'s bytes, refusing to grow past the frame's length.
@@ -843,10 +849,7 @@ fn decode_tokens(
             cancel.check()?;
         }
         if version <= 2 && dec.only_zeros_left() {
-            // every later target is 0: token 0 (the first entry of every table, all >= 1)
-            for _ in i..n_tokens {
-                push_piece(model, 0, &mut out, raw_len)?;
-            }
+            push_first_tokens(model, n_tokens - i, &mut out, raw_len)?;
             break;
         }
         stream.feed(&[prev], &mut table)?;
