@@ -198,10 +198,10 @@ struct Workers {
     /// heavy chunks that may still start, and bytes of the budget not taken (u64::MAX: no limit)
     free: std::sync::Mutex<(usize, u64)>,
     done: std::sync::Condvar,
-    /// the bytes of the budget, what the limit keeps besides it, and whether there is a limit
+    /// the bytes of the budget, what the limit keeps besides it, and the limit
     budget: u64,
     reserved: u64,
-    limited: bool,
+    limit: Option<u64>,
     compress: bool,
 }
 
@@ -283,19 +283,21 @@ impl Workers {
             done: std::sync::Condvar::new(),
             budget,
             reserved,
-            limited: memory_limit.is_some(),
+            limit: memory_limit,
             compress,
         })
     }
 
     /// Wait until a chunk that needs `bytes` (and a heavy slot, if `heavy`) may start.
-    fn permit(&self, heavy: bool, bytes: u64, limit: Option<u64>) -> Result<Permit<'_>> {
-        let bytes = if self.limited { bytes } else { 0 };
+    fn permit(&self, heavy: bool, bytes: u64) -> Result<Permit<'_>> {
+        let Some(limit) = self.limit else {
+            return self.take(heavy, 0);
+        };
         if bytes > self.budget {
             return Err(Error::Usage(format!(
                 "coding one chunk needs about {} MiB of memory, more than the limit of {} MiB; raise -M/--memory{}",
                 (bytes + self.reserved).div_ceil(1 << 20),
-                limit.unwrap_or(0) >> 20,
+                limit >> 20,
                 if self.compress {
                     " (or use a smaller --chunk-kib)"
                 } else {
@@ -303,6 +305,10 @@ impl Workers {
                 }
             )));
         }
+        self.take(heavy, bytes)
+    }
+
+    fn take(&self, heavy: bool, bytes: u64) -> Result<Permit<'_>> {
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while (heavy && f.0 == 0) || f.1 < bytes {
             f = self.done.wait(f).unwrap_or_else(|e| e.into_inner());
@@ -385,7 +391,7 @@ impl Packer {
         let workers = &self.workers;
         let frames = workers.map(chunks, |c| {
             let need = chunk_memory(model, c.len() as u64, !opts.direct, true);
-            let _permit = workers.permit(!opts.direct, need, opts.memory_limit)?;
+            let _permit = workers.permit(!opts.direct, need)?;
             encode_chunk(backend, c, opts)
         });
         for (chunk, frame) in chunks.iter().zip(frames) {
@@ -476,7 +482,6 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
     // one byte of room past `raw_len` shows a stream that decodes to too much
     let mut out = Vec::with_capacity(raw_len + 1);
     let bad = |what: &str| Err(Error::corrupt(format!("LZMA frame {what}")));
-    let mut fed = 0usize;
     for part in [&header[..], payload] {
         let mut part = part;
         loop {
@@ -485,11 +490,10 @@ fn lzma_decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
                 .process_vec(part, &mut out, Action::Run)
                 .map_err(|e| Error::corrupt(format!("LZMA frame: {e}")))?;
             let used = (stream.total_in() - before) as usize;
-            fed += used;
             part = &part[used..];
             if matches!(status, Status::StreamEnd) {
                 // every byte of the payload must belong to the LZMA stream
-                if fed != header.len() + payload.len() {
+                if stream.total_in() != (header.len() + payload.len()) as u64 {
                     return bad("has bytes after its end");
                 }
                 return if out.len() == raw_len {
@@ -521,7 +525,8 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         data: data.to_vec(),
     };
     let mut consider = |f: Frame| {
-        if f.encoded_len(VERSION) < best.encoded_len(VERSION) && fits_work_bound(&f) {
+        // only a direct frame of a model with fewer than 4096 tokens could break the work bound
+        if f.encoded_len(VERSION) < best.encoded_len(VERSION) && f.fits_work_bound() {
             best = f;
         }
     };
@@ -569,19 +574,6 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         }
     }
     Ok(best)
-}
-
-/// Version 5's bound on coded symbols per payload byte (format::MAX_SYMBOLS_PER_BYTE): only a
-/// direct frame of a model with fewer than 4096 tokens could ever exceed it; such a frame is not
-/// written.
-fn fits_work_bound(f: &Frame) -> bool {
-    match f {
-        Frame::Model { n_tokens, payload, .. } | Frame::Direct { n_tokens, payload, .. } => {
-            crate::format::work_fits(*n_tokens as u64, payload.len() as u64)
-        }
-        Frame::Cm { raw_len, payload, .. } => crate::format::work_fits(8 * *raw_len as u64, payload.len() as u64),
-        _ => true,
-    }
 }
 
 /// The tokens of `data`, or `None` if the tokenizer cannot rebuild it exactly (such a chunk is
@@ -937,12 +929,8 @@ impl Unpacker {
     ) -> Result<Option<Vec<Vec<u8>>>> {
         let model = backend.model();
         if self.stream.is_none() {
-            let header = match Header::read(input) {
-                Ok(Some(h)) => h,
-                Ok(None) if !self.started => return Err(Error::Truncated),
-                Ok(None) => return Ok(None),
-                Err(Error::NotAnArchive) if self.started => return Err(Error::TrailingData),
-                Err(e) => return Err(e),
+            let Some(header) = next_header(input, self.started)? else {
+                return Ok(None);
             };
             self.started = true;
             self.stats.packed_bytes += crate::format::HEADER_LEN as u64;
@@ -970,19 +958,14 @@ impl Unpacker {
         while frames.len() < st.workers.batch_len() && !done {
             let f = Frame::read(input, chunk, version)?;
             done = matches!(f, Frame::End { .. });
-            if !done {
-                if st.short {
-                    return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
-                }
-                st.short = f.raw_len() < chunk as u64;
-            }
+            check_order(&mut st.short, &f, chunk)?;
             frames.push(f);
         }
         let workers = &st.workers;
         let decoded = workers.map(&frames, |f| {
             let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. });
             let need = chunk_memory(model, f.raw_len(), heavy, false);
-            let _permit = workers.permit(heavy, need, opts.memory_limit)?;
+            let _permit = workers.permit(heavy, need)?;
             decode_frame(backend, f, version, &opts.cancel)
         });
         let mut out = Vec::with_capacity(frames.len());
@@ -1009,17 +992,36 @@ impl Unpacker {
     }
 }
 
+/// The header of the next stream; `None` at a clean end of input after at least one stream
+/// (`started`). Anything else after a stream is trailing data.
+fn next_header(input: &mut dyn Read, started: bool) -> Result<Option<Header>> {
+    match Header::read(input) {
+        Ok(None) if !started => Err(Error::Truncated),
+        Err(Error::NotAnArchive) if started => Err(Error::TrailingData),
+        r => r,
+    }
+}
+
+/// Every content frame but the stream's last fills the chunk: `short` records a frame that did
+/// not, after which only the end frame may come.
+fn check_order(short: &mut bool, f: &Frame, chunk_size: u32) -> Result<()> {
+    if matches!(f, Frame::End { .. }) {
+        return Ok(());
+    }
+    if *short {
+        return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
+    }
+    *short = f.raw_len() < chunk_size as u64;
+    Ok(())
+}
+
 /// What `nnz -l` shows: walk the frames of every concatenated stream without running the model,
 /// with the checks a decoder makes on the framing. One header and its statistics per stream.
 pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
     let mut streams = Vec::new();
     loop {
-        let header = match Header::read(input) {
-            Ok(Some(h)) => h,
-            Ok(None) if streams.is_empty() => return Err(Error::Truncated),
-            Ok(None) => return Ok(streams),
-            Err(Error::NotAnArchive) if !streams.is_empty() => return Err(Error::TrailingData),
-            Err(e) => return Err(e),
+        let Some(header) = next_header(input, !streams.is_empty())? else {
+            return Ok(streams);
         };
         let mut stats = Stats {
             packed_bytes: crate::format::HEADER_LEN as u64,
@@ -1028,6 +1030,7 @@ pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
         let mut short = false;
         loop {
             let f = Frame::read(input, header.chunk_size, header.version)?;
+            check_order(&mut short, &f, header.chunk_size)?;
             stats.add_frame(&f, header.version);
             if let Frame::End { total_len, .. } = f {
                 if total_len != stats.raw_bytes {
@@ -1035,10 +1038,6 @@ pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
                 }
                 break;
             }
-            if short {
-                return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
-            }
-            short = f.raw_len() < header.chunk_size as u64;
         }
         streams.push((header, stats));
     }

@@ -216,6 +216,27 @@ impl Frame {
         }
     }
 
+    /// Whether the frame keeps version 5's work bound (`MAX_SYMBOLS_PER_BYTE`).
+    pub fn fits_work_bound(&self) -> bool {
+        let (kind, raw_len, n_tokens, payload) = match self {
+            Frame::Model {
+                raw_len,
+                n_tokens,
+                payload,
+                ..
+            } => (KIND_MODEL, *raw_len, *n_tokens, payload),
+            Frame::Direct {
+                raw_len,
+                n_tokens,
+                payload,
+                ..
+            } => (KIND_DIRECT, *raw_len, *n_tokens, payload),
+            Frame::Cm { raw_len, payload, .. } => (KIND_CM, *raw_len, 0, payload),
+            _ => return true,
+        };
+        coded_symbols(kind, raw_len, n_tokens).is_none_or(|n| work_fits(n, payload.len() as u64))
+    }
+
     /// Bytes of content the frame stands for (0 for the end frame).
     pub fn raw_len(&self) -> u64 {
         match self {
@@ -245,7 +266,7 @@ impl Frame {
                 if payload_len > raw_len {
                     return Err(Error::corrupt("coded frame larger than its content"));
                 }
-                check_work(version, n_tokens as u64, payload_len)?;
+                check_work(version, coded_symbols(kind[0], raw_len, n_tokens), payload_len)?;
                 let payload = read_vec(r, payload_len as usize)?;
                 Ok(if kind[0] == KIND_MODEL {
                     Frame::Model {
@@ -283,9 +304,7 @@ impl Frame {
                 if payload_len > raw_len {
                     return Err(Error::corrupt("coded frame larger than its content"));
                 }
-                if kind[0] == KIND_CM {
-                    check_work(version, 8 * raw_len as u64, payload_len)?;
-                }
+                check_work(version, coded_symbols(kind[0], raw_len, 0), payload_len)?;
                 let payload = read_vec(r, payload_len as usize)?;
                 Ok(if kind[0] == KIND_LZMA {
                     Frame::Lzma {
@@ -353,7 +372,18 @@ pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
     symbols <= MAX_SYMBOLS_PER_BYTE * (payload_len + 1)
 }
 
-fn check_work(version: u8, symbols: u64, payload_len: u32) -> Result<()> {
+/// The symbols a range-coded frame of `kind` codes: 8 bits per byte of a CM frame, the tokens of a
+/// model or direct frame; `None` for frames that are not range-coded.
+fn coded_symbols(kind: u8, raw_len: u32, n_tokens: u32) -> Option<u64> {
+    match kind {
+        KIND_CM => Some(8 * raw_len as u64),
+        KIND_MODEL | KIND_DIRECT => Some(n_tokens as u64),
+        _ => None,
+    }
+}
+
+fn check_work(version: u8, symbols: Option<u64>, payload_len: u32) -> Result<()> {
+    let Some(symbols) = symbols else { return Ok(()) };
     if version >= 5 && !work_fits(symbols, payload_len as u64) {
         return Err(Error::corrupt(format!(
             "frame claims {symbols} coded symbols, more than a {payload_len}-byte payload can hold"
