@@ -7,8 +7,9 @@
 //! `xz -9e` for comparison (all in bytes).
 
 use nnz::backend::{cpu::CpuBackend, Backend};
-use nnz::cm::{classes_of, cumulate, table_bit, BitPred, SymbolCm};
+use nnz::cm::{classes_of, SymbolCm};
 use nnz::model::Model;
+use nnz::table::{cumulate, table_bit, BitPred};
 use std::io::Write;
 use std::path::Path;
 

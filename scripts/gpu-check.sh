@@ -25,7 +25,7 @@ done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$nnz" -v --device cuda -c testdata/golden/sample.txt > /dev/null || { echo "gpu-check: the GPU backend does not start"; exit 1; }
 # the other way to get the kernels: NVRTC at start-up (the binary above may use built-in PTX)
-NNZ_KERNELS=nvrtc NNZ_CACHE_DIR="$(mktemp -d)" "$nnz" -v --device cuda -c testdata/golden/sample.txt > /tmp/nnz-nvrtc.nnz \
+"$nnz" -v --device cuda --kernels nvrtc --ptx-cache "$(mktemp -d)" -c testdata/golden/sample.txt > /tmp/nnz-nvrtc.nnz \
   && "$nnz" -q --device cpu -c testdata/golden/sample.txt | cmp -s - /tmp/nnz-nvrtc.nnz \
   && echo "same archive: sample.txt (kernels from NVRTC)" || { echo "FAIL kernels from NVRTC"; nvrtc_fail=1; }
 work=$(mktemp -d)
@@ -34,7 +34,7 @@ fail=${nvrtc_fail:-0}
 note() { echo "$*"; }
 bad() { echo "FAIL $*"; fail=1; }
 
-# 1. byte identity (with NNZ_CUDA_GRAPHS=1 for the direct mode: decoding steps replay graphs)
+# 1. byte identity (with --cuda-graphs for the direct mode: decoding steps replay graphs)
 mkdir -p "$work/in"
 if [[ $parts == *identity* ]]; then
 cp testdata/golden/sample.txt testdata/golden/server.log "$work/in/"
@@ -48,10 +48,10 @@ for f in "$work"/in/*; do
     flag=""; [ $mode = direct ] && flag="--direct"
     c="$work/$n.$mode"
     timeout 120 "$nnz" -q $flag --device cpu -c "$f" > "$c.cpu" || { bad "cpu compress $n $mode"; continue; }
-    graphs=0; [ $mode = direct ] && graphs=1
-    NNZ_CUDA_GRAPHS=$graphs timeout 120 "$nnz" -q $flag --device cuda -c "$f" > "$c.gpu" || { bad "gpu compress $n $mode"; continue; }
+    graphs=""; [ $mode = direct ] && graphs="--cuda-graphs"
+    timeout 120 "$nnz" -q $flag $graphs --device cuda -c "$f" > "$c.gpu" || { bad "gpu compress $n $mode"; continue; }
     if cmp -s "$c.cpu" "$c.gpu"; then note "same archive: $n ($mode)"; else bad "archives differ: $n ($mode)"; fi
-    NNZ_CUDA_GRAPHS=$graphs timeout 120 "$nnz" -q --device cuda -d -c "$c.cpu" | cmp -s - "$f" || bad "gpu decode of cpu archive: $n ($mode)"
+    timeout 120 "$nnz" -q $graphs --device cuda -d -c "$c.cpu" | cmp -s - "$f" || bad "gpu decode of cpu archive: $n ($mode)"
     timeout 120 "$nnz" -q --device cpu -d -c "$c.gpu" | cmp -s - "$f" || bad "cpu decode of gpu archive: $n ($mode)"
   done
 done
@@ -59,7 +59,7 @@ done
 # 2. GPU-made archives for testdata/golden
 tiny=(--model testdata/tiny.safetensors --chunk-kib 4 --device cuda)
 "$nnz" -q "${tiny[@]}" -c testdata/golden/sample.txt > "$out/sample.txt.gpu.nnz"
-NNZ_ONLY=model "$nnz" -q "${tiny[@]}" --direct -c testdata/golden/sample.txt > "$out/sample.txt.direct.gpu.nnz"
+"$nnz" --only model -q "${tiny[@]}" --direct -c testdata/golden/sample.txt > "$out/sample.txt.direct.gpu.nnz"
 cmp -s "$out/sample.txt.gpu.nnz" testdata/golden/sample.txt.nnz || bad "GPU golden differs from testdata/golden/sample.txt.nnz"
 cmp -s "$out/sample.txt.direct.gpu.nnz" testdata/golden/sample.txt.direct.nnz || bad "GPU golden differs from testdata/golden/sample.txt.direct.nnz"
 fi
@@ -93,7 +93,7 @@ elif [ -f "$data/text.xz" ]; then
   timed "cuda --direct, 8 MiB" "$work/text8" 60 --device cuda --direct
   timed "cuda --direct, 100 MiB" "$work/text100" 150 --device cuda --direct
   timed "cuda --direct, 100 MiB, 256 KiB chunks" "$work/text100" 150 --device cuda --direct --chunk-kib 256
-  NNZ_CUDA_GRAPHS=1 timed "cuda --direct, 8 MiB, 64 KiB chunks, graphs" "$work/text8" 60 --device cuda --direct --chunk-kib 64
+  timed "cuda --direct, 8 MiB, 64 KiB chunks, graphs" "$work/text8" 60 --device cuda --direct --chunk-kib 64 --cuda-graphs
   timed "cuda --direct, 8 MiB, 64 KiB chunks" "$work/text8" 60 --device cuda --direct --chunk-kib 64
   timed "cuda default, 8 MiB" "$work/text8" 120 --device cuda
 else

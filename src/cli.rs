@@ -4,7 +4,7 @@
 //! input's mode and times (and owner, as root); errors print one line and exit 1.
 
 use crate::backend::cpu::CpuBackend;
-use crate::backend::cuda::CudaBackend;
+use crate::backend::cuda::{CudaBackend, CudaOptions};
 use crate::backend::Backend;
 use crate::codec::{self, Cancel, Input, Options, Stats};
 use crate::error::{Error, Result};
@@ -22,6 +22,21 @@ pub enum Device {
     Auto,
     Cpu,
     Cuda,
+}
+
+/// `--kernels`
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kernels {
+    Auto,
+    Nvrtc,
+}
+
+/// `--only`
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Only {
+    Model,
+    Cm,
+    Lzma,
 }
 
 #[derive(Parser, Debug)]
@@ -77,6 +92,21 @@ pub struct Args {
     /// Most GPU memory to use, e.g. 8G or 512M (bigger inputs stream through in batches)
     #[arg(long = "gpu-mem", value_name = "SIZE", default_value = "8G", value_parser = parse_size)]
     pub gpu_mem: u64,
+    /// Where the GPU kernels come from: the PTX built into this binary when there is some, else
+    /// NVRTC (auto); or always NVRTC, compiled for this GPU
+    #[arg(long, value_enum, default_value_t = Kernels::Auto, value_name = "FROM")]
+    pub kernels: Kernels,
+    /// Directory that keeps NVRTC's compiled kernels between runs (default: $XDG_CACHE_HOME/nnz/ptx
+    /// or ~/.cache/nnz/ptx)
+    #[arg(long = "ptx-cache", value_name = "DIR")]
+    pub ptx_cache: Option<PathBuf>,
+    /// Replay each GPU batch as a recorded CUDA graph (experimental: not yet measured on a GPU)
+    #[arg(long = "cuda-graphs")]
+    pub cuda_graphs: bool,
+    /// For experiments: code every chunk with this method only (or store it), to measure one
+    /// method alone. Archives stay valid
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub only: Option<Only>,
     /// Use this model file instead of the built-in one (decompression needs the same model)
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
@@ -128,6 +158,9 @@ pub fn parse_args(mut argv: Vec<OsString>) -> Args {
         "--chunk-kib",
         "-M",
         "--memory",
+        "--kernels",
+        "--ptx-cache",
+        "--only",
     ];
     let mut i = 1;
     while i < argv.len() {
@@ -326,9 +359,19 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 /// Machines without any CUDA driver use the CPU silently (nothing to fall back from).
 fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
     let model = load_model(args)?;
+    let cuda = CudaOptions {
+        ordinal: 0,
+        mem_limit: args.gpu_mem,
+        graphs: args.cuda_graphs,
+        force_nvrtc: args.kernels == Kernels::Nvrtc,
+        ptx_cache: args
+            .ptx_cache
+            .clone()
+            .or_else(crate::backend::kernels::default_cache_dir),
+    };
     match args.device {
         Device::Cpu => Ok(Box::new(CpuBackend::new(model))),
-        Device::Cuda => match CudaBackend::open(model, 0, args.gpu_mem) {
+        Device::Cuda => match CudaBackend::open(model, &cuda) {
             Ok(b) => Ok(Box::new(b)),
             Err(e) => Err(Error::Usage(format!("--device cuda: {e}"))),
         },
@@ -336,7 +379,7 @@ fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
             if !crate::backend::cuda::driver_present() {
                 return Ok(Box::new(CpuBackend::new(model)));
             }
-            match CudaBackend::open(model, 0, args.gpu_mem) {
+            match CudaBackend::open(model, &cuda) {
                 Ok(b) => Ok(Box::new(b)),
                 Err(e) => {
                     if !args.quiet {
@@ -607,7 +650,11 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
     let opts = Options {
         chunk_size: args.chunk_kib * 1024,
         direct: args.direct,
-        only: std::env::var("NNZ_ONLY").ok().as_deref().and_then(codec::Method::parse),
+        only: args.only.map(|o| match o {
+            Only::Model => codec::Method::Model,
+            Only::Cm => codec::Method::Cm,
+            Only::Lzma => codec::Method::Lzma,
+        }),
         memory_limit: memory_limit(args),
         cancel: CANCEL.clone(),
         progress: pb

@@ -7,33 +7,12 @@
 //! budget. See docs/FORMAT.md ("Range coder") for the exact byte layout.
 
 use crate::error::{Error, Result};
+use crate::table::{find_symbol, Interval};
 
 const TOP: u64 = 1 << 48;
 const LOW_MASK: u64 = (1 << 56) - 1;
 
-/// Cumulative frequency of symbols below `sym`, the symbol's frequency, and the total.
-#[inline]
-pub fn cum_freq(freqs: &[u32], sym: usize) -> (u64, u64, u64) {
-    let below: u64 = freqs[..sym].iter().map(|&f| f as u64).sum();
-    let total: u64 = below + freqs[sym..].iter().map(|&f| f as u64).sum::<u64>();
-    (below, freqs[sym] as u64, total)
-}
-
-/// The symbol whose interval `[cum, cum + freq)` holds `target`, as `(symbol, cum, freq)`; `None`
-/// if `target` is not below the table's total.
-#[inline]
-pub fn find_symbol(freqs: &[u32], target: u64) -> Option<(usize, u64, u64)> {
-    let mut cum = 0u64;
-    for (s, &f) in freqs.iter().enumerate() {
-        let f = f as u64;
-        if target < cum + f {
-            return Some((s, cum, f));
-        }
-        cum += f;
-    }
-    None
-}
-
+/// A range encoder; `finish` gives the payload.
 pub struct Encoder {
     low: u64,
     range: u64,
@@ -74,8 +53,9 @@ impl Encoder {
     }
 
     /// Code `sym` from a frequency table (every entry >= 1).
+    #[cfg(test)]
     pub fn encode_symbol(&mut self, freqs: &[u32], sym: usize) {
-        let (cum, f, t) = cum_freq(freqs, sym);
+        let (cum, f, t) = crate::table::cum_freq(freqs, sym);
         self.encode(cum, f, t);
     }
 
@@ -161,6 +141,18 @@ pub enum Rules {
     Strict,
 }
 
+impl Rules {
+    /// The rules of a stream of format `version`.
+    pub fn for_version(version: u8) -> Rules {
+        if version >= 5 {
+            Rules::Strict
+        } else {
+            Rules::Legacy
+        }
+    }
+}
+
+/// A range decoder over one frame's payload.
 pub struct Decoder<'a> {
     code: u64,
     range: u64,
@@ -213,11 +205,12 @@ impl<'a> Decoder<'a> {
         b
     }
 
-    /// True when nothing but zeros is left to read and the code is zero: every later target is 0,
-    /// so the symbols that follow are fixed (the first of every table). Decoders of old versions
-    /// use it to skip the work of an archive that claims much more content than its payload holds.
+    /// Under the old rules only: true when nothing but zeros is left to read and the code is zero,
+    /// so every later target is 0 and the symbols that follow are fixed (the first of every
+    /// table). Decoders of old versions use it to skip the work of an archive that claims much
+    /// more content than its payload holds; a version-5 decoder stops at the 8th byte instead.
     pub fn only_zeros_left(&self) -> bool {
-        self.code == 0 && self.pos >= self.input.len()
+        self.rules == Rules::Legacy && self.code == 0 && self.pos >= self.input.len()
     }
 
     /// After the last symbol: the payload must be exactly what an encoder writes for the symbols
@@ -302,9 +295,86 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// One direction of the range coder, so that each frame kind's model is written once for both
+/// (lpaq's `code(bit)`): the [`Encoder`] codes the symbol its caller knows, the [`Decoder`] reads
+/// the symbol from the payload and ignores what its caller passed. Every decision a model makes
+/// then happens in the same code, in the same order, on both sides.
+pub trait Coder {
+    /// Whether the symbols come from the payload (the caller learns them from the return values).
+    const DECODES: bool;
+
+    /// Code one bit with P(1) = `p1` / 4096 (`p1` in [1, 4095]). The encoder writes `bit`; the
+    /// decoder reads one. Either way the bit coded is returned.
+    fn code_bit(&mut self, p1: i32, bit: u32) -> Result<u32>;
+
+    /// Code one symbol of a table whose entries sum to `total`. The encoder writes `known`; the
+    /// decoder calls `find` with its target (a value below `total`) to learn the interval that
+    /// holds it. Either way the interval coded is returned.
+    fn code_interval(
+        &mut self,
+        total: u64,
+        known: Interval,
+        find: impl FnOnce(u64) -> Result<Interval>,
+    ) -> Result<Interval>;
+
+    /// Decoders of old versions: see [`Decoder::only_zeros_left`]. Never true for the encoder.
+    fn only_zeros_left(&self) -> bool;
+}
+
+impl Coder for Encoder {
+    const DECODES: bool = false;
+
+    #[inline]
+    fn code_bit(&mut self, p1: i32, bit: u32) -> Result<u32> {
+        self.encode_bit(p1, bit);
+        Ok(bit)
+    }
+
+    #[inline]
+    fn code_interval(
+        &mut self,
+        total: u64,
+        known: Interval,
+        _: impl FnOnce(u64) -> Result<Interval>,
+    ) -> Result<Interval> {
+        self.encode(known.cum as u64, known.freq as u64, total);
+        Ok(known)
+    }
+
+    fn only_zeros_left(&self) -> bool {
+        false
+    }
+}
+
+impl Coder for Decoder<'_> {
+    const DECODES: bool = true;
+
+    #[inline]
+    fn code_bit(&mut self, p1: i32, _: u32) -> Result<u32> {
+        self.decode_bit(p1)
+    }
+
+    #[inline]
+    fn code_interval(
+        &mut self,
+        total: u64,
+        _: Interval,
+        find: impl FnOnce(u64) -> Result<Interval>,
+    ) -> Result<Interval> {
+        let iv = find(self.target(total)?)?;
+        self.consume(iv.cum as u64, iv.freq as u64, total);
+        Ok(iv)
+    }
+
+    fn only_zeros_left(&self) -> bool {
+        Decoder::only_zeros_left(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::table::cum_freq;
 
     struct Lcg(u64);
     impl Lcg {

@@ -383,9 +383,8 @@ fn a_file_that_changes_size_while_read_is_an_error() {
     }
     fs::write(&f, &data).unwrap();
     let child = nnz()
-        .args(["--rm", "-T", "1"])
+        .args(["--rm", "-T", "1", "--only", "lzma"])
         .arg(&f)
-        .env("NNZ_ONLY", "lzma")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -526,7 +525,7 @@ fn a_closed_pipe_ends_decompression_quietly() {
     let d = tmpdir("pipe");
     let f = d.join("zeros");
     fs::write(&f, vec![0u8; 8 << 20]).unwrap();
-    assert!(run(nnz().env("NNZ_ONLY", "lzma").arg(&f)).status.success());
+    assert!(run(nnz().args(["--only", "lzma"]).arg(&f)).status.success());
     let sh = format!(
         "{} --model {} -dc {} | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}",
         env!("CARGO_BIN_EXE_nnz"),
@@ -573,8 +572,7 @@ fn trailing_data_and_memory_limits_fail_clearly() {
 fn compressed_frames_reach_a_pipe_before_the_input_ends() {
     use std::io::{Read, Write};
     let mut child = nnz()
-        .args(["-c", "--chunk-kib", "4", "-T", "2"])
-        .env("NNZ_ONLY", "lzma")
+        .args(["-c", "--chunk-kib", "4", "-T", "2", "--only", "lzma"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -68,7 +68,7 @@ fn built_in_ptx_covers_every_kernel() {
         return;
     }
     for (name, src, fns) in KERNELS {
-        let ptx = PtxSource::Embedded.ptx(name, src).unwrap().to_src();
+        let ptx = PtxSource::Embedded.ptx(name, src, None).unwrap().to_src();
         assert!(ptx.contains(&format!(".target {}", kernels::EMBEDDED_ARCH.replace("compute", "sm"))));
         assert_entries(name, &ptx, fns);
     }
@@ -83,5 +83,6 @@ fn targets_follow_the_compute_capability() {
     assert_eq!(arch_for(9, 0), Some("compute_90"));
     assert_eq!(arch_for(10, 3), Some("compute_100"));
     assert_eq!(arch_for(12, 1), Some("compute_120"));
-    assert!(PtxSource::choose(6, 1).is_err());
+    assert!(PtxSource::choose(6, 1, false).is_err());
+    assert_eq!(PtxSource::choose(9, 0, true).unwrap(), PtxSource::Nvrtc("compute_90"));
 }

@@ -1,6 +1,6 @@
 """Constants and tables shared by the trainer, the exporter and the integer reference.
 
-Everything here mirrors src/model/arith.rs and docs/MODEL.md. Changing a constant changes the
+Everything here mirrors src/model/arith.rs, src/table.rs and docs/MODEL.md. Changing a constant changes the
 arithmetic contract: bump ARITH_VERSION and regenerate testdata/ when you do.
 """
 import math

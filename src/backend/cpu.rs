@@ -4,17 +4,21 @@
 
 use super::{Backend, Stream};
 use crate::error::{Error, Result};
-use crate::model::arith::{clamp_i8, clamp_res, freq_table, norm_row, round_div, rq, GELU_HALF};
+use crate::model::arith::{clamp_i8, clamp_res, norm_row, round_div, rq, GELU_HALF};
 use crate::model::{Linear, Model};
+use crate::table::freq_table;
 
 /// Positions per `feed` call (rows of one matrix product).
 pub const BLOCK: usize = 64;
 
+/// The model on the CPU: the reference every other backend matches bit for bit. It codes one
+/// chunk per thread (rayon's pool).
 pub struct CpuBackend {
     model: Model,
 }
 
 impl CpuBackend {
+    /// A backend that runs `model`.
     pub fn new(model: Model) -> Self {
         CpuBackend { model }
     }
@@ -31,6 +35,7 @@ pub struct CpuRef<'m> {
 }
 
 impl CpuRef<'_> {
+    /// A fresh stream at the start of a chunk.
     pub fn stream(&self) -> CpuStream<'_> {
         CpuStream::new(self.model)
     }
@@ -70,6 +75,7 @@ pub struct CpuStream<'m> {
 }
 
 impl<'m> CpuStream<'m> {
+    /// A stream at the start of a chunk.
     pub fn new(model: &'m Model) -> Self {
         let c = &model.cfg;
         // a block of new positions must not overwrite keys that its first position still needs

@@ -9,10 +9,38 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The program's GPU backend.
 pub type CudaBackend = GpuBackend<CudaDevice>;
+
+/// How to open the GPU: every choice explicit (the CLI maps its flags onto these).
+#[derive(Clone, Debug)]
+pub struct CudaOptions {
+    /// which GPU
+    pub ordinal: usize,
+    /// the most GPU memory to use, bytes
+    pub mem_limit: u64,
+    /// replay each batch as a recorded CUDA graph (`--cuda-graphs`; not yet measured on a GPU)
+    pub graphs: bool,
+    /// compile the kernels with NVRTC even when PTX is built in (`--kernels nvrtc`)
+    pub force_nvrtc: bool,
+    /// where NVRTC's PTX is kept between runs (`--ptx-cache`); `None`: not kept
+    pub ptx_cache: Option<PathBuf>,
+}
+
+impl Default for CudaOptions {
+    fn default() -> Self {
+        CudaOptions {
+            ordinal: 0,
+            mem_limit: 8 << 30,
+            graphs: false,
+            force_nvrtc: false,
+            ptx_cache: kernels::default_cache_dir(),
+        }
+    }
+}
 
 fn gpu_err(e: impl std::fmt::Display) -> Error {
     Error::Usage(format!("CUDA: {e}"))
@@ -24,6 +52,7 @@ pub fn driver_present() -> bool {
     unsafe { cudarc::driver::sys::is_culib_present() }
 }
 
+/// One GPU with the kernels loaded: memory, copies and launches for the GPU backend.
 pub struct CudaDevice {
     stream: Arc<CudaStream>,
     funcs: HashMap<&'static str, CudaFunction>,
@@ -31,16 +60,17 @@ pub struct CudaDevice {
 }
 
 impl CudaDevice {
-    /// Open GPU `ordinal` and compile every kernel for it.
-    pub fn open(ordinal: usize) -> Result<CudaDevice> {
+    /// Open GPU `opts.ordinal` and compile every kernel for it.
+    pub fn open(opts: &CudaOptions) -> Result<CudaDevice> {
+        let ordinal = opts.ordinal;
         if !driver_present() {
             return Err(Error::Usage("no CUDA driver (libcuda) found".into()));
         }
         let ctx = CudaContext::new(ordinal).map_err(gpu_err)?;
         let device = ctx.name().map_err(gpu_err)?;
         let (major, minor) = ctx.compute_capability().map_err(gpu_err)?;
-        let source =
-            PtxSource::choose(major as u32, minor as u32).map_err(|e| Error::Usage(format!("{device}: {e}")))?;
+        let source = PtxSource::choose(major as u32, minor as u32, opts.force_nvrtc)
+            .map_err(|e| Error::Usage(format!("{device}: {e}")))?;
         if matches!(source, PtxSource::Nvrtc(_)) && !kernels::nvrtc_present() {
             return Err(Error::Usage(
                 "the CUDA runtime compiler (libnvrtc) was not found, and this nnz was built without nvcc".into(),
@@ -53,7 +83,7 @@ impl CudaDevice {
         let stream = ctx.new_stream().map_err(gpu_err)?;
         let mut funcs = HashMap::new();
         for (name, src, fns) in kernels::KERNELS {
-            let ptx = source.ptx(name, src)?;
+            let ptx = source.ptx(name, src, opts.ptx_cache.as_deref())?;
             let module = ctx.load_module(ptx).map_err(gpu_err)?;
             for f in *fns {
                 funcs.insert(*f, module.load_function(f).map_err(gpu_err)?);
@@ -72,9 +102,9 @@ impl CudaDevice {
 }
 
 impl CudaBackend {
-    /// The model on GPU `ordinal`, using at most `mem_limit` bytes of its memory.
-    pub fn open(model: Model, ordinal: usize, mem_limit: u64) -> Result<CudaBackend> {
-        GpuBackend::new(CudaDevice::open(ordinal)?, model, mem_limit)
+    /// The model on the GPU that `opts` names.
+    pub fn open(model: Model, opts: &CudaOptions) -> Result<CudaBackend> {
+        GpuBackend::new(CudaDevice::open(opts)?, model, opts.mem_limit, opts.graphs)
     }
 }
 

@@ -1,6 +1,6 @@
 //! What the GPU backend needs of a device: memory, copies and kernel launches by name. The CUDA
 //! driver (through cudarc) is the device the program uses; the tests add a CPU emulation of the
-//! same kernels (`emu.rs`), so the whole GPU path — kernels and the code that launches them — is
+//! same kernels (`src/test_support/emu.rs`), so the whole GPU path — kernels and the code that launches them — is
 //! checked against the CPU reference on machines without a GPU.
 
 use crate::error::Result;

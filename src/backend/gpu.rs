@@ -19,9 +19,10 @@
 
 use super::cpu::{CpuBackend, BLOCK};
 use super::device::{as_bytes, as_bytes_mut, upload_new, Arg, Device, Launch};
-use super::{Backend, Interval, Stream};
+use super::{Backend, Stream};
 use crate::error::{Error, Result};
 use crate::model::{Linear, Model};
+use crate::table::Interval;
 use std::collections::HashMap;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -212,12 +213,11 @@ pub struct GpuBackend<D: Device> {
 }
 
 impl<D: Device> GpuBackend<D> {
-    /// Upload the model, start the worker, and check the device against the CPU reference.
-    /// Graphs (recorded launch sequences) are used when NNZ_CUDA_GRAPHS=1: they are not yet
-    /// measured on a GPU.
-    pub fn new(dev: D, model: Model, mem_limit: u64) -> Result<GpuBackend<D>> {
+    /// Upload the model, start the worker, and check the device against the CPU reference, using
+    /// at most `mem_limit` bytes of device memory. With `graphs`, each batch replays a recorded
+    /// launch sequence (not yet measured on a GPU).
+    pub fn new(dev: D, model: Model, mem_limit: u64, graphs: bool) -> Result<GpuBackend<D>> {
         let limits = Limits::for_budget(&model, mem_limit)?;
-        let graphs = std::env::var("NNZ_CUDA_GRAPHS").is_ok_and(|v| v == "1");
         Self::with_limits(dev, model, limits, graphs)
     }
 

@@ -93,26 +93,19 @@ fn nvrtc_version() -> (i32, i32) {
     (major, minor)
 }
 
-/// Where compiled PTX is kept between runs: $NNZ_CACHE_DIR, else $XDG_CACHE_HOME/nnz/ptx, else
-/// ~/.cache/nnz/ptx.
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("NNZ_CACHE_DIR") {
-        return Some(PathBuf::from(d));
-    }
+/// Where compiled PTX is kept between runs unless told otherwise: the platform's cache directory,
+/// $XDG_CACHE_HOME/nnz/ptx, else ~/.cache/nnz/ptx.
+pub fn default_cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("nnz").join("ptx"))
 }
 
-/// `compile`, through the disk cache: the file is named by the SHA-256 of the source, the target,
-/// the options and the NVRTC version, so a change to any of them compiles afresh. The cache is a
-/// convenience: if it cannot be read or written, the kernel is simply compiled.
-pub fn compile_cached(name: &str, src: &str, arch: &'static str) -> Result<cudarc::nvrtc::Ptx> {
-    compile_cached_in(cache_dir().as_deref(), name, src, arch)
-}
-
-/// `compile_cached` with the cache in `dir` (`None`: no cache).
+/// `compile`, through the disk cache in `dir` (`None`: no cache): the file is named by the SHA-256
+/// of the source, the target, the options and the NVRTC version, so a change to any of them
+/// compiles afresh. The cache is a convenience: if it cannot be read or written, the kernel is
+/// simply compiled.
 pub fn compile_cached_in(
     dir: Option<&std::path::Path>,
     name: &str,
@@ -156,12 +149,11 @@ pub enum PtxSource {
 }
 
 impl PtxSource {
-    /// Embedded PTX when there is some, unless NNZ_KERNELS=nvrtc asks for NVRTC; NVRTC for the
-    /// GPU's compute capability otherwise.
-    pub fn choose(major: u32, minor: u32) -> Result<PtxSource> {
+    /// Embedded PTX when there is some, unless `force_nvrtc`; NVRTC for the GPU's compute
+    /// capability otherwise.
+    pub fn choose(major: u32, minor: u32, force_nvrtc: bool) -> Result<PtxSource> {
         let arch = arch_for(major, minor)
             .ok_or_else(|| Error::Usage(format!("compute capability {major}.{minor} is too old (need 7.5+)")))?;
-        let force_nvrtc = std::env::var("NNZ_KERNELS").is_ok_and(|v| v == "nvrtc");
         Ok(if EMBEDDED.is_empty() || force_nvrtc {
             PtxSource::Nvrtc(arch)
         } else {
@@ -169,15 +161,15 @@ impl PtxSource {
         })
     }
 
-    /// The PTX of kernel file `name` (one of `KERNELS`).
-    pub fn ptx(self, name: &str, src: &str) -> Result<cudarc::nvrtc::Ptx> {
+    /// The PTX of kernel file `name` (one of `KERNELS`); NVRTC's is cached in `cache`.
+    pub fn ptx(self, name: &str, src: &str, cache: Option<&std::path::Path>) -> Result<cudarc::nvrtc::Ptx> {
         match self {
             PtxSource::Embedded => EMBEDDED
                 .iter()
                 .find(|(n, _)| *n == name)
                 .map(|(_, p)| cudarc::nvrtc::Ptx::from_src(*p))
                 .ok_or_else(|| Error::Usage(format!("kernel file {name} was not built in"))),
-            PtxSource::Nvrtc(arch) => compile_cached(name, src, arch),
+            PtxSource::Nvrtc(arch) => compile_cached_in(cache, name, src, arch),
         }
     }
 }

@@ -4,19 +4,23 @@
 
 pub mod cpu;
 pub mod cuda;
+#[doc(hidden)]
 pub mod device;
-#[cfg(test)]
-mod emu;
+#[doc(hidden)]
 pub mod gpu;
+#[doc(hidden)]
 pub mod kernels;
 
-use crate::coder::{cum_freq, find_symbol};
 use crate::error::Result;
 use crate::model::Model;
+use crate::table::{interval_of, search, Interval};
 
+/// What runs the model: hands out one [`Stream`] per chunk. Every implementation gives the same
+/// tables as the CPU reference, bit for bit.
 pub trait Backend: Send + Sync {
     /// What runs the model, for `-v`.
     fn name(&self) -> String;
+    /// The model it runs (an archive names it by its id).
     fn model(&self) -> &Model;
     /// A fresh stream at the start of a chunk.
     fn stream(&self) -> Box<dyn Stream + '_>;
@@ -25,14 +29,6 @@ pub trait Backend: Send + Sync {
     fn parallel_chunks(&self) -> usize {
         rayon::current_num_threads()
     }
-}
-
-/// A symbol's coding interval in a table: `cum` = sum of the entries below it, `freq` its entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Interval {
-    pub sym: u32,
-    pub cum: u32,
-    pub freq: u32,
 }
 
 /// The model's state over one chunk. Position 0 reads the BOS token.
@@ -65,23 +61,4 @@ pub trait Stream: Send {
 
     /// Entries per table.
     fn vocab(&self) -> usize;
-}
-
-/// The interval of `sym` in `table` (`sym` < table length).
-pub fn interval_of(table: &[u32], sym: u32) -> Interval {
-    let (cum, freq, _) = cum_freq(table, sym as usize);
-    Interval {
-        sym,
-        cum: cum as u32,
-        freq: freq as u32,
-    }
-}
-
-/// The symbol whose interval holds `target`, or `None` past the total.
-pub fn search(table: &[u32], target: u32) -> Option<Interval> {
-    find_symbol(table, target as u64).map(|(s, cum, freq)| Interval {
-        sym: s as u32,
-        cum: cum as u32,
-        freq: freq as u32,
-    })
 }

@@ -338,67 +338,12 @@ pub fn classes_of<'a>(n: usize, piece: impl Fn(u32) -> Option<&'a [u8]>) -> Vec<
         .collect()
 }
 
-/// What an outside frequency table says about the next bit of a symbol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BitPred {
-    /// The other value has no symbols (past the end of the table): the bit is not coded.
-    Forced(u32),
-    /// P(1) in 12 bits, in [1, 4095].
-    P(i32),
-}
-
-/// The next bit's prediction from cumulative frequencies `cum` (`cum[s]` = sum of the
-/// frequencies below symbol `s`, `cum.len()` = table size + 1), at `node` (the bits coded so far
-/// with a leading 1) of an `nbits`-bit symbol: P(1) = floor(4096 · m1 / (m0 + m1)) clamped to
-/// [1, 4095], where m0 and m1 are the masses of the symbols under each child of the node.
-pub fn table_bit(cum: &[u64], node: u32, nbits: u32) -> BitPred {
-    let k = 31 - node.leading_zeros();
-    let rest = nbits - k;
-    let lo = ((node - (1 << k)) as usize) << rest;
-    let end = cum.len() - 1;
-    let mid = (lo + (1 << (rest - 1))).min(end);
-    let hi = (lo + (1 << rest)).min(end);
-    let lo = lo.min(end);
-    let m0 = cum[mid] - cum[lo];
-    let m1 = cum[hi] - cum[mid];
-    if m1 == 0 {
-        BitPred::Forced(0)
-    } else if m0 == 0 {
-        BitPred::Forced(1)
-    } else {
-        BitPred::P((((m1 << 12) / (m0 + m1)) as i32).clamp(1, 4095))
-    }
-}
-
-/// Fill `cum` (length `freqs.len() + 1`) with the running sums of `freqs`.
-pub fn cumulate(freqs: &[u32], cum: &mut Vec<u64>) {
-    cum.clear();
-    cum.push(0);
-    let mut s = 0u64;
-    for &f in freqs {
-        s += f as u64;
-        cum.push(s);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn cost(p1: i32, bit: u32) -> f64 {
         -((if bit == 1 { p1 } else { 4096 - p1 }) as f64 / 4096.0).log2()
-    }
-
-    #[test]
-    fn table_bits_split_the_mass_and_force_past_the_end() {
-        // 5 symbols in 3 bits: ids 5..8 do not exist
-        let mut cum = Vec::new();
-        cumulate(&[1, 1, 2, 4, 8], &mut cum);
-        assert_eq!(table_bit(&cum, 1, 3), BitPred::P(2048)); // ids 0..4 weigh 8, id 4 weighs 8
-        assert_eq!(table_bit(&cum, 0b10, 3), BitPred::P(4096 * 6 / 8));
-        assert_eq!(table_bit(&cum, 0b11, 3), BitPred::Forced(0));
-        assert_eq!(table_bit(&cum, 0b110, 3), BitPred::Forced(0));
-        assert_eq!(table_bit(&cum, 0b101, 3), BitPred::P(4096 * 4 / 6));
     }
 
     #[test]

@@ -11,8 +11,6 @@ pub const MUL_SHIFT: u32 = 24;
 pub const NORM_A: i64 = 16;
 /// GELU table: index `clamp(h, -GELU_HALF, GELU_HALF - 1) + GELU_HALF`.
 pub const GELU_HALF: i64 = 256;
-/// Frequency tables sum to at most this.
-pub const FREQ_BUDGET: u64 = 1 << 24;
 /// Version of this arithmetic; recorded in every model file.
 pub const ARITH_VERSION: u32 = 1;
 
@@ -28,11 +26,13 @@ pub fn round_div(n: i64, d: i64) -> i64 {
     (2 * n + d).div_euclid(2 * d)
 }
 
+/// Clamp to the int8 range used for activations, [-127, 127].
 #[inline(always)]
 pub fn clamp_i8(v: i64) -> i8 {
     v.clamp(-127, 127) as i8
 }
 
+/// Clamp to the residual range, [-RES_MAX, RES_MAX].
 #[inline(always)]
 pub fn clamp_res(v: i64) -> i32 {
     v.clamp(-RES_MAX, RES_MAX) as i32
@@ -62,31 +62,6 @@ pub fn norm_row(x: &[i32], out: &mut [i8]) {
     }
 }
 
-/// Turn integer logits into a frequency table: `f_v = 1 + floor(e_v * (BUDGET - V) / S)` with
-/// `e_v = exp_out[min(max - l_v, len - 1)]` and `S = sum e_v`.
-pub fn freq_table(logits: &[i64], exp_out: &[i32], out: &mut [u32]) {
-    let v = logits.len() as u64;
-    let lmax = logits.iter().copied().max().unwrap_or(0);
-    let last = exp_out.len() as i64 - 1;
-    let mut s: u64 = 0;
-    for (o, &l) in out.iter_mut().zip(logits) {
-        let e = exp_out[(lmax - l).min(last) as usize] as u32;
-        *o = e;
-        s += e as u64;
-    }
-    let k = FREQ_BUDGET - v;
-    // floor(n / s) for every n = e * k < 2^44 by one multiplication: with b = bitlength(s) and
-    // M = floor(2^(44+b) / s) + 1, floor(n * M / 2^(44+b)) == floor(n / s) (the error term
-    // n * (M - 2^(44+b)/s) / 2^(44+b) stays below 1/s). Same integers, far cheaper than dividing.
-    let shift = 44 + (64 - s.leading_zeros());
-    let magic = (1u128 << shift) / s as u128 + 1;
-    for o in out.iter_mut() {
-        let n = *o as u64 * k;
-        debug_assert!(n < 1 << 44);
-        *o = 1 + ((n as u128 * magic) >> shift) as u32;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,30 +72,6 @@ mod tests {
             let r = isqrt(n);
             assert!(r * r <= n, "{n}");
             assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
-        }
-    }
-
-    #[test]
-    fn magic_division_is_exact() {
-        // compare freq_table's multiply-shift with plain division on edge and random values
-        let mut x = 12345u64;
-        for _ in 0..200_000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let s = 1 + (x >> 27) % (1 << 37);
-            let shift = 44 + (64 - s.leading_zeros());
-            let magic = (1u128 << shift) / s as u128 + 1;
-            for n in [
-                0,
-                1,
-                s - 1,
-                s,
-                s + 1,
-                (x >> 20) % (1 << 44),
-                (1 << 44) - 1,
-                (1 << 44) - s.min(1 << 43),
-            ] {
-                assert_eq!(((n as u128 * magic) >> shift) as u64, n / s, "n {n} s {s}");
-            }
         }
     }
 

@@ -11,25 +11,37 @@ use sha2::{Digest, Sha256};
 /// The default model, trained by `train/train.py` and shipped inside the binary.
 pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
 
+/// The model's shape (docs/MODEL.md, "Shape").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
+    /// tokens in the vocabulary, the BOS token (the last) included
     pub vocab: usize,
+    /// width of the residual stream
     pub d_model: usize,
+    /// transformer layers
     pub n_layers: usize,
+    /// query heads
     pub n_heads: usize,
+    /// key/value heads (grouped-query attention: each serves n_heads / n_kv_heads query heads)
     pub n_kv_heads: usize,
+    /// width of one head
     pub head_dim: usize,
+    /// hidden width of the feed-forward block
     pub d_ff: usize,
+    /// tokens a position attends to, itself included
     pub window: usize,
 }
 
 impl Config {
+    /// The token every chunk starts from: the last id.
     pub fn bos(&self) -> u32 {
         (self.vocab - 1) as u32
     }
+    /// Width of all query heads together.
     pub fn q_dim(&self) -> usize {
         self.n_heads * self.head_dim
     }
+    /// Width of all key (or value) heads together.
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
     }
@@ -37,39 +49,62 @@ impl Config {
 
 /// An int8 weight matrix `[n_out][n_in]` with one requantization multiplier per output row.
 pub struct Linear {
+    /// inputs per row
     pub n_in: usize,
+    /// rows
     pub n_out: usize,
+    /// the weights, row by row
     pub w: Vec<i8>,
+    /// one multiplier per row (requantization, docs/MODEL.md)
     pub m: Vec<i32>,
 }
 
 impl Linear {
+    /// The weights of output row `o`.
     pub fn row(&self, o: usize) -> &[i8] {
         &self.w[o * self.n_in..(o + 1) * self.n_in]
     }
 }
 
+/// One transformer layer's weights.
 pub struct Layer {
+    /// queries
     pub wq: Linear,
+    /// keys
     pub wk: Linear,
+    /// values
     pub wv: Linear,
     /// per head: attention score multiplier
     pub qk_m: Vec<i32>,
     /// `[n_heads][window]`: bias by distance, in attention-logit units
     pub bias: Vec<i32>,
+    /// attention output
     pub wo: Linear,
+    /// feed-forward, in
     pub w1: Linear,
+    /// feed-forward, out
     pub w2: Linear,
 }
 
+/// A loaded model file: the built-in default ([`Model::default_model`]) or any other file made by
+/// `train/export.py` ([`Model::from_bytes`]). An archive records the id of the model it was made
+/// with; only that model decodes it.
 pub struct Model {
+    /// the shape
     pub cfg: Config,
+    /// token embeddings (one row per token)
     pub emb: Linear,
+    /// the transformer layers
     pub layers: Vec<Layer>,
+    /// output projection to one logit per token
     pub head: Linear,
+    /// the GELU lookup table
     pub gelu: Vec<i8>,
+    /// exponent table of the attention softmax
     pub exp_attn: Vec<i32>,
+    /// exponent table of the output softmax (frequency tables)
     pub exp_out: Vec<i32>,
+    /// the byte-level BPE tokenizer
     pub tokenizer: Tokenizer,
     /// first 16 bytes of the SHA-256 of the model file
     pub id: [u8; 16],
@@ -152,10 +187,12 @@ impl Model {
         2 * self.file_len
     }
 
+    /// The model built into this nnz (the one archives are made with by default).
     pub fn default_model() -> Result<Model> {
         Model::from_bytes(DEFAULT_MODEL)
     }
 
+    /// Load a model file (safetensors) from its bytes, checking every tensor's shape and range.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
@@ -256,11 +293,13 @@ impl Model {
         })
     }
 
+    /// The id in hex, as `-v` and error messages show it.
     pub fn id_hex(&self) -> String {
         hex(&self.id)
     }
 }
 
+/// Bytes in lowercase hex.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

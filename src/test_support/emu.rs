@@ -5,8 +5,8 @@
 //! backend bit for bit. What it cannot check: timing, and memory-model effects of real parallel
 //! threads (the emulated threads of a block take turns).
 
-use super::device::{Arg, Device, Launch};
-use super::kernels::KERNELS;
+use crate::backend::device::{Arg, Device, Launch};
+use crate::backend::kernels::KERNELS;
 use crate::error::{Error, Result};
 use std::ffi::{c_char, c_int, c_uint, c_void, CString};
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ fn library() -> std::result::Result<&'static libloading::Library, String> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let dir = std::env::temp_dir().join(format!("nnz-emu-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut tu = format!("#include \"{}\"\n", root.join("src/backend/cuda_emu.h").display());
+        let mut tu = format!("#include \"{}\"\n", root.join("src/test_support/cuda_emu.h").display());
         for (file, _, _) in KERNELS {
             tu += &format!("#include \"{}\"\n", root.join("kernels").join(file).display());
         }
@@ -254,8 +254,9 @@ mod tests {
     use super::*;
     use crate::backend::cpu::{CpuBackend, BLOCK};
     use crate::backend::gpu::{GpuBackend, GPU_BLOCK};
-    use crate::backend::{Backend, Interval};
+    use crate::backend::Backend;
     use crate::model::Model;
+    use crate::table::Interval;
 
     fn tiny() -> Model {
         let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/tiny.safetensors")).unwrap();
@@ -315,7 +316,7 @@ mod tests {
     #[test]
     fn small_budgets_are_refused_clearly() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
-        let e = GpuBackend::new(dev, tiny(), 1000)
+        let e = GpuBackend::new(dev, tiny(), 1000, false)
             .err()
             .expect("1000 bytes cannot hold the model");
         assert!(e.to_string().contains("--gpu-mem"), "{e}");
@@ -325,7 +326,7 @@ mod tests {
     #[test]
     fn archives_match_the_cpu() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
-        let gpu = GpuBackend::new(dev, tiny(), 64 << 20).unwrap();
+        let gpu = GpuBackend::new(dev, tiny(), 64 << 20, false).unwrap();
         let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt");
         let data = std::fs::read(golden).unwrap();
         let opts = crate::codec::Options {
@@ -346,7 +347,7 @@ mod tests {
     #[test]
     fn decodes_cpu_archives() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
-        let gpu = GpuBackend::new(dev, tiny(), 64 << 20).unwrap();
+        let gpu = GpuBackend::new(dev, tiny(), 64 << 20, false).unwrap();
         let cpu = CpuBackend::new(tiny());
         let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt")).unwrap();
         let data = &text[..1600];
@@ -372,7 +373,7 @@ mod tests {
         let model = tiny();
         let v = model.cfg.vocab;
         let cpu = CpuBackend::new(tiny());
-        let gpu = GpuBackend::new(dev, model, 16 << 20).unwrap();
+        let gpu = GpuBackend::new(dev, model, 16 << 20, false).unwrap();
         std::thread::scope(|s| {
             for k in 0..4u32 {
                 let (cpu, gpu) = (&cpu, &gpu);
@@ -411,7 +412,7 @@ mod tests {
     #[test]
     fn direct_archives_match_the_cpu() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
-        let gpu = GpuBackend::new(dev, tiny(), 64 << 20).unwrap();
+        let gpu = GpuBackend::new(dev, tiny(), 64 << 20, false).unwrap();
         let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt");
         let data = std::fs::read(golden).unwrap();
         let opts = crate::codec::Options {
@@ -493,7 +494,7 @@ mod tests {
             inner,
             broken: broken.clone(),
         };
-        let gpu = GpuBackend::new(dev, tiny(), 16 << 20).unwrap();
+        let gpu = GpuBackend::new(dev, tiny(), 16 << 20, false).unwrap();
         broken.store(true, std::sync::atomic::Ordering::SeqCst);
         let v = gpu.model().cfg.vocab;
         let mut s = gpu.stream();

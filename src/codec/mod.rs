@@ -1,0 +1,564 @@
+//! Compression and decompression of whole streams: cut the input into chunks, run the model over
+//! many chunks at once (rayon), code each chunk as a frame, and write the frames in order.
+//! Memory stays bounded: at most one batch of chunks is in flight.
+
+mod workers;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::format::{chunk_checksum, Frame, Header, VERSION};
+use crate::frames::direct::Direct;
+use crate::frames::model::Model;
+use crate::frames::{cm, lzma, TokenFrame, TokenJob};
+use crate::legacy;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use workers::{chunk_memory, Workers};
+
+/// Default chunk size: 1 MiB. The match model and LZMA frames find repeats anywhere in a chunk, and
+/// repeats across a whole file matter (logs, URL lists); parallelism comes from large inputs and
+/// many files. See docs/FORMAT.md.
+pub const DEFAULT_CHUNK: u32 = 1 << 20;
+
+/// A cancellation token for one call: clones share it, and `cancel` makes the calls that hold it
+/// stop soon with `Error::Interrupted` (long loops check it every few hundred symbols).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A token nobody has cancelled yet.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Ask every call holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether `cancel` was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Error::Interrupted)` once cancelled.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct Stats {
+    pub raw_bytes: u64,
+    pub packed_bytes: u64,
+    pub tokens: u64,
+    pub frames: u64,
+    pub stored_frames: u64,
+    pub lzma_frames: u64,
+    pub cm_frames: u64,
+    pub direct_frames: u64,
+}
+
+impl Stats {
+    /// Count one content or end frame (its size as written, its content, its kind).
+    fn add_frame(&mut self, f: &Frame, version: u8) {
+        self.packed_bytes += f.encoded_len(version);
+        self.raw_bytes += f.raw_len();
+        match f {
+            Frame::Model { n_tokens, .. } => self.tokens += *n_tokens as u64,
+            Frame::Direct { n_tokens, .. } => {
+                self.tokens += *n_tokens as u64;
+                self.direct_frames += 1;
+            }
+            Frame::Lzma { .. } => self.lzma_frames += 1,
+            Frame::Cm { .. } => self.cm_frames += 1,
+            Frame::Stored { .. } => self.stored_frames += 1,
+            Frame::End { .. } => return,
+        }
+        self.frames += 1;
+    }
+
+    /// Bits per input byte (0 for empty input).
+    pub fn bits_per_byte(&self) -> f64 {
+        if self.raw_bytes == 0 {
+            0.0
+        } else {
+            8.0 * self.packed_bytes as f64 / self.raw_bytes as f64
+        }
+    }
+}
+
+/// A source of chunks: a memory-mapped (or in-memory) slice, or a reader of unknown length.
+pub enum Input<'a> {
+    Slice(&'a [u8]),
+    Reader(Box<dyn Read + 'a>),
+}
+
+impl Input<'_> {
+    /// Up to `n` chunks of `size` bytes (the last may be shorter). Empty at the end.
+    fn next_batch(&mut self, n: usize, size: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        match self {
+            Input::Slice(s) => {
+                while out.len() < n && !s.is_empty() {
+                    let k = size.min(s.len());
+                    out.push(s[..k].to_vec());
+                    *s = &s[k..];
+                }
+            }
+            Input::Reader(r) => {
+                while out.len() < n {
+                    let mut buf = vec![0u8; size];
+                    let mut got = 0;
+                    while got < size {
+                        match r.read(&mut buf[got..]) {
+                            Ok(0) => break,
+                            Ok(k) => got += k,
+                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    if got == 0 {
+                        break;
+                    }
+                    buf.truncate(got);
+                    out.push(buf);
+                    if got < size {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub struct Options {
+    pub chunk_size: u32,
+    /// Try only this way of coding chunks (and storing): an experiment knob (`--only`), to
+    /// measure one method alone
+    pub only: Option<Method>,
+    /// `--direct`: direct model frames (no context mixing, LZMA at a low preset as the fallback),
+    /// the mode a GPU can run at full speed
+    pub direct: bool,
+    /// The most memory (bytes) the chunks in flight may take; it bounds how many are coded at
+    /// once, never how they are coded (archives do not depend on it). `None`: one per thread
+    pub memory_limit: Option<u64>,
+    /// called with the number of input bytes done after each batch
+    pub progress: Option<Box<dyn Fn(u64) + Sync>>,
+    /// stops the call with `Error::Interrupted` when cancelled
+    pub cancel: Cancel,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            chunk_size: DEFAULT_CHUNK,
+            direct: false,
+            only: None,
+            memory_limit: None,
+            progress: None,
+            cancel: Cancel::new(),
+        }
+    }
+}
+
+/// The ways of coding a chunk besides storing it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// the transformer (with context mixing, or direct with `--direct`)
+    Model,
+    /// context mixing over bytes
+    Cm,
+    Lzma,
+}
+
+/// Compress `input` to `out` as one stream.
+pub fn compress(backend: &dyn Backend, mut input: Input, out: &mut dyn Write, opts: &Options) -> Result<Stats> {
+    let mut p = Packer::start(backend, opts, out)?;
+    loop {
+        let chunks = input.next_batch(p.batch_len(), opts.chunk_size as usize)?;
+        if chunks.is_empty() {
+            break;
+        }
+        p.code(backend, opts, &chunks, out)?;
+    }
+    p.finish(out)
+}
+
+/// The compressing side of one stream, fed batches of chunks: `compress` and `stream::Encoder`.
+pub(crate) struct Packer {
+    workers: Workers,
+    hash: xxhash_rust::xxh64::Xxh64,
+    stats: Stats,
+}
+
+impl Packer {
+    /// Write the stream's header.
+    pub(crate) fn start(backend: &dyn Backend, opts: &Options, out: &mut dyn Write) -> Result<Packer> {
+        let model = backend.model();
+        let header = Header {
+            version: VERSION,
+            model_id: model.id,
+            chunk_size: opts.chunk_size,
+        };
+        header.write(out)?;
+        let need = chunk_memory(model, opts.chunk_size as u64, !opts.direct, true);
+        Ok(Packer {
+            workers: Workers::new(backend, opts.chunk_size, need, opts.memory_limit, true)?,
+            hash: header.content_hash(),
+            stats: Stats {
+                packed_bytes: crate::format::HEADER_LEN as u64,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// How many chunks a batch should hold.
+    pub(crate) fn batch_len(&self) -> usize {
+        self.workers.batch_len()
+    }
+
+    /// Code `chunks` (each of `opts.chunk_size` bytes but the stream's last) in parallel and write
+    /// their frames in order, each flushed as soon as it is written.
+    pub(crate) fn code(
+        &mut self,
+        backend: &dyn Backend,
+        opts: &Options,
+        chunks: &[Vec<u8>],
+        out: &mut dyn Write,
+    ) -> Result<()> {
+        let model = backend.model();
+        let workers = &self.workers;
+        let frames = workers.map(chunks, |c| {
+            let need = chunk_memory(model, c.len() as u64, !opts.direct, true);
+            let _permit = workers.permit(!opts.direct, need)?;
+            encode_chunk(backend, c, opts)
+        });
+        for (chunk, frame) in chunks.iter().zip(frames) {
+            let frame = frame?;
+            self.hash.update(chunk);
+            frame.write(out)?;
+            // a reader at the other end of a pipe gets each frame as soon as it is done
+            out.flush()?;
+            self.stats.add_frame(&frame, VERSION);
+        }
+        if let Some(p) = &opts.progress {
+            p(self.stats.raw_bytes);
+        }
+        Ok(())
+    }
+
+    /// Write the end frame.
+    pub(crate) fn finish(mut self, out: &mut dyn Write) -> Result<Stats> {
+        let end = Frame::End {
+            total_len: self.stats.raw_bytes,
+            checksum: self.hash.digest(),
+        };
+        end.write(out)?;
+        self.stats.add_frame(&end, VERSION);
+        out.flush()?;
+        Ok(self.stats)
+    }
+}
+
+/// Order-0 entropy in bits per byte; chunks above ~7.9 are stored without running the model.
+fn byte_entropy(data: &[u8]) -> f64 {
+    let mut counts = [0u64; 256];
+    for &b in data {
+        counts[b as usize] += 1;
+    }
+    let n = data.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| -(c as f64 / n) * (c as f64 / n).log2())
+        .sum()
+}
+
+/// Code one chunk with the best of the model (transformer + context mixing over tokens), context
+/// mixing over bytes, LZMA (preset 9, extreme) and storing; with `--direct`, the best of a direct
+/// model frame (transformer alone), LZMA preset 1 and storing.
+pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Result<Frame> {
+    let allow = |m: Method| opts.only.is_none_or(|o| o == m);
+    let checksum = chunk_checksum(data);
+    let raw_len = data.len() as u32;
+    let mut best = Frame::Stored {
+        checksum,
+        data: data.to_vec(),
+    };
+    let mut consider = |f: Frame| {
+        // only a direct frame of a model with fewer than 4096 tokens could break the work bound
+        if f.encoded_len(VERSION) < best.encoded_len(VERSION) && f.fits_work_bound() {
+            best = f;
+        }
+    };
+    if allow(Method::Lzma) {
+        let preset = if opts.direct { 1 } else { 9 | lzma::PRESET_EXTREME };
+        if let Some(payload) = lzma::compress(data, preset)? {
+            consider(Frame::Lzma {
+                raw_len,
+                checksum,
+                payload,
+            });
+        }
+    }
+    let mut redundant = false;
+    if allow(Method::Cm) && !opts.direct {
+        let payload = cm::encode(data, &opts.cancel)?;
+        redundant = payload.len() * 8 < data.len();
+        consider(Frame::Cm {
+            raw_len,
+            checksum,
+            payload,
+        });
+    }
+    // The model is skipped where it cannot pay for its time: high-entropy chunks (already-
+    // compressed data), and chunks the byte mixer already codes below 1 bit per byte (logs, tables,
+    // repetitive data: on the bench the byte mixer beat the model on every such chunk).
+    let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
+    if allow(Method::Model) && !high_entropy && !redundant {
+        if opts.direct {
+            if let Some((payload, n)) = Direct::encode(backend, data, &opts.cancel)? {
+                consider(Frame::Direct {
+                    raw_len,
+                    n_tokens: n as u32,
+                    checksum,
+                    payload,
+                });
+            }
+        } else if let Some((payload, n)) = Model::encode(backend, data, &opts.cancel)? {
+            consider(Frame::Model {
+                raw_len,
+                n_tokens: n as u32,
+                checksum,
+                payload,
+            });
+        }
+    }
+    Ok(best)
+}
+
+/// Decode one frame's content (`Frame::End` is not content) of a stream of format `version`.
+pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, cancel: &Cancel) -> Result<Vec<u8>> {
+    let (data, checksum) = match frame {
+        Frame::Stored { checksum, data } => (data.clone(), *checksum),
+        Frame::Lzma {
+            raw_len,
+            checksum,
+            payload,
+        } => (lzma::decompress(payload, *raw_len as usize)?, *checksum),
+        Frame::Cm {
+            raw_len,
+            checksum,
+            payload,
+        } => (cm::decode(payload, *raw_len as usize, version, cancel)?, *checksum),
+        Frame::Model {
+            raw_len,
+            n_tokens,
+            checksum,
+            payload,
+        } => {
+            let job = token_job(backend, *raw_len, *n_tokens, cancel);
+            let data = if version <= 2 {
+                legacy::decode_whole_tokens(&job, payload, version)?
+            } else {
+                Model::decode(&job, payload, version)?
+            };
+            (data, *checksum)
+        }
+        Frame::Direct {
+            raw_len,
+            n_tokens,
+            checksum,
+            payload,
+        } => {
+            let job = token_job(backend, *raw_len, *n_tokens, cancel);
+            (Direct::decode(&job, payload, version)?, *checksum)
+        }
+        Frame::End { .. } => return Ok(Vec::new()),
+    };
+    if chunk_checksum(&data) != checksum {
+        return Err(Error::corrupt("frame checksum mismatch"));
+    }
+    Ok(data)
+}
+
+fn token_job<'a>(backend: &'a dyn Backend, raw_len: u32, n_tokens: u32, cancel: &'a Cancel) -> TokenJob<'a> {
+    TokenJob {
+        backend,
+        n_tokens: n_tokens as usize,
+        raw_len: raw_len as usize,
+        cancel,
+    }
+}
+
+/// Decompress every concatenated nnz stream in `input`; with `out = None` only verify (`-t`).
+pub fn decompress(
+    backend: &dyn Backend,
+    input: &mut dyn Read,
+    mut out: Option<&mut dyn Write>,
+    opts: &Options,
+) -> Result<Stats> {
+    let mut u = Unpacker::default();
+    while let Some(batch) = u.next_batch(backend, opts, input)? {
+        if let Some(o) = out.as_deref_mut() {
+            for d in &batch {
+                o.write_all(d)?;
+            }
+        }
+    }
+    if let Some(o) = out {
+        o.flush()?;
+    }
+    Ok(u.stats)
+}
+
+/// The decompressing side, batch by batch over concatenated streams: `decompress` and
+/// `stream::Decoder`. Content comes out only after its frame passed every check.
+#[derive(Default)]
+pub(crate) struct Unpacker {
+    stream: Option<StreamState>,
+    /// a stream has begun (a clean end of input before the first is `Truncated`)
+    started: bool,
+    pub(crate) stats: Stats,
+}
+
+/// Where the decoder is within one stream.
+struct StreamState {
+    header: Header,
+    workers: Workers,
+    hash: xxhash_rust::xxh64::Xxh64,
+    total: u64,
+    /// a frame shorter than the chunk size was read: only the end frame may follow
+    short: bool,
+}
+
+impl Unpacker {
+    /// The content of the next batch of frames, in order; `None` after the last stream.
+    pub(crate) fn next_batch(
+        &mut self,
+        backend: &dyn Backend,
+        opts: &Options,
+        input: &mut dyn Read,
+    ) -> Result<Option<Vec<Vec<u8>>>> {
+        let model = backend.model();
+        if self.stream.is_none() {
+            let Some(header) = next_header(input, self.started)? else {
+                return Ok(None);
+            };
+            self.started = true;
+            self.stats.packed_bytes += crate::format::HEADER_LEN as u64;
+            if header.model_id != model.id {
+                return Err(Error::WrongModel {
+                    archive: crate::model::hex(&header.model_id),
+                    ours: model.id_hex(),
+                });
+            }
+            // the decoder cannot know which frame kinds follow: it sizes for context mixing
+            let need = chunk_memory(model, header.chunk_size as u64, true, false);
+            self.stream = Some(StreamState {
+                workers: Workers::new(backend, header.chunk_size, need, opts.memory_limit, false)?,
+                hash: header.content_hash(),
+                header,
+                total: 0,
+                short: false,
+            });
+        }
+        let st = self.stream.as_mut().unwrap();
+        let (chunk, version) = (st.header.chunk_size, st.header.version);
+        // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
+        let mut frames = Vec::new();
+        let mut done = false;
+        while frames.len() < st.workers.batch_len() && !done {
+            let f = Frame::read(input, chunk, version)?;
+            done = matches!(f, Frame::End { .. });
+            check_order(&mut st.short, &f, chunk)?;
+            frames.push(f);
+        }
+        let workers = &st.workers;
+        let decoded = workers.map(&frames, |f| {
+            let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. });
+            let need = chunk_memory(model, f.raw_len(), heavy, false);
+            let _permit = workers.permit(heavy, need)?;
+            decode_frame(backend, f, version, &opts.cancel)
+        });
+        let mut out = Vec::with_capacity(frames.len());
+        for (f, d) in frames.iter().zip(decoded) {
+            self.stats.add_frame(f, version);
+            if let Frame::End { total_len, checksum } = f {
+                if *total_len != st.total || *checksum != st.hash.digest() {
+                    return Err(Error::corrupt("content checksum mismatch"));
+                }
+                continue;
+            }
+            let d = d?;
+            st.hash.update(&d);
+            st.total += d.len() as u64;
+            out.push(d);
+        }
+        if let Some(p) = &opts.progress {
+            p(self.stats.packed_bytes);
+        }
+        if done {
+            self.stream = None;
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The header of the next stream; `None` at a clean end of input after at least one stream
+/// (`started`). Anything else after a stream is trailing data.
+fn next_header(input: &mut dyn Read, started: bool) -> Result<Option<Header>> {
+    match Header::read(input) {
+        Ok(None) if !started => Err(Error::Truncated),
+        Err(Error::NotAnArchive) if started => Err(Error::TrailingData),
+        r => r,
+    }
+}
+
+/// Every content frame but the stream's last fills the chunk: `short` records a frame that did
+/// not, after which only the end frame may come.
+fn check_order(short: &mut bool, f: &Frame, chunk_size: u32) -> Result<()> {
+    if matches!(f, Frame::End { .. }) {
+        return Ok(());
+    }
+    if *short {
+        return Err(Error::corrupt("a frame before the last is shorter than the chunk size"));
+    }
+    *short = f.raw_len() < chunk_size as u64;
+    Ok(())
+}
+
+/// What `nnz -l` shows: walk the frames of every concatenated stream without running the model,
+/// with the checks a decoder makes on the framing. One header and its statistics per stream.
+pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
+    let mut streams = Vec::new();
+    loop {
+        let Some(header) = next_header(input, !streams.is_empty())? else {
+            return Ok(streams);
+        };
+        let mut stats = Stats {
+            packed_bytes: crate::format::HEADER_LEN as u64,
+            ..Default::default()
+        };
+        let mut short = false;
+        loop {
+            let f = Frame::read(input, header.chunk_size, header.version)?;
+            check_order(&mut short, &f, header.chunk_size)?;
+            stats.add_frame(&f, header.version);
+            if let Frame::End { total_len, .. } = f {
+                if total_len != stats.raw_bytes {
+                    return Err(Error::corrupt("total length does not match the frames"));
+                }
+                break;
+            }
+        }
+        streams.push((header, stats));
+    }
+}
