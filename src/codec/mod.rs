@@ -2,6 +2,7 @@
 //! many chunks at once (rayon), code each chunk as a frame, and write the frames in order.
 //! Memory stays bounded: at most one batch of chunks is in flight.
 
+mod probe;
 mod workers;
 
 use crate::backend::Backend;
@@ -267,20 +268,6 @@ impl Packer {
     }
 }
 
-/// Order-0 entropy in bits per byte; chunks above ~7.9 are stored without running the model.
-fn byte_entropy(data: &[u8]) -> f64 {
-    let mut counts = [0u64; 256];
-    for &b in data {
-        counts[b as usize] += 1;
-    }
-    let n = data.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| -(c as f64 / n) * (c as f64 / n).log2())
-        .sum()
-}
-
 /// Code one chunk with the best of the model (transformer + context mixing over tokens), context
 /// mixing over bytes, LZMA (preset 9, extreme) and storing; with `--direct`, the best of a direct
 /// model frame (transformer alone), LZMA preset 1 and storing.
@@ -292,6 +279,9 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         checksum,
         data: data.to_vec(),
     };
+    if probe::incompressible(data) {
+        return Ok(best);
+    }
     let mut consider = |f: Frame| {
         // only a direct frame of a model with fewer than 4096 tokens could break the work bound
         if f.encoded_len(VERSION) < best.encoded_len(VERSION) && f.fits_work_bound() {
@@ -321,7 +311,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
     // The model is skipped where it cannot pay for its time: high-entropy chunks (already-
     // compressed data), and chunks the byte mixer already codes below 1 bit per byte (logs, tables,
     // repetitive data: on the bench the byte mixer beat the model on every such chunk).
-    let high_entropy = data.len() >= 4096 && byte_entropy(data) > 7.9;
+    let high_entropy = data.len() >= 4096 && probe::byte_entropy(data) > 7.9;
     if allow(Method::Model) && !high_entropy && !redundant {
         if opts.direct {
             if let Some((payload, n)) = Direct::encode(backend, data, &opts.cancel)? {
