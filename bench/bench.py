@@ -6,23 +6,45 @@ import math
 import os
 import subprocess
 import tempfile
+import time
 
+NNZ_D = ["{nnz}", "-d", "-c", "-q"]
 COMPRESSORS = {
-    # name: (compress argv, decompress argv); both filter stdin -> stdout
-    "nnz": (["{nnz}", "-c", "-q"], ["{nnz}", "-d", "-c", "-q"]),
-    "nnz --direct": (["{nnz}", "-c", "-q", "--direct"], ["{nnz}", "-d", "-c", "-q"]),
+    # name: (compress argv, decompress argv). Filters read stdin and write stdout; a command with
+    # {in} and {out} works on files instead ({tmp}: a scratch folder of its own).
+    **{f"nnz -{n}": (["{nnz}", f"-{n}", "-c", "-q"], NNZ_D) for n in range(1, 10)},
+    "nnz --direct": (["{nnz}", "-c", "-q", "--direct"], NNZ_D),
     "xz -9e": (["xz", "-9e", "-T1", "-c"], ["xz", "-d", "-c"]),
     "zstd -19": (["zstd", "-19", "-q", "-c"], ["zstd", "-d", "-q", "-c"]),
     "brotli -q 11": (["brotli", "-q", "11", "-c"], ["brotli", "-d", "-c"]),
+    "bzip3 -b 511": (["bzip3", "-e", "-b", "511", "-c"], ["bzip3", "-d", "-c"]),
+    "7zz PPMd": (["sh", "-c", "rm -f {out}.7z && 7zz a -bd -bso0 -mx=9 -m0=PPMd:mem=256m:o=16 -mmt=1 {out}.7z {in} "
+                  "&& mv {out}.7z {out}"],
+                 ["sh", "-c", "7zz e -bd -so -t7z {in} > {out}"]),
+    # zpaq keeps the path given; archive the file as "f" from its folder
+    "zpaq -m5": (["sh", "-c", "rm -rf {tmp} && mkdir -p {tmp} && cp {in} {tmp}/f && cd {tmp} && "
+                  "zpaq a {out}.zpaq f -m5 >/dev/null 2>&1 && mv {out}.zpaq {out}"],
+                 ["sh", "-c", "rm -rf {tmp} && mkdir -p {tmp} && cd {tmp} && ln -s {in} a.zpaq && "
+                  "zpaq x a.zpaq >/dev/null 2>&1 && mv f {out}"]),
 }
+# what each archive holds besides the data (zpaq: ~1 KB of container per archive); measured on a
+# 1-byte file at the start and reported apart ("size less container")
+CONTAINER = ["zpaq -m5"]
 
 
-def timed(argv, src, dst):
-    """Run argv with stdin=src, stdout=dst under GNU time; return (seconds, peak RSS KiB)."""
-    with open(src, "rb") as i, open(dst, "wb") as o, tempfile.NamedTemporaryFile("r") as t:
-        subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name] + argv, stdin=i, stdout=o, check=True)
-        secs, rss = t.read().split()[-2:]
-    return max(float(secs), 0.01), int(rss)
+def timed(argv, src, dst, tmp):
+    """Run argv (a filter from src to dst, or a command on {in} and {out}) under GNU time; return
+    (wall seconds, peak RSS KiB)."""
+    files = any("{in}" in a for a in argv)
+    argv = [a.format(**{"in": src, "out": dst, "tmp": tmp}) for a in argv]
+    with open(src, "rb") as i, open(dst if not files else os.devnull, "wb") as o, \
+            tempfile.NamedTemporaryFile("r") as t:
+        t0 = time.perf_counter()
+        subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", t.name] + argv,
+                       stdin=subprocess.DEVNULL if files else i, stdout=o, check=True)
+        secs = time.perf_counter() - t0
+        rss = t.read().split()[-1]
+    return max(secs, 1e-4), int(rss)
 
 
 def files_of(d):
@@ -37,7 +59,8 @@ def files_of(d):
 
 
 def svg_chart(rows, path):
-    """bits per byte (y) against compression speed (x, log scale), one point per compressor."""
+    """bits per byte (y) against compression speed (x, log scale), one point per compressor and
+    level; nnz in red, the others in blue."""
     W, H, L, B = 640, 400, 70, 50
     xs = [r["c_mbps"] for r in rows]
     lo, hi = math.floor(math.log10(min(xs))) , math.ceil(math.log10(max(xs)))
@@ -61,11 +84,11 @@ def svg_chart(rows, path):
         s.append(f'<text x="{L-8}" y="{py(v)+4}" text-anchor="end">{v:.2f}</text>')
     s.append(f'<text x="{(W+L)/2}" y="{H-10}" text-anchor="middle">compression speed, MB/s (log scale)</text>')
     s.append(f'<text x="15" y="{H/2}" transform="rotate(-90 15 {H/2})" text-anchor="middle">bits per byte (lower is better)</text>')
-    colors = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
-    for r, c in zip(rows, colors):
+    for r in rows:
         x, y = px(r["c_mbps"]), py(r["bpb"])
-        s.append(f'<circle cx="{x}" cy="{y}" r="6" fill="{c}"/>')
-        s.append(f'<text x="{x+9}" y="{y-8}">{r["name"]} ({r["bpb"]:.3f})</text>')
+        c = "#d62728" if r["name"].startswith("nnz") else "#1f77b4"
+        s.append(f'<circle cx="{x}" cy="{y}" r="5" fill="{c}"/>')
+        s.append(f'<text x="{x+7}" y="{y-6}" font-size="10">{r["name"]} ({r["bpb"]:.3f})</text>')
     s.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(s))
@@ -83,17 +106,28 @@ def main():
     names = [n for n in COMPRESSORS if not args.only or n in args.only]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        def argvs(name):
+            return ([a.replace("{nnz}", args.nnz) for a in v] for v in COMPRESSORS[name])
+        scratch = os.path.join(tmp, "scratch")
+        packed, back = os.path.join(tmp, "packed"), os.path.join(tmp, "back")
+        overhead = {}
+        one = os.path.join(tmp, "one")
+        with open(one, "wb") as fh:
+            fh.write(b"x")
+        for name in names:
+            if name in CONTAINER:
+                timed(next(argvs(name)), one, packed, scratch)
+                overhead[name] = os.path.getsize(packed) - 1
         for f in files:
             size = os.path.getsize(f)
             for name in names:
-                c_argv, d_argv = ([a.format(nnz=args.nnz) for a in v] for v in COMPRESSORS[name])
-                packed, back = os.path.join(tmp, "packed"), os.path.join(tmp, "back")
-                ct, crss = timed(c_argv, f, packed)
-                dt, drss = timed(d_argv, packed, back)
+                c_argv, d_argv = argvs(name)
+                ct, crss = timed(c_argv, f, packed, scratch)
+                dt, drss = timed(d_argv, packed, back, scratch)
                 with open(f, "rb") as a, open(back, "rb") as b:
                     if a.read() != b.read():
                         raise SystemExit(f"ROUND TRIP FAILED: {name} on {f}")
-                psize = os.path.getsize(packed)
+                psize = os.path.getsize(packed) - overhead.get(name, 0)
                 results.append(dict(file=os.path.relpath(f, args.dir), compressor=name, size=size, packed=psize,
                                     bpb=8 * psize / size, c_s=ct, d_s=dt, c_rss_kib=crss, d_rss_kib=drss))
                 print(f"{results[-1]['file']:32} {name:14} {psize:>9} {8 * psize / size:6.3f} bpb "
@@ -111,6 +145,8 @@ def main():
         w.writerows(results)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
         json.dump({"files": results, "totals": totals}, fh, indent=1)
+    notes = [f"{n}: sizes less {b} bytes of container per archive (its archive of a 1-byte file, less 1)"
+             for n, b in overhead.items()]
     md = ["| file | bytes | " + " | ".join(f"{n} bpb" for n in names) + " |",
           "|---|---:|" + "---:|" * len(names)]
     for f in files:
@@ -122,6 +158,7 @@ def main():
            "|---|---:|---:|---:|---:|---:|"]
     for t in totals:
         md.append(f"| {t['name']} | {t['packed']} | {t['bpb']:.3f} | {t['c_mbps']:.3f} | {t['d_mbps']:.3f} | {t['rss_mib']:.0f} |")
+    md += [""] + [f"- {n}" for n in notes]
     text = "\n".join(md) + "\n"
     with open(os.path.join(args.out, "results.md"), "w") as fh:
         fh.write(text)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compress and decompress every file of a folder with nnz, xz -9e, zstd -19 and brotli -q 11;
-# check every round trip; write a markdown table, CSV, JSON and an SVG chart.
+# Compress and decompress every file of a folder with every nnz level and the peers (xz -9e,
+# zstd -19, brotli -q 11, bzip3 -b 511, 7-Zip PPMd, zpaq -m5); check every round trip; write a
+# markdown table, CSV, JSON and an SVG chart. `--only NAME...` (after the two folders) runs some.
 #   bench/run.sh [DIR] [OUTDIR]      (defaults: ../shared/bench, bench/results)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -10,6 +11,9 @@ need=()
 command -v xz >/dev/null || need+=(xz-utils)
 command -v zstd >/dev/null || need+=(zstd)
 command -v brotli >/dev/null || need+=(brotli)
+command -v bzip3 >/dev/null || need+=(bzip3)
+command -v 7zz >/dev/null || need+=(7zip)
+command -v zpaq >/dev/null || need+=(zpaq)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}" >&2

@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::codec::{self, Cancel, Input, Options, Stats};
 use crate::error::{Error, Result};
 use crate::model::Model;
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
@@ -79,6 +79,19 @@ pub struct Args {
     /// Print the device, the model and per-file statistics
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+    /// Compression level, also given as -1 ... -9: 1-3 LZMA, 4-6 the byte mixer, 7-9 the
+    /// transformer with the mixers; default 8. Decompression needs no level
+    #[arg(long = "level", value_name = "N", value_parser = parse_level, overrides_with_all = ["level", "fast", "best"])]
+    pub level: Option<u8>,
+    /// Fastest compression (-1)
+    #[arg(long = "fast", overrides_with_all = ["level", "fast", "best"])]
+    pub fast: bool,
+    /// Best compression (-9)
+    #[arg(long = "best", overrides_with_all = ["level", "fast", "best"])]
+    pub best: bool,
+    /// not a level of nnz: refused with the range
+    #[arg(long = "ultra", hide = true)]
+    pub ultra: bool,
     /// Code tokens straight from the transformer, without the context mixers: the mode a GPU
     /// runs at speed (on a CPU it is slower, and archives are larger). Decompression needs no flag
     #[arg(long = "direct")]
@@ -118,6 +131,19 @@ pub struct Args {
     /// Chunk size in KiB for compression (each chunk is coded independently)
     #[arg(long, value_name = "KIB", default_value_t = codec::DEFAULT_CHUNK / 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub chunk_kib: u32,
+    /// Suffix of compressed files (instead of .nnz)
+    #[arg(short = 'S', long = "suffix", value_name = "SUF", default_value = ".nnz", value_parser = parse_suffix)]
+    pub suffix: String,
+    /// Operate on the files in directories, recursively (compressing skips files that already
+    /// have the suffix; decompressing takes only those)
+    #[arg(short = 'r', long = "recursive")]
+    pub recursive: bool,
+    /// Print the manual page (roff) and exit: `nnz --man > /usr/local/share/man/man1/nnz.1`
+    #[arg(long = "man", hide_short_help = true)]
+    pub man: bool,
+    /// Print a completion script for SHELL and exit (bash, zsh, fish, elvish, powershell)
+    #[arg(long = "completions", value_name = "SHELL", hide_short_help = true)]
+    pub completions: Option<clap_complete::Shell>,
     /// Files to process ('-' is standard input)
     pub files: Vec<PathBuf>,
 }
@@ -161,6 +187,10 @@ pub fn parse_args(mut argv: Vec<OsString>) -> Args {
         "--kernels",
         "--ptx-cache",
         "--only",
+        "-S",
+        "--suffix",
+        "--completions",
+        "--level",
     ];
     let mut i = 1;
     while i < argv.len() {
@@ -185,7 +215,143 @@ pub fn parse_args(mut argv: Vec<OsString>) -> Args {
         }
         break;
     }
-    Args::parse_from(argv)
+    let argv = expand_level_flags(argv, &takes_value);
+    let mut cmd = Args::command();
+    if argv.iter().any(|a| a == "--version" || a == "-V") {
+        cmd = cmd.version(version_text());
+    }
+    match cmd.try_get_matches_from(argv).and_then(|m| Args::from_arg_matches(&m)) {
+        Ok(a) if a.ultra => usage_error(&format!("--ultra: there is no such level; {LEVELS}")),
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+            usage_error(first)
+        }
+    }
+}
+
+/// `--version`: the program, its built-in model and where GPU kernels would come from.
+fn version_text() -> &'static str {
+    let model = Model::default_model().map_or_else(|e| format!("unusable ({e})"), |m| m.id_hex());
+    let ptx = if crate::backend::kernels::EMBEDDED.is_empty() {
+        "GPU kernels: compiled by NVRTC at start-up (no PTX built in)".to_string()
+    } else {
+        format!(
+            "GPU kernels: PTX built in for {}",
+            crate::backend::kernels::EMBEDDED_ARCH
+        )
+    };
+    let text = format!(
+        "{}\nbuilt-in model {model}\narchive format {}\n{ptx}",
+        env!("CARGO_PKG_VERSION"),
+        crate::format::VERSION
+    );
+    Box::leak(text.into_boxed_str())
+}
+
+/// The command line's definition, for the manual page and completions.
+fn print_man_or_completions(args: &Args) -> Option<i32> {
+    let mut cmd = Args::command();
+    if args.man {
+        let man = clap_mangen::Man::new(cmd);
+        let mut out = Vec::new();
+        return Some(match man.render(&mut out).and_then(|_| io::stdout().write_all(&out)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("nnz: {e}");
+                1
+            }
+        });
+    }
+    let shell = args.completions?;
+    clap_complete::generate(shell, &mut cmd, "nnz", &mut io::stdout());
+    Some(0)
+}
+
+/// `-S`: a suffix is a non-empty name ending without a path separator.
+fn parse_suffix(s: &str) -> std::result::Result<String, String> {
+    if s.is_empty() || s.contains('/') {
+        return Err(format!("{s:?} is not a suffix (it must be non-empty, without '/')"));
+    }
+    Ok(s.to_string())
+}
+
+/// What the levels are, for errors.
+const LEVELS: &str = "levels go from -1 (fastest) to -9 (best)";
+
+/// A usage error on one line, and exit status 2 (as clap's own).
+fn usage_error(msg: &str) -> ! {
+    eprintln!("nnz: {msg} (nnz --help lists the options)");
+    std::process::exit(2)
+}
+
+/// `--level` values.
+fn parse_level(s: &str) -> std::result::Result<u8, String> {
+    match s.parse::<u8>() {
+        Ok(n) if (codec::level::MIN_LEVEL..=codec::level::MAX_LEVEL).contains(&n) => Ok(n),
+        _ => Err(format!("no level -{s}: {LEVELS}")),
+    }
+}
+
+/// `--level=N` for the digits of `-N`, or a usage error naming the range.
+fn level_flag(digits: &str) -> OsString {
+    if let Err(e) = parse_level(digits) {
+        usage_error(&e);
+    }
+    format!("--level={digits}").into()
+}
+
+/// gzip's level flags: digits in a cluster of short flags (`-9`, `-9c`, `-c9`, `-19`) become
+/// `--level=N`, the other letters stay a cluster. Values of options (`-T 4`, `-T4`, `-o -9`) and
+/// everything after `--` are left alone.
+fn expand_level_flags(argv: Vec<OsString>, takes_value: &[&str]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut literal = false;
+    let mut value_next = false;
+    for (i, a) in argv.into_iter().enumerate() {
+        let s = match a.to_str() {
+            Some(s) if i > 0 && !literal && !value_next => s.to_owned(),
+            _ => {
+                value_next = false;
+                out.push(a);
+                continue;
+            }
+        };
+        if s == "--" {
+            literal = true;
+        }
+        if s.starts_with("--") || !s.starts_with('-') || s == "-" {
+            value_next = takes_value.contains(&s.as_str());
+            out.push(a);
+            continue;
+        }
+        let (mut rest, mut digits) = (String::new(), String::new());
+        for (k, ch) in s.char_indices().skip(1) {
+            if ch.is_ascii_digit() {
+                digits.push(ch);
+                continue;
+            }
+            if !digits.is_empty() {
+                out.push(level_flag(&std::mem::take(&mut digits)));
+            }
+            rest.push(ch);
+            if takes_value.contains(&format!("-{ch}").as_str()) {
+                // the rest of the cluster is this option's value, or the next argument is
+                rest.push_str(&s[k + ch.len_utf8()..]);
+                value_next = k + ch.len_utf8() == s.len();
+                break;
+            }
+        }
+        if !digits.is_empty() {
+            out.push(level_flag(&digits));
+        }
+        if !rest.is_empty() {
+            out.push(format!("-{rest}").into());
+        }
+    }
+    out
 }
 
 enum Mode {
@@ -196,6 +362,9 @@ enum Mode {
 }
 
 pub fn run(args: Args) -> i32 {
+    if let Some(status) = print_man_or_completions(&args) {
+        return status;
+    }
     if args.threads > 0 {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
     }
@@ -208,11 +377,22 @@ pub fn run(args: Args) -> i32 {
     } else {
         Mode::Compress
     };
-    let files: Vec<PathBuf> = if args.files.is_empty() {
+    let mut files: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
     } else {
         args.files.clone()
     };
+    let mut status = 0;
+    if args.recursive {
+        let mut found = Vec::new();
+        for f in &files {
+            if let Err(e) = walk(f, &args, matches!(mode, Mode::Compress), &mut found) {
+                eprintln!("nnz: {}: {}", display(f), io_msg(&e));
+                status = 1;
+            }
+        }
+        files = found;
+    }
     if args.output.is_some() && files.len() > 1 {
         eprintln!("nnz: -o takes one input file");
         return 1;
@@ -223,7 +403,6 @@ pub fn run(args: Args) -> i32 {
         return 1;
     }
     if matches!(mode, Mode::List) {
-        let mut status = 0;
         if writeln!(
             io::stdout(),
             "{:>12} {:>12} {:>7} {:>6}  {:<32}  name",
@@ -258,7 +437,6 @@ pub fn run(args: Args) -> i32 {
     if args.verbose {
         eprintln!("nnz: model {} on {}", backend.model().id_hex(), backend.name());
     }
-    let mut status = 0;
     for f in &files {
         let r = match mode {
             Mode::Compress => compress_one(&args, backend.as_ref(), f),
@@ -276,6 +454,31 @@ pub fn run(args: Args) -> i32 {
         }
     }
     status
+}
+
+/// `-r`: `p` itself if it is not a directory, else the files under it in name order; compressing
+/// skips files that already have the suffix, decompressing and testing take only those. Symbolic
+/// links inside a directory are not followed (as gzip -r).
+fn walk(p: &Path, args: &Args, compress: bool, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    if is_stdin(p) || !fs::metadata(p)?.is_dir() {
+        out.push(p.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = fs::read_dir(p)?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let kind = e.file_type()?;
+        if kind.is_dir() {
+            walk(&path, args, compress, out)?;
+        } else if kind.is_file() {
+            let has_suffix = path.as_os_str().as_encoded_bytes().ends_with(args.suffix.as_bytes());
+            if has_suffix != compress {
+                out.push(path);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The status `run` returns when the reader of standard output went away (`nnz -dc f | head`); the
@@ -422,24 +625,25 @@ fn dest_for(args: &Args, input: &Path, compress: bool) -> Result<Dest> {
         return Ok(Dest::Stdout);
     }
     let name = input.as_os_str().as_encoded_bytes();
+    let suffix = args.suffix.as_str();
     if compress {
-        if name.ends_with(b".nnz") {
-            return Err(Error::Usage("already has the .nnz suffix -- ignored".into()));
+        if name.ends_with(suffix.as_bytes()) {
+            return Err(Error::Usage(format!("already has the {suffix} suffix -- ignored")));
         }
         let mut s = input.as_os_str().to_owned();
-        s.push(".nnz");
+        s.push(suffix);
         Ok(Dest::File(PathBuf::from(s)))
     } else {
-        match name.strip_suffix(b".nnz") {
+        match name.strip_suffix(suffix.as_bytes()) {
             Some(stem) if !stem.is_empty() && !stem.ends_with(b"/") => {
                 // SAFETY: `stem` is the input's own encoded bytes cut before an ASCII suffix
                 Ok(Dest::File(PathBuf::from(unsafe {
                     OsStr::from_encoded_bytes_unchecked(stem)
                 })))
             }
-            _ => Err(Error::Usage(
-                "unknown suffix (expected .nnz) -- ignored; use -o or -c".into(),
-            )),
+            _ => Err(Error::Usage(format!(
+                "unknown suffix (expected {suffix}) -- ignored; use -o or -c"
+            ))),
         }
     }
 }
@@ -649,6 +853,13 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
     let pb = progress_bar(args, size);
     let opts = Options {
         chunk_size: args.chunk_kib * 1024,
+        level: if args.fast {
+            codec::level::MIN_LEVEL
+        } else if args.best {
+            codec::level::MAX_LEVEL
+        } else {
+            args.level.unwrap_or(codec::level::DEFAULT_LEVEL)
+        },
         direct: args.direct,
         only: args.only.map(|o| match o {
             Only::Model => codec::Method::Model,
@@ -696,14 +907,12 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
     let mut src = reader(opened.file);
     let pb = progress_bar(args, size);
     let opts = Options {
-        chunk_size: 0,
-        direct: false,
-        only: None,
         memory_limit: memory_limit(args),
         cancel: CANCEL.clone(),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
+        ..Options::default()
     };
     let t0 = Instant::now();
     let stats = if test_only {

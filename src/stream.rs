@@ -20,6 +20,7 @@
 
 use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
+use crate::codec::level::{DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL};
 use crate::codec::{Cancel, Options, Packer, Stats, Unpacker, DEFAULT_CHUNK};
 use crate::error::{Error, Result};
 use crate::format::MAX_CHUNK;
@@ -39,6 +40,7 @@ fn backend_or_default(b: Option<Arc<dyn Backend>>) -> Result<Arc<dyn Backend>> {
 #[derive(Clone, Default)]
 pub struct CompressOptions {
     chunk_size: Option<u32>,
+    level: Option<u8>,
     direct: bool,
     memory_limit: Option<u64>,
     cancel: Cancel,
@@ -46,7 +48,7 @@ pub struct CompressOptions {
 }
 
 impl CompressOptions {
-    /// The defaults: 1 MiB chunks, context mixing, no memory limit, the built-in model on the CPU.
+    /// The defaults: level 8, 1 MiB chunks, no memory limit, the built-in model on the CPU.
     pub fn new() -> Self {
         Self::default()
     }
@@ -54,6 +56,13 @@ impl CompressOptions {
     /// Bytes per chunk (1 to 64 MiB; each chunk is coded independently, in parallel).
     pub fn chunk_size(mut self, bytes: u32) -> Self {
         self.chunk_size = Some(bytes);
+        self
+    }
+
+    /// Compression level, 1 (fastest: LZMA) to 9 (best ratio); 8 by default. Decompression needs
+    /// no level: every archive decodes the same way.
+    pub fn level(mut self, level: u8) -> Self {
+        self.level = Some(level);
         self
     }
 
@@ -88,9 +97,16 @@ impl CompressOptions {
         if chunk_size == 0 || chunk_size > MAX_CHUNK {
             return Err(Error::Usage(format!("chunk size {chunk_size} outside 1..={MAX_CHUNK}")));
         }
+        let level = self.level.unwrap_or(DEFAULT_LEVEL);
+        if !(MIN_LEVEL..=MAX_LEVEL).contains(&level) {
+            return Err(Error::Usage(format!(
+                "compression level {level} outside {MIN_LEVEL}..={MAX_LEVEL}"
+            )));
+        }
         let backend = backend_or_default(self.backend)?;
         let opts = Options {
             chunk_size,
+            level,
             direct: self.direct,
             memory_limit: self.memory_limit,
             cancel: self.cancel,

@@ -593,3 +593,78 @@ fn compressed_frames_reach_a_pipe_before_the_input_ends() {
     stdout.read_to_end(&mut rest).unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn level_flags_work_the_gzip_way_and_wrong_levels_fail_on_one_line() {
+    let text = sample();
+    let packed = |args: &[&str]| {
+        let o = run_stdin(nnz().args(args).args(["--chunk-kib", "4"]), &text);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        o.stdout
+    };
+    let l1 = packed(&["-1c"]);
+    assert_eq!(l1, packed(&["--fast", "-c"]));
+    assert_eq!(l1, packed(&["-c", "--level", "1"]));
+    assert_eq!(packed(&["-c9"]), packed(&["--best", "-c"]));
+    // the last level given wins, as in gzip
+    assert_eq!(packed(&["-9", "-c", "-1"]), l1);
+    // no flag is level 8; -T's value is not a level
+    assert_eq!(packed(&["-c"]), packed(&["-8c", "-T1"]));
+    assert_eq!(packed(&["-T1", "-c"]), packed(&["-c"]));
+    assert_eq!(packed(&["-cT1"]), packed(&["-c"]));
+    assert_ne!(l1, packed(&["-c"]));
+    for archive in [&l1, &packed(&["-5c"])] {
+        let o = run_stdin(nnz().arg("-dc"), archive);
+        assert!(o.status.success());
+        assert_eq!(o.stdout, text, "decompression needs no level");
+    }
+    for bad in [&["-0"][..], &["-19"], &["--ultra"], &["--level", "10"]] {
+        let o = run_stdin(nnz().args(bad).arg("-c"), &text);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(o.stdout.is_empty());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.lines().count(), 1, "{bad:?}: {err}");
+        assert!(err.contains("-1 (fastest) to -9 (best)"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn recursive_suffix_version_man_and_completions() {
+    let d = tmpdir("recursive");
+    let sub = d.join("sub");
+    fs::create_dir_all(&sub).unwrap();
+    fs::write(d.join("a.txt"), sample()).unwrap();
+    fs::write(sub.join("b.txt"), b"second file, second file, second file").unwrap();
+    // -r compresses every file under the folder, with -S's suffix
+    assert!(run(nnz().args(["-r", "-1", "-S", ".z"]).arg(&*d)).status.success());
+    assert!(d.join("a.txt.z").exists() && sub.join("b.txt.z").exists());
+    assert!(!d.join("a.txt.nnz").exists());
+    // a second run skips what already has the suffix (and refuses to overwrite without -f)
+    let again = run(nnz().args(["-r", "-S", ".z"]).arg(&*d));
+    assert!(!again.status.success());
+    assert!(!d.join("a.txt.z.z").exists(), "a compressed file was compressed again");
+    // -r -d takes only files with the suffix
+    fs::remove_file(d.join("a.txt")).unwrap();
+    fs::remove_file(sub.join("b.txt")).unwrap();
+    let o = run(nnz().args(["-r", "-d", "-S", ".z"]).arg(&*d));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(fs::read(d.join("a.txt")).unwrap(), sample());
+    assert_eq!(
+        fs::read(sub.join("b.txt")).unwrap(),
+        b"second file, second file, second file"
+    );
+    // without -S the .z files are not archives by name
+    let o = run(nnz().arg("-d").arg(d.join("a.txt.z")));
+    assert!(!o.status.success() && stderr(&o).contains("expected .nnz"));
+
+    let o = run(nnz().arg("--version"));
+    let v = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && v.contains("built-in model ") && v.contains("GPU kernels"),
+        "{v}"
+    );
+    let o = run(nnz().arg("--man"));
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains(".TH nnz 1"));
+    let o = run(nnz().args(["--completions", "bash"]));
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--level"));
+}

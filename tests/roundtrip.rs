@@ -299,3 +299,58 @@ fn direct_mode_codes_text_directly_and_round_trips() {
         assert_eq!(unpack(&b, &a).unwrap(), data);
     }
 }
+
+#[test]
+fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
+    // testdata/golden/levels/mixed.LN.nnz: sample.txt then server.log, level N, tiny model, 4 KiB
+    // chunks (README, "Golden archives")
+    let b = backend();
+    let mut data = sample_text();
+    data.extend(std::fs::read(common::root().join("testdata/golden/server.log")).unwrap());
+    let mut sizes = Vec::new();
+    for level in 1..=9u8 {
+        let opts = Options {
+            chunk_size: 4096,
+            level,
+            ..Default::default()
+        };
+        let mut archives = Vec::new();
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut out = Vec::new();
+            pool.install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
+                .unwrap();
+            archives.push(out);
+        }
+        assert_eq!(
+            archives[0], archives[1],
+            "level {level}: archives differ between thread counts"
+        );
+        let golden_path = common::root().join(format!("testdata/golden/levels/mixed.L{level}.nnz"));
+        let golden = std::fs::read(&golden_path).unwrap();
+        assert_eq!(
+            archives[0],
+            golden,
+            "level {level} no longer gives {}",
+            golden_path.display()
+        );
+        assert_eq!(unpack(&b, &golden).unwrap(), data, "level {level}");
+        let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
+        // levels 1-3 are LZMA only, 4-6 never run the model
+        assert_eq!(stats.cm_frames > 0, level >= 4, "level {level}: CM frames");
+        if level <= 6 {
+            assert_eq!(stats.tokens, 0, "level {level} ran the model");
+        }
+        sizes.push(golden.len());
+    }
+    // a higher level tries at least what the best level of the class below it tries
+    assert!(
+        sizes[0] >= sizes[2] && sizes[2] >= sizes[5] && sizes[5] >= sizes[7] && sizes[7] >= sizes[8],
+        "{sizes:?}"
+    );
+    // the default is level 8
+    assert_eq!(
+        pack(&b, &data, 4096),
+        std::fs::read(common::root().join("testdata/golden/levels/mixed.L8.nnz")).unwrap()
+    );
+}

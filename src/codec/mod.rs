@@ -2,6 +2,7 @@
 //! many chunks at once (rayon), code each chunk as a frame, and write the frames in order.
 //! Memory stays bounded: at most one batch of chunks is in flight.
 
+pub mod level;
 mod probe;
 mod workers;
 
@@ -12,6 +13,7 @@ use crate::frames::direct::Direct;
 use crate::frames::model::Model;
 use crate::frames::{cm, lzma, TokenFrame, TokenJob};
 use crate::legacy;
+use level::{ModelTrial, Plan};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -139,8 +141,12 @@ impl Input<'_> {
     }
 }
 
+/// How to compress (the driver's view; the library's is `CompressOptions`).
 pub struct Options {
+    /// bytes per chunk
     pub chunk_size: u32,
+    /// 1 (fastest) to 9 (best ratio): what is tried on each chunk (`level::Plan`)
+    pub level: u8,
     /// Try only this way of coding chunks (and storing): an experiment knob (`--only`), to
     /// measure one method alone
     pub only: Option<Method>,
@@ -156,10 +162,18 @@ pub struct Options {
     pub cancel: Cancel,
 }
 
+impl Options {
+    /// What is tried on each chunk.
+    pub fn plan(&self) -> Plan {
+        Plan::of(self.level, self.direct)
+    }
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
             chunk_size: DEFAULT_CHUNK,
+            level: level::DEFAULT_LEVEL,
             direct: false,
             only: None,
             memory_limit: None,
@@ -209,7 +223,8 @@ impl Packer {
             chunk_size: opts.chunk_size,
         };
         header.write(out)?;
-        let need = chunk_memory(model, opts.chunk_size as u64, !opts.direct, true);
+        let mixing = opts.plan().mixes();
+        let need = chunk_memory(model, opts.chunk_size as u64, mixing, true);
         Ok(Packer {
             workers: Workers::new(backend, opts.chunk_size, need, opts.memory_limit, true)?,
             hash: header.content_hash(),
@@ -237,8 +252,9 @@ impl Packer {
         let model = backend.model();
         let workers = &self.workers;
         let frames = workers.map(chunks, |c| {
-            let need = chunk_memory(model, c.len() as u64, !opts.direct, true);
-            let _permit = workers.permit(!opts.direct, need)?;
+            let mixing = opts.plan().mixes();
+            let need = chunk_memory(model, c.len() as u64, mixing, true);
+            let _permit = workers.permit(mixing, need)?;
             encode_chunk(backend, c, opts)
         });
         for (chunk, frame) in chunks.iter().zip(frames) {
@@ -268,9 +284,8 @@ impl Packer {
     }
 }
 
-/// Code one chunk with the best of the model (transformer + context mixing over tokens), context
-/// mixing over bytes, LZMA (preset 9, extreme) and storing; with `--direct`, the best of a direct
-/// model frame (transformer alone), LZMA preset 1 and storing.
+/// Code one chunk as the smallest of the frames its level's plan tries (`level`) and a stored
+/// frame.
 pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Result<Frame> {
     let allow = |m: Method| opts.only.is_none_or(|o| o == m);
     let checksum = chunk_checksum(data);
@@ -288,8 +303,8 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
             best = f;
         }
     };
-    if allow(Method::Lzma) {
-        let preset = if opts.direct { 1 } else { 9 | lzma::PRESET_EXTREME };
+    let plan = opts.plan();
+    if let Some(preset) = plan.lzma.filter(|_| allow(Method::Lzma)) {
         if let Some(payload) = lzma::compress(data, preset)? {
             consider(Frame::Lzma {
                 raw_len,
@@ -299,7 +314,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         }
     }
     let mut redundant = false;
-    if allow(Method::Cm) && !opts.direct {
+    if allow(Method::Cm) && plan.cm {
         let payload = cm::encode(data, &opts.cancel)?;
         redundant = payload.len() * 8 < data.len();
         consider(Frame::Cm {
@@ -309,11 +324,17 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         });
     }
     // The model is skipped where it cannot pay for its time: high-entropy chunks (already-
-    // compressed data), and chunks the byte mixer already codes below 1 bit per byte (logs, tables,
-    // repetitive data: on the bench the byte mixer beat the model on every such chunk).
+    // compressed data), and, below level 9, chunks the byte mixer already codes below 1 bit per
+    // byte (logs, tables, repetitive data: on the bench the byte mixer beat the model on every
+    // such chunk).
     let high_entropy = data.len() >= 4096 && probe::byte_entropy(data) > 7.9;
-    if allow(Method::Model) && !high_entropy && !redundant {
-        if opts.direct {
+    let try_model = match plan.model {
+        ModelTrial::Never => false,
+        ModelTrial::WherePays => !high_entropy && !redundant,
+        ModelTrial::Always => !high_entropy,
+    };
+    if allow(Method::Model) && try_model {
+        if plan.direct {
             if let Some((payload, n)) = Direct::encode(backend, data, &opts.cancel)? {
                 consider(Frame::Direct {
                     raw_len,

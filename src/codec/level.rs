@@ -1,0 +1,92 @@
+//! Compression levels: each a fixed choice of what is tried on every chunk; the smallest frame
+//! wins. Levels only steer the encoder. Every frame kind decodes the same way at any level, so
+//! decompression needs no flag.
+//!
+//! | level | tried on each chunk (besides storing) |
+//! |---|---|
+//! | 1 | LZMA preset 1 |
+//! | 2 | LZMA preset 6 |
+//! | 3 | LZMA preset 9, extreme |
+//! | 4 | the byte mixer (CM frames) |
+//! | 5 | the byte mixer, LZMA preset 6 |
+//! | 6 | the byte mixer, LZMA preset 9 extreme |
+//! | 7 | the byte mixer, the model where it may pay |
+//! | 8 | the byte mixer, LZMA preset 9 extreme, the model where it may pay (the default) |
+//! | 9 | the byte mixer, LZMA preset 9 extreme, the model on every chunk that is not noise |
+//!
+//! "Where it may pay": not on chunks the byte mixer already codes below 1 bit per byte (on the
+//! bench it beat the model on every such chunk), nor on chunks above 7.9 bits per byte of order-0
+//! entropy (already-compressed data). At every level, chunks that look like random bytes are
+//! stored without trying anything (`probe::incompressible`).
+
+use crate::frames::lzma;
+
+/// The level used when none is given: the best ratio of the methods that pay for their time on
+/// the bench (level 9 takes the model to chunks where it rarely wins).
+pub const DEFAULT_LEVEL: u8 = 8;
+/// The fastest level.
+pub const MIN_LEVEL: u8 = 1;
+/// The level with the best ratio.
+pub const MAX_LEVEL: u8 = 9;
+
+/// Where the model is tried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelTrial {
+    /// never
+    Never,
+    /// where it may pay (see the module's docs)
+    WherePays,
+    /// on every chunk below 7.9 bits per byte of order-0 entropy
+    Always,
+}
+
+/// What a level tries on each chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// the LZMA preset tried, if any
+    pub lzma: Option<u32>,
+    /// whether the byte mixer is tried
+    pub cm: bool,
+    /// where model frames are tried
+    pub model: ModelTrial,
+    /// direct model frames instead of mixed ones (`--direct`: no mixer at all)
+    pub direct: bool,
+}
+
+impl Plan {
+    /// The plan of `level` (1 to 9); with `direct`, `--direct`'s own plan at any level: direct
+    /// model frames where they may pay, LZMA preset 1 as the fallback.
+    pub fn of(level: u8, direct: bool) -> Plan {
+        let extreme = 9 | lzma::PRESET_EXTREME;
+        if direct {
+            return Plan {
+                lzma: Some(1),
+                cm: false,
+                model: ModelTrial::WherePays,
+                direct: true,
+            };
+        }
+        let (lzma, cm, model) = match level {
+            ..=1 => (Some(1), false, ModelTrial::Never),
+            2 => (Some(6), false, ModelTrial::Never),
+            3 => (Some(extreme), false, ModelTrial::Never),
+            4 => (None, true, ModelTrial::Never),
+            5 => (Some(6), true, ModelTrial::Never),
+            6 => (Some(extreme), true, ModelTrial::Never),
+            7 => (None, true, ModelTrial::WherePays),
+            8 => (Some(extreme), true, ModelTrial::WherePays),
+            _ => (Some(extreme), true, ModelTrial::Always),
+        };
+        Plan {
+            lzma,
+            cm,
+            model,
+            direct: false,
+        }
+    }
+
+    /// Whether coding a chunk holds large context-mixing tables (the byte or the token mixer).
+    pub fn mixes(&self) -> bool {
+        self.cm || (self.model != ModelTrial::Never && !self.direct)
+    }
+}
