@@ -8,6 +8,7 @@ use crate::backend::cuda::{CudaBackend, CudaOptions};
 use crate::backend::Backend;
 use crate::codec::{self, Cancel, Input, Options, Stats};
 use crate::error::{Error, Result};
+use crate::format::{Frame, Header};
 use crate::model::Model;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use std::ffi::{OsStr, OsString};
@@ -403,27 +404,23 @@ pub fn run(args: Args) -> i32 {
         return 1;
     }
     if matches!(mode, Mode::List) {
-        if writeln!(
-            io::stdout(),
-            "{:>12} {:>12} {:>7} {:>6}  {:<32}  name",
-            "compressed",
-            "original",
-            "bpb",
-            "frames",
-            "model"
-        )
-        .is_err()
-        {
+        if writeln!(io::stdout(), "{LIST_HEADER}").is_err() {
             return BROKEN_PIPE;
         }
+        let mut total = Stats::default();
+        let mut rows = 0;
         for f in &files {
-            if let Err(e) = list_one(f) {
-                if is_broken_pipe(&e) {
-                    return BROKEN_PIPE;
+            match list_one(f, args.verbose, &mut total) {
+                Ok(n) => rows += n,
+                Err(e) if is_broken_pipe(&e) => return BROKEN_PIPE,
+                Err(e) => {
+                    eprintln!("nnz: {}: {e}", display(f));
+                    status = 1;
                 }
-                eprintln!("nnz: {}: {e}", display(f));
-                status = 1;
             }
+        }
+        if rows > 1 && writeln!(io::stdout(), "{}", list_row(&total, "", &format!("({rows} streams)"))).is_err() {
+            return BROKEN_PIPE;
         }
         return status;
     }
@@ -970,42 +967,96 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
         return;
     }
     let secs = t0.elapsed().as_secs_f64().max(1e-9);
-    let bpb = s.bits_per_byte();
+    let tokens = if s.tokens > 0 {
+        format!(", {} tokens ({:.0}/s)", s.tokens, s.tokens as f64 / secs)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "{}: {} -> {} bytes ({:.3} bits/byte), {} tokens, {} frames ({} direct, {} CM, {} LZMA, {} stored), {:.1} KB/s, {:.0} tokens/s ({})",
+        "{}: {} -> {} bytes ({:.2}%, {:.3} bits/byte); frames: {}{tokens}; {} at {:.3} MB/s in {:.2} s",
         display(input),
         if compress { s.raw_bytes } else { s.packed_bytes },
         if compress { s.packed_bytes } else { s.raw_bytes },
-        bpb,
-        s.tokens,
-        s.frames,
-        s.direct_frames,
-        s.cm_frames,
-        s.lzma_frames,
-        s.stored_frames,
-        s.raw_bytes as f64 / 1000.0 / secs,
-        s.tokens as f64 / secs,
-        if compress { "compress" } else { "decompress" }
+        s.percent(),
+        s.bits_per_byte(),
+        s.breakdown(),
+        if compress { "compressed" } else { "decompressed" },
+        s.raw_bytes as f64 / 1e6 / secs,
+        secs,
     );
 }
 
-fn list_one(p: &Path) -> Result<()> {
+/// One `-l` row.
+fn list_row(s: &Stats, model: &str, name: &str) -> String {
+    format!(
+        "{:>12} {:>12} {:>7.2}% {:>7.3}  {:<32}  {:<24}  {}",
+        s.packed_bytes,
+        s.raw_bytes,
+        s.percent(),
+        s.bits_per_byte(),
+        model,
+        s.breakdown(),
+        name
+    )
+}
+
+/// `-l`'s header line.
+const LIST_HEADER: &str =
+    "  compressed     original    ratio     bpb  model                             frames                    name";
+
+/// `-l`: one row per stream of `p` (added to `total`; returns how many); with `-v`, each stream's format and chunk
+/// size, and one line per frame.
+fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
     let opened = open_input(p, false)?;
     let mut src = reader(opened.file);
-    for (h, s) in codec::list(&mut src)? {
-        let mut out = io::stdout().lock();
-        writeln!(
-            out,
-            "{:>12} {:>12} {:>7.3} {:>6}  {:<32}  {}",
-            s.packed_bytes,
-            s.raw_bytes,
-            s.bits_per_byte(),
-            s.frames,
-            crate::model::hex(&h.model_id),
-            display(p)
-        )?;
+    let mut lines = Vec::new();
+    let mut frames = 0u64;
+    let mut visit = |h: &Header, f: &Frame| {
+        if !verbose {
+            return;
+        }
+        if frames == 0 {
+            lines.push(format!(
+                "    format {}, chunks of {} KiB, model {}",
+                h.version,
+                h.chunk_size.div_ceil(1024),
+                crate::model::hex(&h.model_id)
+            ));
+        }
+        frames += 1;
+        let (kind, check) = match f {
+            Frame::Stored { checksum, .. } => ("stored", format!("xxh64/32 {checksum:08x}")),
+            Frame::Lzma { checksum, .. } => ("LZMA", format!("xxh64/32 {checksum:08x}")),
+            Frame::Cm { checksum, .. } => ("CM", format!("xxh64/32 {checksum:08x}")),
+            Frame::Model { checksum, .. } => ("model", format!("xxh64/32 {checksum:08x}")),
+            Frame::Direct { checksum, .. } => ("direct", format!("xxh64/32 {checksum:08x}")),
+            Frame::End { checksum, .. } => {
+                frames = 0;
+                ("end", format!("xxh64 {checksum:016x} of header and content"))
+            }
+        };
+        lines.push(format!(
+            "    {kind:<7} {:>10} -> {:>10} bytes  {check}",
+            f.raw_len(),
+            f.encoded_len(h.version)
+        ));
+    };
+    let streams = codec::list_frames(&mut src, &mut visit)?;
+    let mut out = io::stdout().lock();
+    let mut lines = lines.into_iter();
+    for (h, s) in &streams {
+        writeln!(out, "{}", list_row(s, &crate::model::hex(&h.model_id), &display(p)))?;
+        total.add(s);
+        // the frame lines of this stream: up to and including its end frame
+        for l in lines.by_ref() {
+            let end = l.trim_start().starts_with("end ");
+            writeln!(out, "{l}")?;
+            if end {
+                break;
+            }
+        }
     }
-    Ok(())
+    Ok(streams.len())
 }
 
 #[cfg(test)]

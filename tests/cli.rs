@@ -555,7 +555,19 @@ fn trailing_data_and_memory_limits_fail_clearly() {
     let o = run(nnz().args(["-dc"]).arg(d.join("two.nnz")));
     assert_eq!(o.stdout, [sample(), sample()].concat());
     let l = run(nnz().arg("-l").arg(d.join("two.nnz")));
-    assert_eq!(String::from_utf8_lossy(&l.stdout).lines().count(), 3);
+    let listing = String::from_utf8_lossy(&l.stdout).into_owned();
+    // the header, one row per stream, the totals
+    assert_eq!(listing.lines().count(), 4, "{listing}");
+    assert!(listing.lines().last().unwrap().contains("(2 streams)"), "{listing}");
+    // -lv: each stream's format and chunk size, one line per frame
+    let l = run(nnz().arg("-lv").arg(d.join("two.nnz")));
+    let listing = String::from_utf8_lossy(&l.stdout).into_owned();
+    assert_eq!(listing.matches("format 5, chunks of").count(), 2, "{listing}");
+    assert_eq!(
+        listing.lines().filter(|l| l.trim_start().starts_with("end ")).count(),
+        2,
+        "{listing}"
+    );
     // a memory limit below what one chunk needs
     assert_clean_failure(&run(nnz().args(["-c", "-M", "1M"]).arg(&f)), "raise -M");
     assert_clean_failure(

@@ -55,16 +55,27 @@ impl Cancel {
     }
 }
 
+/// What a call coded: sizes, and how many frames of each kind (docs/FORMAT.md).
 #[derive(Default, Debug, Clone)]
 pub struct Stats {
+    /// bytes of content
     pub raw_bytes: u64,
+    /// bytes of archive (headers and end frames included)
     pub packed_bytes: u64,
+    /// tokens coded by the model (model and direct frames)
     pub tokens: u64,
+    /// content frames
     pub frames: u64,
+    /// frames stored as they are
     pub stored_frames: u64,
+    /// LZMA frames
     pub lzma_frames: u64,
+    /// CM frames (the byte mixer)
     pub cm_frames: u64,
+    /// direct model frames (the transformer alone)
     pub direct_frames: u64,
+    /// model frames (the transformer with the token mixer)
+    pub model_frames: u64,
 }
 
 impl Stats {
@@ -73,7 +84,10 @@ impl Stats {
         self.packed_bytes += f.encoded_len(version);
         self.raw_bytes += f.raw_len();
         match f {
-            Frame::Model { n_tokens, .. } => self.tokens += *n_tokens as u64,
+            Frame::Model { n_tokens, .. } => {
+                self.tokens += *n_tokens as u64;
+                self.model_frames += 1;
+            }
             Frame::Direct { n_tokens, .. } => {
                 self.tokens += *n_tokens as u64;
                 self.direct_frames += 1;
@@ -84,6 +98,49 @@ impl Stats {
             Frame::End { .. } => return,
         }
         self.frames += 1;
+    }
+
+    /// How many frames of each kind, the kinds that occur: "3 model, 1 CM".
+    pub fn breakdown(&self) -> String {
+        let kinds = [
+            (self.model_frames, "model"),
+            (self.direct_frames, "direct"),
+            (self.cm_frames, "CM"),
+            (self.lzma_frames, "LZMA"),
+            (self.stored_frames, "stored"),
+        ];
+        let parts: Vec<String> = kinds
+            .iter()
+            .filter(|k| k.0 > 0)
+            .map(|(n, k)| format!("{n} {k}"))
+            .collect();
+        if parts.is_empty() {
+            "none".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// Compressed size as a percentage of the original (0 for empty input).
+    pub fn percent(&self) -> f64 {
+        if self.raw_bytes == 0 {
+            0.0
+        } else {
+            100.0 * self.packed_bytes as f64 / self.raw_bytes as f64
+        }
+    }
+
+    /// Add another stream's counts (`-l`'s totals).
+    pub fn add(&mut self, o: &Stats) {
+        self.raw_bytes += o.raw_bytes;
+        self.packed_bytes += o.packed_bytes;
+        self.tokens += o.tokens;
+        self.frames += o.frames;
+        self.stored_frames += o.stored_frames;
+        self.lzma_frames += o.lzma_frames;
+        self.cm_frames += o.cm_frames;
+        self.direct_frames += o.direct_frames;
+        self.model_frames += o.model_frames;
     }
 
     /// Bits per input byte (0 for empty input).
@@ -549,6 +606,11 @@ fn check_order(short: &mut bool, f: &Frame, chunk_size: u32) -> Result<()> {
 /// What `nnz -l` shows: walk the frames of every concatenated stream without running the model,
 /// with the checks a decoder makes on the framing. One header and its statistics per stream.
 pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
+    list_frames(input, &mut |_, _| {})
+}
+
+/// `list`, calling `visit` with every frame as it is read (`nnz -lv`).
+pub fn list_frames(input: &mut dyn Read, visit: &mut dyn FnMut(&Header, &Frame)) -> Result<Vec<(Header, Stats)>> {
     let mut streams = Vec::new();
     loop {
         let Some(header) = next_header(input, !streams.is_empty())? else {
@@ -563,6 +625,7 @@ pub fn list(input: &mut dyn Read) -> Result<Vec<(Header, Stats)>> {
             let f = Frame::read(input, header.chunk_size, header.version)?;
             check_order(&mut short, &f, header.chunk_size)?;
             stats.add_frame(&f, header.version);
+            visit(&header, &f);
             if let Frame::End { total_len, .. } = f {
                 if total_len != stats.raw_bytes {
                     return Err(Error::corrupt("total length does not match the frames"));
