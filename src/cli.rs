@@ -74,12 +74,19 @@ pub struct Args {
     /// List the contents of compressed files
     #[arg(short = 'l', long = "list")]
     pub list: bool,
-    /// Print only errors
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-    /// Print the device, the model and per-file statistics
-    #[arg(short = 'v', long = "verbose")]
-    pub verbose: bool,
+    /// Print only errors (twice: not even those; the exit status tells)
+    #[arg(short = 'q', long = "quiet", action = clap::ArgAction::Count)]
+    pub quiet: u8,
+    /// Print the device, the model and per-file statistics (twice: also what the level tries and
+    /// the memory limit)
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Show a progress bar even when standard error is not a terminal
+    #[arg(long = "progress", overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never show a progress bar
+    #[arg(long = "no-progress", overrides_with = "progress")]
+    pub no_progress: bool,
     /// Compression level, also given as -1 ... -9: 1-3 LZMA, 4-6 the byte mixer, 7-9 the
     /// transformer with the mixers; default 8. Decompression needs no level
     #[arg(long = "level", value_name = "N", value_parser = parse_level, overrides_with_all = ["level", "fast", "best"])]
@@ -261,7 +268,7 @@ fn print_man_or_completions(args: &Args) -> Option<i32> {
         return Some(match man.render(&mut out).and_then(|_| io::stdout().write_all(&out)) {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("nnz: {e}");
+                say_error(args, e.to_string());
                 1
             }
         });
@@ -277,6 +284,36 @@ fn parse_suffix(s: &str) -> std::result::Result<String, String> {
         return Err(format!("{s:?} is not a suffix (it must be non-empty, without '/')"));
     }
     Ok(s.to_string())
+}
+
+/// What the flags ask of compression (without the progress bar).
+fn compress_options(args: &Args) -> Options {
+    Options {
+        chunk_size: args.chunk_kib * 1024,
+        level: if args.fast {
+            codec::level::MIN_LEVEL
+        } else if args.best {
+            codec::level::MAX_LEVEL
+        } else {
+            args.level.unwrap_or(codec::level::DEFAULT_LEVEL)
+        },
+        direct: args.direct,
+        only: args.only.map(|o| match o {
+            Only::Model => codec::Method::Model,
+            Only::Cm => codec::Method::Cm,
+            Only::Lzma => codec::Method::Lzma,
+        }),
+        memory_limit: memory_limit(args),
+        cancel: CANCEL.clone(),
+        progress: None,
+    }
+}
+
+/// An error message on stderr, unless -qq.
+fn say_error(args: &Args, msg: String) {
+    if args.quiet < 2 {
+        eprintln!("nnz: {msg}");
+    }
 }
 
 /// What the levels are, for errors.
@@ -388,19 +425,22 @@ pub fn run(args: Args) -> i32 {
         let mut found = Vec::new();
         for f in &files {
             if let Err(e) = walk(f, &args, matches!(mode, Mode::Compress), &mut found) {
-                eprintln!("nnz: {}: {}", display(f), io_msg(&e));
+                say_error(&args, format!("{}: {}", display(f), io_msg(&e)));
                 status = 1;
             }
         }
         files = found;
     }
     if args.output.is_some() && files.len() > 1 {
-        eprintln!("nnz: -o takes one input file");
+        say_error(&args, "-o takes one input file".into());
         return 1;
     }
     let reads_archive = !matches!(mode, Mode::Compress);
     if reads_archive && !args.force && files.iter().any(|f| is_stdin(f)) && io::stdin().is_terminal() {
-        eprintln!("nnz: refusing to read compressed data from a terminal (redirect a file into nnz, or name it)");
+        say_error(
+            &args,
+            "refusing to read compressed data from a terminal (redirect a file into nnz, or name it)".into(),
+        );
         return 1;
     }
     if matches!(mode, Mode::List) {
@@ -410,11 +450,11 @@ pub fn run(args: Args) -> i32 {
         let mut total = Stats::default();
         let mut rows = 0;
         for f in &files {
-            match list_one(f, args.verbose, &mut total) {
+            match list_one(f, args.verbose > 0, &mut total) {
                 Ok(n) => rows += n,
                 Err(e) if is_broken_pipe(&e) => return BROKEN_PIPE,
                 Err(e) => {
-                    eprintln!("nnz: {}: {e}", display(f));
+                    say_error(&args, format!("{}: {e}", display(f)));
                     status = 1;
                 }
             }
@@ -431,8 +471,18 @@ pub fn run(args: Args) -> i32 {
             return 1;
         }
     };
-    if args.verbose {
+    if args.verbose > 0 {
         eprintln!("nnz: model {} on {}", backend.model().id_hex(), backend.name());
+    }
+    if args.verbose > 1 && matches!(mode, Mode::Compress) {
+        let opts = compress_options(&args);
+        eprintln!(
+            "nnz: level {}: {}; chunks of {} KiB; memory limit {}",
+            opts.level,
+            opts.plan().describe(),
+            opts.chunk_size / 1024,
+            opts.memory_limit.map_or("none".into(), |m| format!("{} MiB", m >> 20))
+        );
     }
     for f in &files {
         let r = match mode {
@@ -446,7 +496,7 @@ pub fn run(args: Args) -> i32 {
                 // the reader went away (`nnz -dc f | head`): stop quietly, as xz and zstd do
                 return BROKEN_PIPE;
             }
-            eprintln!("nnz: {}: {e}", display(f));
+            say_error(&args, format!("{}: {e}", display(f)));
             status = 1;
         }
     }
@@ -582,7 +632,7 @@ fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
             match CudaBackend::open(model, &cuda) {
                 Ok(b) => Ok(Box::new(b)),
                 Err(e) => {
-                    if !args.quiet {
+                    if args.quiet == 0 {
                         eprintln!("nnz: GPU not usable ({e}); using the CPU");
                     }
                     Ok(Box::new(CpuBackend::new(load_model(args)?)))
@@ -819,7 +869,12 @@ fn copy_metadata(m: &fs::Metadata, f: &File) -> Result<()> {
 }
 
 fn progress_bar(args: &Args, total: u64) -> Option<indicatif::ProgressBar> {
-    if args.quiet || !io::stderr().is_terminal() {
+    let wanted = if args.no_progress {
+        false
+    } else {
+        args.progress || (args.quiet == 0 && io::stderr().is_terminal())
+    };
+    if !wanted {
         return None;
     }
     let pb = if total > 0 {
@@ -849,25 +904,10 @@ fn compress_one(args: &Args, backend: &dyn Backend, input: &Path) -> Result<()> 
     let src = Input::Reader(reader(opened.file));
     let pb = progress_bar(args, size);
     let opts = Options {
-        chunk_size: args.chunk_kib * 1024,
-        level: if args.fast {
-            codec::level::MIN_LEVEL
-        } else if args.best {
-            codec::level::MAX_LEVEL
-        } else {
-            args.level.unwrap_or(codec::level::DEFAULT_LEVEL)
-        },
-        direct: args.direct,
-        only: args.only.map(|o| match o {
-            Only::Model => codec::Method::Model,
-            Only::Cm => codec::Method::Cm,
-            Only::Lzma => codec::Method::Lzma,
-        }),
-        memory_limit: memory_limit(args),
-        cancel: CANCEL.clone(),
         progress: pb
             .clone()
             .map(|pb| Box::new(move |n| pb.set_position(n)) as Box<dyn Fn(u64) + Sync>),
+        ..compress_options(args)
     };
     let t0 = Instant::now();
     let stats = match dest {
@@ -933,7 +973,7 @@ fn decompress_one(args: &Args, backend: &dyn Backend, input: &Path, test_only: b
         pb.finish_and_clear();
     }
     if test_only {
-        if args.verbose {
+        if args.verbose > 0 {
             eprintln!("{}: OK", display(input));
         }
         return Ok(());
@@ -963,7 +1003,7 @@ fn finish_input(args: &Args, input: &Path, dest: &Dest) -> Result<()> {
 }
 
 fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
-    if !args.verbose {
+    if args.verbose == 0 {
         return;
     }
     let secs = t0.elapsed().as_secs_f64().max(1e-9);

@@ -1,6 +1,6 @@
 //! Frequency tables: what the transformer predicts for the next token, as integers, and every way
 //! the coders read one. A table has one entry per token, each at least 1, summing to at most
-//! [`FREQ_BUDGET`] (docs/MODEL.md, "Output"). The range coder codes a token with its interval
+//! [`FREQ_BUDGET`] (docs/MODEL.md, "The forward pass"). The range coder codes a token with its interval
 //! (`cum`, `freq`) in the table; the token mixer codes it bit by bit with the table's mass split at
 //! each node of the token's binary code (`table_bit`).
 

@@ -680,3 +680,28 @@ fn recursive_suffix_version_man_and_completions() {
     let o = run(nnz().args(["--completions", "bash"]));
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("--level"));
 }
+
+#[test]
+fn quiet_twice_silences_errors_and_progress_can_be_forced() {
+    let d = tmpdir("quiet");
+    let missing = d.join("missing.nnz");
+    let o = run(nnz().arg("-d").arg(&missing));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such file"));
+    let o = run(nnz().args(["-qq", "-d"]).arg(&missing));
+    assert_eq!(o.status.code(), Some(1), "the status still tells");
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    // no terminal here: no bar unless asked for; --no-progress wins when given last
+    let quiet = run_stdin(nnz().arg("-c"), &sample());
+    assert!(quiet.stderr.is_empty());
+    let o = run_stdin(nnz().args(["-c", "--progress", "--no-progress"]), &sample());
+    assert!(o.stderr.is_empty());
+    assert_eq!(o.stdout, quiet.stdout);
+    // -vv says what the level tries
+    let o = run_stdin(nnz().args(["-vv", "-4", "-c"]), &sample());
+    assert!(
+        stderr(&o).contains("level 4: tries the byte mixer and storing"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -85,6 +85,32 @@ impl Plan {
         }
     }
 
+    /// In words, for `-vv`.
+    pub fn describe(&self) -> String {
+        let mut tries = Vec::new();
+        if let Some(p) = self.lzma {
+            tries.push(if p & lzma::PRESET_EXTREME != 0 {
+                format!("LZMA {}e", p & !lzma::PRESET_EXTREME)
+            } else {
+                format!("LZMA {p}")
+            });
+        }
+        if self.cm {
+            tries.push("the byte mixer".into());
+        }
+        let model = if self.direct {
+            "direct model frames"
+        } else {
+            "the model"
+        };
+        match self.model {
+            ModelTrial::Never => {}
+            ModelTrial::WherePays => tries.push(format!("{model} where it may pay")),
+            ModelTrial::Always => tries.push(format!("{model} on every chunk that is not noise")),
+        }
+        format!("tries {} and storing", tries.join(", "))
+    }
+
     /// Whether coding a chunk holds large context-mixing tables (the byte or the token mixer).
     pub fn mixes(&self) -> bool {
         self.cm || (self.model != ModelTrial::Never && !self.direct)

@@ -1,5 +1,5 @@
 //! CM frames (`Frame::Cm`): a chunk's bytes coded bit by bit, most significant first, with the byte
-//! mixer's probability (docs/MODEL.md, "Context mixing"). No transformer.
+//! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"). No transformer.
 
 use crate::cm::SymbolCm;
 use crate::codec::Cancel;

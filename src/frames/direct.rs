@@ -1,6 +1,6 @@
 //! Direct frames (`Frame::Direct`, `--direct`): each token range-coded whole with the interval the
 //! transformer's table gives it, against the fixed total [`FREQ_BUDGET`] (the rest of the range
-//! is never used). No mixing: the mode a GPU runs at full speed (docs/FORMAT.md, "Direct frames").
+//! is never used). No mixing: the mode a GPU runs at full speed (docs/FORMAT.md, "Direct model frames").
 
 use super::{push_first_tokens, push_piece, TokenFrame, TokenJob};
 use crate::coder::Coder;

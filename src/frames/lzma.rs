@@ -1,5 +1,5 @@
 //! LZMA frames (`Frame::Lzma`): the chunk as liblzma's raw `.lzma` stream without its 13-byte
-//! header, which the decoder rebuilds from the frame's length (docs/FORMAT.md, "LZMA frames").
+//! header, which the decoder rebuilds from the frame's length (docs/FORMAT.md, "Frames").
 //! liblzma does both directions; this module only fixes its options and checks its output.
 
 use crate::error::{Error, Result};

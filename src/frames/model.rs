@@ -1,6 +1,6 @@
 //! Model frames (`Frame::Model`, formats 3 on): each token coded bit by bit along its binary code;
 //! the transformer's table gives each bit's probability and the token mixer refines it
-//! (docs/MODEL.md, "Token mixing").
+//! (docs/MODEL.md, "Context mixing", "Token bits"; docs/FORMAT.md, "Model frames").
 
 use super::{push_piece, token_bits, token_classes, TokenFrame, TokenJob};
 use crate::cm::SymbolCm;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 /// The default model, trained by `train/train.py` and shipped inside the binary.
 pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
 
-/// The model's shape (docs/MODEL.md, "Shape").
+/// The model's shape (docs/MODEL.md, "The model file").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     /// tokens in the vocabulary, the BOS token (the last) included

@@ -1,4 +1,4 @@
-// A CPU emulation of the CUDA subset that kernels/*.cu use, for the tests (src/backend/emu.rs):
+// A CPU emulation of the CUDA subset that kernels/*.cu use, for the tests (src/test_support/emu.rs):
 // the kernel files compile as C++ after this header, and `emu_launch` runs a launch block by block.
 // The threads of a block are fibers (ucontext) run round robin by one OS thread: each runs until
 // it reaches __syncthreads() or returns, then the next one runs. So every thread of the block
