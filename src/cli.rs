@@ -1049,51 +1049,50 @@ const LIST_HEADER: &str =
 fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
     let opened = open_input(p, false)?;
     let mut src = reader(opened.file);
-    let mut lines = Vec::new();
-    let mut frames = 0u64;
+    // with -v, each stream's lines (its header's, then one per frame), complete at its end frame
+    let mut details: Vec<Vec<String>> = Vec::new();
+    let mut current: Vec<String> = Vec::new();
     let mut visit = |h: &Header, f: &Frame| {
         if !verbose {
             return;
         }
-        if frames == 0 {
-            lines.push(format!(
+        if current.is_empty() {
+            current.push(format!(
                 "    format {}, chunks of {} KiB, model {}",
                 h.version,
                 h.chunk_size.div_ceil(1024),
                 crate::model::hex(&h.model_id)
             ));
         }
-        frames += 1;
-        let (kind, check) = match f {
-            Frame::Stored { checksum, .. } => ("stored", format!("xxh64/32 {checksum:08x}")),
-            Frame::Lzma { checksum, .. } => ("LZMA", format!("xxh64/32 {checksum:08x}")),
-            Frame::Cm { checksum, .. } => ("CM", format!("xxh64/32 {checksum:08x}")),
-            Frame::Model { checksum, .. } => ("model", format!("xxh64/32 {checksum:08x}")),
-            Frame::Direct { checksum, .. } => ("direct", format!("xxh64/32 {checksum:08x}")),
+        let (kind, checksum) = match f {
+            Frame::Stored { checksum, .. } => ("stored", checksum),
+            Frame::Lzma { checksum, .. } => ("LZMA", checksum),
+            Frame::Cm { checksum, .. } => ("CM", checksum),
+            Frame::Model { checksum, .. } => ("model", checksum),
+            Frame::Direct { checksum, .. } => ("direct", checksum),
             Frame::End { checksum, .. } => {
-                frames = 0;
-                ("end", format!("xxh64 {checksum:016x} of header and content"))
+                current.push(format!(
+                    "    end     {:>10} -> {:>10} bytes  xxh64 {checksum:016x} of header and content",
+                    f.raw_len(),
+                    f.encoded_len(h.version)
+                ));
+                details.push(std::mem::take(&mut current));
+                return;
             }
         };
-        lines.push(format!(
-            "    {kind:<7} {:>10} -> {:>10} bytes  {check}",
+        current.push(format!(
+            "    {kind:<7} {:>10} -> {:>10} bytes  xxh64/32 {checksum:08x}",
             f.raw_len(),
             f.encoded_len(h.version)
         ));
     };
     let streams = codec::list_frames(&mut src, &mut visit)?;
     let mut out = io::stdout().lock();
-    let mut lines = lines.into_iter();
-    for (h, s) in &streams {
+    for (i, (h, s)) in streams.iter().enumerate() {
         writeln!(out, "{}", list_row(s, &crate::model::hex(&h.model_id), &display(p)))?;
         total.add(s);
-        // the frame lines of this stream: up to and including its end frame
-        for l in lines.by_ref() {
-            let end = l.trim_start().starts_with("end ");
+        for l in details.get(i).into_iter().flatten() {
             writeln!(out, "{l}")?;
-            if end {
-                break;
-            }
         }
     }
     Ok(streams.len())

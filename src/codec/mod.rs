@@ -351,7 +351,8 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
         checksum,
         data: data.to_vec(),
     };
-    if probe::incompressible(data) {
+    let entropy = probe::byte_entropy(data);
+    if probe::incompressible(data, entropy) {
         return Ok(best);
     }
     let mut consider = |f: Frame| {
@@ -384,7 +385,7 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
     // compressed data), and, below level 9, chunks the byte mixer already codes below 1 bit per
     // byte (logs, tables, repetitive data: on the bench the byte mixer beat the model on every
     // such chunk).
-    let high_entropy = data.len() >= 4096 && probe::byte_entropy(data) > 7.9;
+    let high_entropy = data.len() >= 4096 && entropy > 7.9;
     let try_model = match plan.model {
         ModelTrial::Never => false,
         ModelTrial::WherePays => !high_entropy && !redundant,

@@ -26,14 +26,15 @@ const MIN_PROBE: usize = 4096;
 /// and fewer than 1 byte in 256 starts an 8-byte string that occurred earlier in the chunk (what
 /// LZMA and the match model would find). JPEG (7.97 bits per byte over 120 KB, which the byte
 /// mixer still takes 1.4% off) is not picked; 1 MiB of random bytes (7.9998) is.
-pub(crate) fn incompressible(data: &[u8]) -> bool {
+/// `entropy` is `byte_entropy(data)`, which the caller needs as well.
+pub(crate) fn incompressible(data: &[u8], entropy: f64) -> bool {
     let n = data.len();
     if n < MIN_PROBE {
         return false;
     }
     // the entropy of n uniformly random bytes falls short of 8 by about 255 / (2 n ln 2) bits
     let expected_gap = 255.0 / (2.0 * n as f64 * std::f64::consts::LN_2);
-    if byte_entropy(data) < 8.0 - 4.0 * expected_gap - 0.001 {
+    if entropy < 8.0 - 4.0 * expected_gap - 0.001 {
         return false;
     }
     !repeats(data, n / 256 + 1)
@@ -64,6 +65,10 @@ fn repeats(data: &[u8], enough: usize) -> bool {
 mod tests {
     use super::*;
 
+    fn probe(data: &[u8]) -> bool {
+        incompressible(data, byte_entropy(data))
+    }
+
     fn random(n: usize, seed: u64) -> Vec<u8> {
         let mut x = seed | 1;
         (0..n)
@@ -79,24 +84,24 @@ mod tests {
     #[test]
     fn random_bytes_are_incompressible_at_every_length() {
         for n in [4096, 10_000, 65536, 1 << 20] {
-            assert!(incompressible(&random(n, n as u64)), "{n} random bytes");
+            assert!(probe(&random(n, n as u64)), "{n} random bytes");
         }
     }
 
     #[test]
     fn text_repeats_and_skewed_bytes_are_tried() {
-        assert!(!incompressible(&b"the quick brown fox ".repeat(1000)));
+        assert!(!probe(&b"the quick brown fox ".repeat(1000)));
         // random, but with a repeat LZMA would find: a 2 KiB block seen twice
         let mut d = random(100_000, 7);
         let block = d[1000..3048].to_vec();
         d[50_000..52_048].copy_from_slice(&block);
-        assert!(!incompressible(&d));
+        assert!(!probe(&d));
         // random, but one byte value 14 times as common as the others: order-0 coding gains 1.7%
         let mut d = random(100_000, 9);
         for b in d.iter_mut().step_by(20) {
             *b = 0;
         }
-        assert!(!incompressible(&d));
-        assert!(!incompressible(&random(4095, 1)), "short chunks are always tried");
+        assert!(!probe(&d));
+        assert!(!probe(&random(4095, 1)), "short chunks are always tried");
     }
 }
