@@ -30,6 +30,8 @@ COMPRESSORS = {
 # what each archive holds besides the data (zpaq: ~1 KB of container per archive); measured on a
 # 1-byte file at the start and reported apart ("size less container")
 CONTAINER = ["zpaq -m5"]
+# the same trials without and with the transformer (docs/FORMAT.md, "Encoder choices")
+NO_NET, WITH_NET = "nnz -6", "nnz -8"
 
 
 def timed(argv, src, dst, tmp):
@@ -147,13 +149,22 @@ def main():
         json.dump({"files": results, "totals": totals}, fh, indent=1)
     notes = [f"{n}: sizes less {b} bytes of container per archive (its archive of a 1-byte file, less 1)"
              for n, b in overhead.items()]
-    md = ["| file | bytes | " + " | ".join(f"{n} bpb" for n in names) + " |",
-          "|---|---:|" + "---:|" * len(names)]
+    # the network's share: level 6 is level 8 without the transformer (the same byte mixer and LZMA
+    # trials, no blend frames), so size(-6) / size(-8) - 1 is what the network takes off
+    share = NO_NET in names and WITH_NET in names
+    md = ["| file | bytes | " + " | ".join(f"{n} bpb" for n in names) + (" | network share |" if share else " |"),
+          "|---|---:|" + "---:|" * (len(names) + share)]
+    def share_of(rs):
+        no, yes = sum(r["packed"] for r in rs[NO_NET]), sum(r["packed"] for r in rs[WITH_NET])
+        return f" | {100 * (no / yes - 1):.1f}%"
     for f in files:
         rel = os.path.relpath(f, args.dir)
         rs = {r["compressor"]: r for r in results if r["file"] == rel}
-        md.append(f"| {rel} | {os.path.getsize(f)} | " + " | ".join(f"{rs[n]['bpb']:.3f}" for n in names) + " |")
-    md.append(f"| **all** | {totals[0]['size']} | " + " | ".join(f"**{t['bpb']:.3f}**" for t in totals) + " |")
+        md.append(f"| {rel} | {os.path.getsize(f)} | " + " | ".join(f"{rs[n]['bpb']:.3f}" for n in names)
+                  + (share_of({n: [rs[n]] for n in rs}) if share else "") + " |")
+    md.append(f"| **all** | {totals[0]['size']} | " + " | ".join(f"**{t['bpb']:.3f}**" for t in totals)
+              + (share_of({n: [r for r in results if r["compressor"] == n] for n in names}) if share else "")
+              + " |")
     md += ["", "| compressor | total bytes | bits per byte | compress MB/s | decompress MB/s | peak RSS MiB |",
            "|---|---:|---:|---:|---:|---:|"]
     for t in totals:

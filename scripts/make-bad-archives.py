@@ -39,7 +39,7 @@ def frames(archive):
         if kind == 0:
             out.append((pos, 0, None, None, None))
             return out
-        n = {1: 4, 5: 4, 2: 2, 3: 3, 4: 3}[kind]
+        n = {1: 4, 5: 4, 6: 4, 2: 2, 3: 3, 4: 3}[kind]
         fields = struct.unpack_from("<%dI" % n, archive, pos + 1)
         plen = fields[0] if kind == 2 else fields[-2]
         start = pos + 1 + 4 * n
@@ -70,7 +70,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 6), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 7), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -78,6 +78,7 @@ case("chunk-size-too-big.nnz", model[:24] + struct.pack("<I", (64 << 20) + 1) + 
 case("wrong-model.nnz", changed(model, 8, model[8] ^ 0xFF), "WrongModel", "made with model")
 case("unknown-kind.nnz", changed(model, mf[0], 9), "Corrupt", "unknown frame kind 9")
 case("direct-frame-in-v4-only.nnz", changed(direct, 4, 3), "Corrupt", "unknown frame kind 5")
+case("blend-frame-in-v6-only.nnz", changed(model, 4, 5), "Corrupt", "unknown frame kind 6")
 case("frame-checksum.nnz", changed(model, mf[3] - 1, model[mf[3] - 1] ^ 0x01), "Corrupt", "frame checksum")
 case("content-checksum.nnz", changed(model, len(model) - 1, model[-1] ^ 0x80), "Corrupt", "content checksum")
 case("total-length.nnz", model[: frames(model)[-1][0]] + end(len(read("sample.txt")) + 1), "Corrupt", "content checksum")
@@ -96,7 +97,7 @@ struct.pack_into("<I", junk, mf[0] + 9, mf[4] + 1)
 case("payload-extra-byte.nnz", bytes(junk), "Corrupt", "")
 # a short frame before the last: two stored frames of 10 bytes in a stream of 4 KiB chunks
 stored = b"\x02" + struct.pack("<II", 10, 0) + b"0123456789"
-case("short-frame-not-last.nnz", header(5, mid, 4096) + stored + stored + end(20), "Corrupt", "shorter than the chunk size")
+case("short-frame-not-last.nnz", header(6, mid, 4096) + stored + stored + end(20), "Corrupt", "shorter than the chunk size")
 # trailing data after a complete archive
 case("trailing-garbage.nnz", model + b"garbage", "TrailingData", "after the end of the archive")
 case("trailing-zeros.nnz", model + b"\x00" * 16, "TrailingData", "after the end of the archive")
@@ -105,6 +106,11 @@ M = 64 << 20
 bomb_direct = b"\x05" + struct.pack("<IIII", M, M, 0, 0)
 bomb_cm = b"\x04" + struct.pack("<III", M, 0, 0)
 bomb_model = b"\x01" + struct.pack("<IIII", M, M, 0, 0)
+bomb_blend = b"\x06" + struct.pack("<IIII", M, M, 0, 0)
+# a blend frame's tokens each code at least 8 bits: 64M / 8 tokens claim as much work
+bomb_blend_few = b"\x06" + struct.pack("<IIII", M, M // 8, 0, 0)
+case("bomb-blend-v6.nnz", header(6, mid, M) + bomb_blend + end(M), "Corrupt", "payload can hold")
+case("bomb-blend-v6-few-tokens.nnz", header(6, mid, M) + bomb_blend_few + end(M), "Corrupt", "payload can hold")
 for v in (4, 5):
     ok = "frame checksum" if v == 4 else "payload can hold"
     case(f"bomb-direct-v{v}.nnz", header(v, mid, M) + bomb_direct + end(M), "Corrupt", ok)
@@ -121,12 +127,13 @@ case("bomb-cm-v4-nonzero-tail.nnz", header(4, mid, M) + b"\x04" + struct.pack("<
 case("bomb-direct-v4-nonzero-tail.nnz", header(4, mid, M) + b"\x05" + struct.pack("<IIII", M, M, 7, 0) + tail + end(M), "Corrupt", "")
 # a non-minimal varint in the end frame
 case("end-varint-not-minimal.nnz", model[: frames(model)[-1][0]] + b"\x00" + bytes([(len(read("sample.txt")) & 0x7F) | 0x80, (len(read("sample.txt")) >> 7) | 0x80, 0]) + model[-8:], "Corrupt", "not minimal")
-# a version-5 header whose chunk size was changed: the end checksum covers the header
+# a header whose chunk size was changed: the end checksum covers the header
 case("chunk-size-changed.nnz", model[:24] + struct.pack("<I", 5000) + model[28:], "Corrupt", "content checksum")
 case("version-changed.nnz", changed(read("server.log.nnz"), 4, 4), "Corrupt", "")
 # a version-5 bomb with a 1-byte payload that ends in a non-zero byte: still bounded by the payload
 small = b"\x04" + struct.pack("<III", M, 1, 0) + b"\x01"
 case("bomb-cm-v5-one-byte.nnz", header(5, mid, M) + small + end(M), "Corrupt", "payload can hold")
+case("bomb-cm-v6-one-byte.nnz", header(6, mid, M) + small + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

@@ -1069,6 +1069,7 @@ fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
             Frame::Lzma { checksum, .. } => ("LZMA", checksum),
             Frame::Cm { checksum, .. } => ("CM", checksum),
             Frame::Model { checksum, .. } => ("model", checksum),
+            Frame::Blend { checksum, .. } => ("blend", checksum),
             Frame::Direct { checksum, .. } => ("direct", checksum),
             Frame::End { checksum, .. } => {
                 current.push(format!(

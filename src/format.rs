@@ -5,17 +5,19 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 5 makes every range-coded payload canonical (the shortest flush; a decoder reads at
+/// Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
+/// transformer together). Version 5 makes every range-coded payload canonical (the shortest flush; a decoder reads at
 /// most 7 bytes past its end) and bounds each frame's work by its payload size; version 4 adds
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
 /// Version 5: a range-coded payload of `n` bytes codes at most `MAX_SYMBOLS_PER_BYTE * (n + 1)`
-/// symbols (bits of CM frames, tokens of model and direct frames). Every coded decision narrows the
+/// symbols (bits of CM frames, tokens of model and direct frames, 8 bits per token of blend
+/// frames: a token's first byte is always coded). Every coded decision narrows the
 /// range by at least the factor 4095/4096 (2^24 - 4095 out of 2^24 for a direct frame's token with
 /// a 4096-token table), and the decoder reads one payload byte per 8 bits of narrowing, so no
 /// encoder can write more; a decoder rejects a frame that claims more before doing any work.
@@ -29,6 +31,8 @@ pub const KIND_LZMA: u8 = 3;
 pub const KIND_CM: u8 = 4;
 /// Tokens coded straight from the transformer's tables, no context mixing (format 4 on).
 pub const KIND_DIRECT: u8 = 5;
+/// Tokens coded through their bytes by the byte mixer with the transformer (format 6 on).
+pub const KIND_BLEND: u8 = 6;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -120,6 +124,14 @@ pub enum Frame {
         checksum: u32,
         payload: Vec<u8>,
     },
+    /// Model-coded chunk: `n_tokens` tokens coded byte by byte, the transformer's table and the
+    /// byte mixer predicting each bit together (format 6 on).
+    Blend {
+        raw_len: u32,
+        n_tokens: u32,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
     /// The chunk's bytes as they are.
     Stored { checksum: u32, data: Vec<u8> },
     /// The chunk as an LZMA (`.lzma`, "LZMA alone") stream, for data where LZMA beats the model.
@@ -157,11 +169,17 @@ impl Frame {
                 n_tokens,
                 checksum,
                 payload,
+            }
+            | Frame::Blend {
+                raw_len,
+                n_tokens,
+                checksum,
+                payload,
             } => {
-                let kind = if matches!(self, Frame::Model { .. }) {
-                    KIND_MODEL
-                } else {
-                    KIND_DIRECT
+                let kind = match self {
+                    Frame::Model { .. } => KIND_MODEL,
+                    Frame::Direct { .. } => KIND_DIRECT,
+                    _ => KIND_BLEND,
                 };
                 write_head(w, kind, &[*raw_len, *n_tokens, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
@@ -207,7 +225,9 @@ impl Frame {
     /// The frame's size as written in a stream of format `version`.
     pub fn encoded_len(&self, version: u8) -> u64 {
         match self {
-            Frame::Model { payload, .. } | Frame::Direct { payload, .. } => 17 + payload.len() as u64,
+            Frame::Model { payload, .. } | Frame::Direct { payload, .. } | Frame::Blend { payload, .. } => {
+                17 + payload.len() as u64
+            }
             Frame::Stored { data, .. } => 9 + data.len() as u64,
             Frame::Lzma { payload, .. } | Frame::Cm { payload, .. } => 13 + payload.len() as u64,
             Frame::End { .. } if version < 2 => 17,
@@ -231,6 +251,12 @@ impl Frame {
                 payload,
                 ..
             } => (KIND_DIRECT, *raw_len, *n_tokens, payload),
+            Frame::Blend {
+                raw_len,
+                n_tokens,
+                payload,
+                ..
+            } => (KIND_BLEND, *raw_len, *n_tokens, payload),
             Frame::Cm { raw_len, payload, .. } => (KIND_CM, *raw_len, 0, payload),
             _ => return true,
         };
@@ -242,6 +268,7 @@ impl Frame {
         match self {
             Frame::Model { raw_len, .. }
             | Frame::Direct { raw_len, .. }
+            | Frame::Blend { raw_len, .. }
             | Frame::Lzma { raw_len, .. }
             | Frame::Cm { raw_len, .. } => *raw_len as u64,
             Frame::Stored { data, .. } => data.len() as u64,
@@ -254,7 +281,9 @@ impl Frame {
         let mut kind = [0u8; 1];
         read_exact(r, &mut kind)?;
         match kind[0] {
-            KIND_MODEL | KIND_DIRECT if kind[0] == KIND_MODEL || version >= 4 => {
+            KIND_MODEL | KIND_DIRECT | KIND_BLEND
+                if kind[0] == KIND_MODEL || (kind[0] == KIND_DIRECT && version >= 4) || version >= 6 =>
+            {
                 let mut h = [0u8; 16];
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
@@ -268,20 +297,25 @@ impl Frame {
                 }
                 check_work(version, coded_symbols(kind[0], raw_len, n_tokens), payload_len)?;
                 let payload = read_vec(r, payload_len as usize)?;
-                Ok(if kind[0] == KIND_MODEL {
-                    Frame::Model {
+                Ok(match kind[0] {
+                    KIND_MODEL => Frame::Model {
                         raw_len,
                         n_tokens,
                         checksum,
                         payload,
-                    }
-                } else {
-                    Frame::Direct {
+                    },
+                    KIND_DIRECT => Frame::Direct {
                         raw_len,
                         n_tokens,
                         checksum,
                         payload,
-                    }
+                    },
+                    _ => Frame::Blend {
+                        raw_len,
+                        n_tokens,
+                        checksum,
+                        payload,
+                    },
                 })
             }
             KIND_STORED => {
@@ -372,12 +406,13 @@ pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
     symbols <= MAX_SYMBOLS_PER_BYTE * (payload_len + 1)
 }
 
-/// The symbols a range-coded frame of `kind` codes: 8 bits per byte of a CM frame, the tokens of a
-/// model or direct frame; `None` for frames that are not range-coded.
+/// The symbols a range-coded frame of `kind` codes, at least: 8 bits per byte of a CM frame, the
+/// tokens of a model or direct frame, 8 bits per token of a blend frame; `None` for frames that are not range-coded.
 fn coded_symbols(kind: u8, raw_len: u32, n_tokens: u32) -> Option<u64> {
     match kind {
         KIND_CM => Some(8 * raw_len as u64),
         KIND_MODEL | KIND_DIRECT => Some(n_tokens as u64),
+        KIND_BLEND => Some(8 * n_tokens as u64),
         _ => None,
     }
 }

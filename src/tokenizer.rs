@@ -29,6 +29,63 @@ pub struct Tokenizer {
     to_char: [char; 256],
     /// id → the bytes it stands for
     pieces: Vec<Vec<u8>>,
+    lex: LexOrder,
+}
+
+/// The vocabulary in byte order: token ids sorted by their bytes (a shorter token before the
+/// longer ones it begins), so the tokens that begin with any given bytes form one run, and the run
+/// of those whose next byte lies in a range is a sub-run (docs/MODEL.md, "Blend frames").
+pub struct LexOrder {
+    ids: Vec<u32>,
+    pieces: Vec<Vec<u8>>,
+}
+
+impl LexOrder {
+    fn new(pieces: &[Vec<u8>]) -> LexOrder {
+        let mut ids: Vec<u32> = (0..pieces.len() as u32).collect();
+        ids.sort_by(|&a, &b| pieces[a as usize].cmp(&pieces[b as usize]));
+        LexOrder {
+            pieces: ids.iter().map(|&i| pieces[i as usize].clone()).collect(),
+            ids,
+        }
+    }
+
+    /// Tokens (the BOS token is not one).
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The id of the `i`-th token in byte order.
+    pub fn id(&self, i: usize) -> u32 {
+        self.ids[i]
+    }
+
+    /// The bytes of the `i`-th token in byte order.
+    pub fn piece(&self, i: usize) -> &[u8] {
+        &self.pieces[i]
+    }
+
+    /// The sums of `table` (indexed by id) in byte order: `cum[i]` = entries of the first `i`.
+    pub fn cumulate(&self, table: &[u32], cum: &mut Vec<u32>) {
+        cum.clear();
+        cum.push(0);
+        let mut s = 0u32;
+        for &id in &self.ids {
+            s += table[id as usize];
+            cum.push(s);
+        }
+    }
+
+    /// In the run `lo..hi` of tokens that are all longer than `depth` and sorted by their byte at
+    /// `depth`: the first whose byte there is at least `b`.
+    pub fn first_with_byte_at_least(&self, lo: usize, hi: usize, depth: usize, b: u8) -> usize {
+        lo + self.pieces[lo..hi].partition_point(|p| p[depth] < b)
+    }
 }
 
 impl Tokenizer {
@@ -59,7 +116,14 @@ impl Tokenizer {
                 return Err(Error::BadModel(format!("tokenizer cannot encode byte {b:#04x}")));
             }
         }
-        Ok(Tokenizer { inner, to_char, pieces })
+        // string keys are unique and the byte table is one to one, so no two tokens share bytes
+        let lex = LexOrder::new(&pieces);
+        Ok(Tokenizer {
+            inner,
+            to_char,
+            pieces,
+            lex,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -78,6 +142,11 @@ impl Tokenizer {
     /// The bytes of one token id, or `None` for an id outside the tokenizer's vocabulary.
     pub fn piece(&self, id: u32) -> Option<&[u8]> {
         self.pieces.get(id as usize).map(|p| p.as_slice())
+    }
+
+    /// The vocabulary in byte order.
+    pub fn lex(&self) -> &LexOrder {
+        &self.lex
     }
 
     pub fn decode_into(&self, ids: &[u32], out: &mut Vec<u8>) -> Result<()> {

@@ -68,7 +68,7 @@ fn small_archives(b: &CpuBackend) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     let mut rng = common::Lcg(5);
     let noise = rng.bytes(64);
     let cases: [(&str, &[u8], Option<Method>, bool); 6] = [
-        ("model", &text, Some(Method::Model), false),
+        ("model", &text, Some(Method::Model), false), // a blend frame
         ("direct", line, Some(Method::Model), true),
         ("cm", &text, Some(Method::Cm), false),
         ("lzma", &text, Some(Method::Lzma), false),
@@ -88,7 +88,7 @@ fn small_archives(b: &CpuBackend) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
             codec::compress(b, Input::Slice(data), &mut a, &opts).unwrap();
             let (_, s) = codec::list(&mut &a[..]).unwrap().remove(0);
             let ok = match name {
-                "model" => s.tokens > 0 && s.direct_frames == 0,
+                "model" => s.blend_frames == 1,
                 "direct" => s.direct_frames == 1,
                 "cm" => s.cm_frames == 1,
                 "lzma" => s.lzma_frames == 1,
@@ -137,7 +137,12 @@ fn every_truncation_and_byte_change_is_rejected() {
                                     data.starts_with(&out),
                                     "byte {p} = {v:#04x}: wrote bytes that are not in the original"
                                 );
-                                if r.is_ok() {
+                                // a blend frame can spell the same bytes with other tokens (a token
+                                // split in two, two others merged): a changed payload that decodes
+                                // to exactly the original is another encoding of it, not damage
+                                // that got through
+                                let same = name == "model" && out == *data;
+                                if r.is_ok() && !same {
                                     eprintln!("byte {p} = {v:#04x} is accepted");
                                     accepted += 1;
                                 }

@@ -177,22 +177,32 @@ fn damaged_archives_fail_cleanly() {
 fn older_versions_still_decode() {
     // version 1: made before the match model and mixer existed; version 2: the format-2 match
     // model and mixer (whole tokens, one table each); version 3: before direct frames; version 4:
-    // before canonical payloads (every frame kind)
+    // before canonical payloads (every frame kind); version 5: the last with model frames (tokens
+    // by the token mixer), before blend frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4] {
+    for version in [1u8, 2, 3, 4, 5] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
     }
-    for (archive, content) in [
-        ("sample.txt.direct.v4.nnz", "sample.txt"),
-        ("server.log.v4.nnz", "server.log"),
+    for (archive, content, version) in [
+        ("sample.txt.direct.v4.nnz", "sample.txt", 4),
+        ("server.log.v4.nnz", "server.log", 4),
+        ("sample.txt.direct.v5.nnz", "sample.txt", 5),
+        ("server.log.v5.nnz", "server.log", 5),
     ] {
         let old = golden(archive);
-        assert_eq!(old[4], 4);
+        assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
+    // the default level of version 5 (model frames and CM frames), sample.txt then server.log
+    let old = golden("levels/mixed.L8.v5.nnz");
+    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+    assert!(stats.model_frames > 0 && stats.cm_frames > 0, "{stats:?}");
+    let mut mixed = sample_text();
+    mixed.extend(golden("server.log"));
+    assert_eq!(unpack(&b, &old).unwrap(), mixed);
 }
 
 #[test]
@@ -201,7 +211,7 @@ fn golden_archives_are_stable() {
     // If the format or the arithmetic changes, this fails: bump the format version and keep old
     // archives decodable (or failing clearly), then regenerate (README, "Golden archives").
     let b = backend();
-    for (name, want) in [("sample.txt", "model"), ("server.log", "cm"), ("sample.txt", "direct")] {
+    for (name, want) in [("sample.txt", "blend"), ("server.log", "cm"), ("sample.txt", "direct")] {
         let dir = common::root().join("testdata/golden");
         let data = std::fs::read(dir.join(name)).unwrap();
         let direct = want == "direct";
@@ -214,9 +224,9 @@ fn golden_archives_are_stable() {
         assert_eq!(golden[4], nnz::format::VERSION);
         let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
         match want {
-            "model" => assert!(
-                stats.tokens > 0 && stats.direct_frames == 0,
-                "{file}: the golden archive must exercise model frames"
+            "blend" => assert!(
+                stats.blend_frames > 0,
+                "{file}: the golden archive must exercise blend frames"
             ),
             "direct" => assert!(
                 stats.direct_frames > 0,
@@ -337,7 +347,11 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         assert_eq!(unpack(&b, &golden).unwrap(), data, "level {level}");
         let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
         // levels 1-3 are LZMA only, 4-6 never run the model
-        assert_eq!(stats.cm_frames > 0, level >= 4, "level {level}: CM frames");
+        assert_eq!(
+            stats.cm_frames + stats.blend_frames > 0,
+            level >= 4,
+            "level {level}: mixed frames"
+        );
         if level <= 6 {
             assert_eq!(stats.tokens, 0, "level {level} ran the model");
         }

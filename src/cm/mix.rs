@@ -24,6 +24,13 @@ impl Mixer {
         }
     }
 
+    /// Start input 0 of every weight set at `w0`.
+    pub fn set_first_weight(&mut self, w0: i32) {
+        for set in self.w.chunks_exact_mut(self.n) {
+            set[0] = w0;
+        }
+    }
+
     /// The mixed probability (12 bits) of inputs `x` (stretched, `n` of them) with weight set `set`.
     pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
         debug_assert_eq!(x.len(), self.n);

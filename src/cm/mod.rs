@@ -10,6 +10,7 @@
 //! Two alphabets use it: tokens (with the transformer's prediction) in model frames, and bytes
 //! (without) in CM frames.
 
+pub mod boundary;
 pub mod contexts;
 pub mod counter;
 pub mod logistic;
@@ -31,14 +32,38 @@ const MIXER_W0: i32 = 8000;
 const FINAL_W0: i32 = 22000;
 const FINAL_RATE: i32 = 2;
 const APM_RATE: u32 = 6;
+/// Blend frames: the mixers' learning rate, and the transformer input's initial weight (16.16).
+const BLEND_RATE: i32 = 5;
+const BLEND_EXT_W0: i32 = 50000;
 
 fn ceil_log2(n: u64) -> u32 {
     64 - n.saturating_sub(1).leading_zeros()
 }
 
+/// What a predictor codes, and whether an outside prediction comes with every bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alphabet {
+    /// tokens, with the transformer's prediction (model frames)
+    Tokens,
+    /// bytes, alone (CM frames)
+    Bytes,
+    /// bytes, with the transformer's prediction turned into bit probabilities (blend frames)
+    BlendedBytes,
+}
+
+impl Alphabet {
+    /// Whether every bit comes with an outside prediction.
+    fn ext(self) -> bool {
+        self != Alphabet::Bytes
+    }
+}
+
 pub struct SymbolCm {
     nbits: u32,
+    alphabet: Alphabet,
     ext: bool,
+    /// the blend frame's position in the current token (0: its first byte), for weight selection
+    depth: usize,
     ctxs: Vec<Ctx>,
     hist: History,
     table: LineTable,
@@ -49,7 +74,8 @@ pub struct SymbolCm {
     matcher: Matcher,
     mm: Vec<Counter>,
     x: Vec<i32>,
-    mixers: [Mixer; 3],
+    mixers: Vec<Mixer>,
+    sel: Vec<usize>,
     final_mixer: Mixer,
     xf: Vec<i32>,
     apms: [Apm; 3],
@@ -60,6 +86,9 @@ pub struct SymbolCm {
     expected: Option<u32>,
     mstate: usize,
     mm_used: Option<usize>,
+    /// blend frames: the transformer's probability refined in the context of the previous byte
+    /// and the bits of this one so far (an SSE stage that learns the chunk)
+    sse: Option<Apm>,
 }
 
 impl SymbolCm {
@@ -67,35 +96,39 @@ impl SymbolCm {
     /// `n_symbols`: how many the chunk holds (it sizes the tables; the decoder reads it from the
     /// frame). `classes`: per token, its class bits (`classes_of`).
     pub fn for_tokens(nbits: u32, n_symbols: u64, classes: Vec<u8>) -> Self {
-        Self::new(nbits, true, n_symbols, classes, token_contexts(), 3, 8)
+        Self::new(nbits, Alphabet::Tokens, n_symbols, classes, token_contexts(), 3, 8)
     }
 
     /// A predictor for bytes, without outside predictions.
     pub fn for_bytes(n_symbols: u64) -> Self {
-        let classes = (0..=255u8)
-            .map(|b| {
-                let mut c = 0;
-                if b == b'\n' {
-                    c |= CLASS_NEWLINE;
-                }
-                if b == b' ' || b == b'\t' || b.is_ascii_punctuation() {
-                    c |= CLASS_FIELD;
-                }
-                if b.is_ascii_alphanumeric() {
-                    c |= CLASS_WORD;
-                }
-                c
-            })
-            .collect();
-        Self::new(8, false, n_symbols, classes, byte_contexts(), 6, 2)
+        Self::new(8, Alphabet::Bytes, n_symbols, byte_classes(), byte_contexts(), 6, 2)
     }
 
-    /// Bytes of tables `for_tokens` (`ext`) or `for_bytes` allocates for `n_symbols` symbols of
-    /// `nbits` bits: what a memory limit must allow per chunk being coded (within a few percent).
-    pub fn memory(nbits: u32, ext: bool, n_symbols: u64) -> u64 {
+    /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
+    /// frame tells it each byte's position in its token (`set_depth`).
+    pub fn for_blended_bytes(n_symbols: u64) -> Self {
+        Self::new(
+            8,
+            Alphabet::BlendedBytes,
+            n_symbols,
+            byte_classes(),
+            byte_contexts(),
+            6,
+            BLEND_RATE,
+        )
+    }
+
+    /// The position in its token of the byte that is coded next (blend frames).
+    pub fn set_depth(&mut self, depth: usize) {
+        self.depth = depth;
+    }
+
+    /// Bytes of tables a predictor of `alphabet` allocates for `n_symbols` symbols of `nbits` bits:
+    /// what a memory limit must allow per chunk being coded (within a few percent).
+    pub fn memory(nbits: u32, alphabet: Alphabet, n_symbols: u64) -> u64 {
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
-        let line_bits = (need + if ext { 2 } else { 3 }).clamp(10, MAX_LINE_BITS);
+        let line_bits = (need + line_headroom(alphabet)).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
         let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
         let matcher = (1u64 << (need + 1).clamp(10, 20)) * 4;
@@ -107,7 +140,7 @@ impl SymbolCm {
 
     fn new(
         nbits: u32,
-        ext: bool,
+        alphabet: Alphabet,
         n_symbols: u64,
         classes: Vec<u8>,
         ctxs: Vec<Ctx>,
@@ -117,23 +150,26 @@ impl SymbolCm {
         assert!((1..=16).contains(&nbits));
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
-        // about 8 lines per (context x nibble) for bytes and 4 for tokens (which have fewer
-        // distinct contexts per symbol): measured, bigger tables gain < 0.05%
-        let line_bits = (need + if ext { 2 } else { 3 }).clamp(10, MAX_LINE_BITS);
+        let line_bits = (need + line_headroom(alphabet)).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
+        let ext = alphabet.ext();
         let n_ctx = ctxs.len();
-        let n_in = n_ctx + 3 + ext as usize;
+        let blend = alphabet == Alphabet::BlendedBytes;
+        let n_in = n_ctx + 3 + ext as usize + blend as usize;
         let nb = nbits as usize;
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
         // confidence or column), bit position x (previous token's class or previous byte)
-        let sets = if ext {
-            [nb * 4, nb * 8, nb * 8]
-        } else {
-            [256 * 4, nb * 8, nb * 256]
+        // (blend frames: the second is token depth x transformer confidence x bit position)
+        let sets: &[usize] = match alphabet {
+            Alphabet::Tokens => &[nb * 4, nb * 8, nb * 8],
+            Alphabet::Bytes => &[256 * 4, nb * 8, nb * 256],
+            Alphabet::BlendedBytes => &[256 * 4, 4 * 8 * nb, nb * 256],
         };
         let mut cm = SymbolCm {
             nbits,
+            alphabet,
             ext,
+            depth: 0,
             ctxs,
             hist: History::new(classes, n_symbols.min(1 << 24) as usize),
             table: LineTable::new(line_bits),
@@ -144,9 +180,10 @@ impl SymbolCm {
             matcher: Matcher::new((need + 1).clamp(10, 20), min_match),
             mm: vec![Counter::INIT; MATCH_STATES * 2],
             x: Vec::with_capacity(n_in),
-            mixers: sets.map(|s| Mixer::new(n_in, s, rate, MIXER_W0)),
-            final_mixer: Mixer::new(4, nb, FINAL_RATE, FINAL_W0),
-            xf: Vec::with_capacity(4),
+            mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
+            sel: Vec::with_capacity(sets.len()),
+            final_mixer: Mixer::new(sets.len() + 1, nb, FINAL_RATE, FINAL_W0),
+            xf: Vec::with_capacity(sets.len() + 1),
             apms: [
                 Apm::new(1 << nbits, APM_RATE),
                 Apm::new(1 << apm_bits, APM_RATE),
@@ -158,7 +195,14 @@ impl SymbolCm {
             expected: None,
             mstate: 0,
             mm_used: None,
+            sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
         };
+        if blend {
+            // the transformer starts trusted: a chunk's first bytes have nothing better
+            for m in &mut cm.mixers {
+                m.set_first_weight(BLEND_EXT_W0);
+            }
+        }
         cm.start_symbol();
         cm
     }
@@ -208,6 +252,11 @@ impl SymbolCm {
         let ext_st = ext.map(|p| stretch(p.clamp(1, 4095)));
         if let Some(s) = ext_st {
             self.x.push(s);
+            if let Some(a) = &mut self.sse {
+                let prev = self.hist.last().unwrap_or(0) as usize;
+                let p = a.refine(ext.unwrap().clamp(1, 4095), (prev << 8) | self.node as usize);
+                self.x.push(stretch(p));
+            }
         }
         let ln = self.line_node();
         for &line in &self.lines {
@@ -231,28 +280,31 @@ impl SymbolCm {
 
         let k = self.k as usize;
         let prev = self.hist.last();
-        let sel = match ext_st {
-            Some(s) => {
-                let conf = (s.unsigned_abs() as usize / 256).min(7);
-                let cls = prev.map_or(0, |p| self.hist.class(p)) as usize & 7;
-                [k * 4 + mset, k * 8 + conf, k * 8 + cls]
-            }
-            None => {
-                let col = self.hist.col();
-                let colb = if col < 4 {
-                    col
-                } else {
-                    (col.ilog2() as usize + 2).min(7)
-                };
-                [
-                    self.node as usize * 4 + mset,
-                    k * 8 + colb,
-                    k * 256 + prev.map_or(0, |p| p as usize),
-                ]
-            }
-        };
+        let conf = ext_st.map_or(0, |s| (s.unsigned_abs() as usize / 256).min(7));
+        self.sel.clear();
+        if self.alphabet == Alphabet::Tokens {
+            let cls = prev.map_or(0, |p| self.hist.class(p)) as usize & 7;
+            self.sel.extend([k * 4 + mset, k * 8 + conf, k * 8 + cls]);
+        } else {
+            let col = self.hist.col();
+            let colb = if col < 4 {
+                col
+            } else {
+                (col.ilog2() as usize + 2).min(7)
+            };
+            let second = if self.alphabet == Alphabet::BlendedBytes {
+                (self.depth.min(3) * 8 + conf) * 8 + k
+            } else {
+                k * 8 + colb
+            };
+            self.sel.extend([
+                self.node as usize * 4 + mset,
+                second,
+                k * 256 + prev.map_or(0, |p| p as usize),
+            ]);
+        }
         self.xf.clear();
-        for (m, &s) in self.mixers.iter_mut().zip(&sel) {
+        for (m, &s) in self.mixers.iter_mut().zip(&self.sel) {
             self.xf.push(stretch(m.mix(&self.x, s)));
         }
         self.xf.push(256);
@@ -284,7 +336,15 @@ impl SymbolCm {
         for a in &mut self.apms {
             a.update(bit);
         }
+        if let Some(a) = &mut self.sse {
+            a.update(bit);
+        }
         self.advance(bit);
+    }
+
+    /// The match model's guess at the next symbol and its match length, at the start of a symbol.
+    pub fn guess(&self) -> Option<(u32, u32)> {
+        self.expected.map(|e| (e, self.matcher.match_len()))
     }
 
     /// Bits of the current symbol coded so far, with a leading 1.
@@ -316,6 +376,35 @@ impl SymbolCm {
             self.find_lines();
         }
     }
+}
+
+/// How many more counter-table index bits than symbols x nibbles: about 8 lines per (context x
+/// nibble) for bytes and 4 for tokens (which have fewer distinct contexts per symbol); measured,
+/// bigger tables gain < 0.05%.
+fn line_headroom(alphabet: Alphabet) -> u32 {
+    match alphabet {
+        Alphabet::Tokens => 2,
+        Alphabet::Bytes | Alphabet::BlendedBytes => 3,
+    }
+}
+
+/// The class bits of every byte: newline, field separator (space, tab, punctuation), word.
+fn byte_classes() -> Vec<u8> {
+    (0..=255u8)
+        .map(|b| {
+            let mut c = 0;
+            if b == b'\n' {
+                c |= CLASS_NEWLINE;
+            }
+            if b == b' ' || b == b'\t' || b.is_ascii_punctuation() {
+                c |= CLASS_FIELD;
+            }
+            if b.is_ascii_alphanumeric() {
+                c |= CLASS_WORD;
+            }
+            c
+        })
+        .collect()
 }
 
 /// The class bits of each of `n` tokens, from its bytes: `CLASS_NEWLINE` if it holds a line

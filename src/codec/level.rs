@@ -10,9 +10,11 @@
 //! | 4 | the byte mixer (CM frames) |
 //! | 5 | the byte mixer, LZMA preset 6 |
 //! | 6 | the byte mixer, LZMA preset 9 extreme |
-//! | 7 | the byte mixer, the model where it may pay |
+//! | 7 | the byte mixer, the model (blend frames) where it may pay |
 //! | 8 | the byte mixer, LZMA preset 9 extreme, the model where it may pay (the default) |
 //! | 9 | the byte mixer, LZMA preset 9 extreme, the model on every chunk that is not noise |
+//!
+//! "The model" is a blend frame: the transformer and the byte mixer predicting each bit together.
 //!
 //! "Where it may pay": not on chunks the byte mixer already codes below 1 bit per byte (on the
 //! bench it beat the model on every such chunk), nor on chunks above 7.9 bits per byte of order-0
@@ -47,7 +49,7 @@ pub struct Plan {
     pub lzma: Option<u32>,
     /// whether the byte mixer is tried
     pub cm: bool,
-    /// where model frames are tried
+    /// where the model is tried (blend frames, or direct frames with `direct`)
     pub model: ModelTrial,
     /// direct model frames instead of mixed ones (`--direct`: no mixer at all)
     pub direct: bool,

@@ -9,6 +9,7 @@ mod workers;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::format::{chunk_checksum, Frame, Header, VERSION};
+use crate::frames::blend::Blend;
 use crate::frames::direct::Direct;
 use crate::frames::model::Model;
 use crate::frames::{cm, lzma, TokenFrame, TokenJob};
@@ -76,6 +77,8 @@ pub struct Stats {
     pub direct_frames: u64,
     /// model frames (the transformer with the token mixer)
     pub model_frames: u64,
+    /// blend frames (the transformer with the byte mixer)
+    pub blend_frames: u64,
 }
 
 impl Stats {
@@ -92,6 +95,10 @@ impl Stats {
                 self.tokens += *n_tokens as u64;
                 self.direct_frames += 1;
             }
+            Frame::Blend { n_tokens, .. } => {
+                self.tokens += *n_tokens as u64;
+                self.blend_frames += 1;
+            }
             Frame::Lzma { .. } => self.lzma_frames += 1,
             Frame::Cm { .. } => self.cm_frames += 1,
             Frame::Stored { .. } => self.stored_frames += 1,
@@ -103,6 +110,7 @@ impl Stats {
     /// How many frames of each kind, the kinds that occur: "3 model, 1 CM".
     pub fn breakdown(&self) -> String {
         let kinds = [
+            (self.blend_frames, "blend"),
             (self.model_frames, "model"),
             (self.direct_frames, "direct"),
             (self.cm_frames, "CM"),
@@ -141,6 +149,7 @@ impl Stats {
         self.cm_frames += o.cm_frames;
         self.direct_frames += o.direct_frames;
         self.model_frames += o.model_frames;
+        self.blend_frames += o.blend_frames;
     }
 
     /// Bits per input byte (0 for empty input).
@@ -401,8 +410,8 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
                     payload,
                 });
             }
-        } else if let Some((payload, n)) = Model::encode(backend, data, &opts.cancel)? {
-            consider(Frame::Model {
+        } else if let Some((payload, n)) = Blend::encode(backend, data, &opts.cancel)? {
+            consider(Frame::Blend {
                 raw_len,
                 n_tokens: n as u32,
                 checksum,
@@ -449,6 +458,15 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, cancel: &
         } => {
             let job = token_job(backend, *raw_len, *n_tokens, cancel);
             (Direct::decode(&job, payload, version)?, *checksum)
+        }
+        Frame::Blend {
+            raw_len,
+            n_tokens,
+            checksum,
+            payload,
+        } => {
+            let job = token_job(backend, *raw_len, *n_tokens, cancel);
+            (Blend::decode(&job, payload, version)?, *checksum)
         }
         Frame::End { .. } => return Ok(Vec::new()),
     };
@@ -552,7 +570,7 @@ impl Unpacker {
         }
         let workers = &st.workers;
         let decoded = workers.map(&frames, |f| {
-            let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. });
+            let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. } | Frame::Blend { .. });
             let need = chunk_memory(model, f.raw_len(), heavy, false);
             let _permit = workers.permit(heavy, need)?;
             decode_frame(backend, f, version, &opts.cancel)

@@ -1,7 +1,7 @@
 //! The threads that code chunks, and the memory budget they share.
 
 use crate::backend::Backend;
-use crate::cm::SymbolCm;
+use crate::cm::{Alphabet, SymbolCm};
 use crate::error::{Error, Result};
 use crate::frames::{lzma, token_bits};
 use crate::model::Model;
@@ -41,7 +41,12 @@ pub(super) fn chunk_memory(model: &Model, chunk: u64, mixing: bool, compress: bo
     let tokenize = if compress { 40 * chunk } else { 0 };
     let tokens = 4 * chunk + stream;
     let mixers = if mixing {
-        SymbolCm::memory(8, false, chunk).max(SymbolCm::memory(token_bits(cfg.vocab), true, chunk) + tokens)
+        {
+            let bytes = SymbolCm::memory(8, Alphabet::Bytes, chunk);
+            let with_tokens = SymbolCm::memory(token_bits(cfg.vocab), Alphabet::Tokens, chunk)
+                .max(SymbolCm::memory(8, Alphabet::BlendedBytes, chunk) + 2 * cfg.vocab as u64 * 8);
+            bytes.max(with_tokens + tokens)
+        }
     } else {
         0
     };

@@ -1,0 +1,104 @@
+//! The token-boundary predictor of blend frames: after each byte of a token that could end the
+//! token or go on, P(the token ends here), from the transformer's share of the token against the
+//! longer ones, refined by what this chunk has shown about the same prefix (docs/MODEL.md,
+//! "Blend frames").
+
+use super::counter::{fmix, Counter};
+use super::logistic::stretch;
+use super::mix::{Apm, Mixer};
+
+/// Counters for (prefix, previous token) pairs: 2^16 of them, hashed.
+const PAIR_BITS: u32 = 16;
+const RATE: i32 = 6;
+const W0: i32 = 24000;
+const LIMIT: u32 = 255;
+
+/// What the match model's guess at the next byte says of a token that could end or go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Guess {
+    /// no guess
+    None = 0,
+    /// a longer token goes on with the guessed byte
+    GoesOn = 1,
+    /// no longer token goes on with it: if the guess is right, the token ends
+    Ends = 2,
+}
+
+pub struct Boundary {
+    /// per prefix token
+    by_prefix: Vec<Counter>,
+    /// per (prefix token, previous token), hashed
+    by_pair: Vec<Counter>,
+    /// per the last 3 and 5 bytes (the prefix's own included) and the depth, hashed
+    by_bytes: [Vec<Counter>; 2],
+    /// per what the match model's guess says (`Guess`) and its length
+    by_guess: Vec<Counter>,
+    mixer: Mixer,
+    apm: Apm,
+    x: [i32; 7],
+    at: (usize, usize, usize, usize, usize),
+}
+
+impl Boundary {
+    /// A predictor for a vocabulary of `vocab` ids.
+    pub fn new(vocab: usize) -> Boundary {
+        Boundary {
+            by_prefix: vec![Counter::INIT; vocab],
+            by_pair: vec![Counter::INIT; 1 << PAIR_BITS],
+            by_bytes: [vec![Counter::INIT; 1 << PAIR_BITS], vec![Counter::INIT; 1 << PAIR_BITS]],
+            by_guess: vec![Counter::INIT; 3 * 16],
+            mixer: Mixer::new(7, 8 * 4, RATE, W0),
+            apm: Apm::new(vocab, 7),
+            x: [0; 7],
+            at: (0, 0, 0, 0, 0),
+        }
+    }
+
+    /// P(the token ends) in 12 bits, in [1, 4095]: `p_model` is the transformer's (12 bits),
+    /// `prefix` the id of the token the bytes so far spell, `prev` the previous token (the BOS
+    /// token for a chunk's first), `depth` the bytes so far (>= 1).
+    /// `recent`: the last 8 bytes, the latest lowest; `guess`: what the match model's guess at
+    /// the next byte implies, with the match length.
+    pub fn predict(
+        &mut self,
+        p_model: i32,
+        prefix: u32,
+        prev: u32,
+        depth: usize,
+        recent: u64,
+        guess: (Guess, u32),
+    ) -> i32 {
+        let slot = |h: u32| (fmix(h) >> (32 - PAIR_BITS)) as usize;
+        let pair = slot(prefix.wrapping_mul(0x9E37_79B1) ^ prev);
+        let o3 = slot((recent as u32 & 0xFF_FFFF) ^ ((depth as u32) << 24));
+        let o5 = slot(fmix(recent as u32) ^ (recent >> 32) as u32 & 0xFF ^ ((depth as u32) << 8));
+        let g = guess.0 as usize * 16 + guess.1.min(15) as usize;
+        self.at = (prefix as usize, pair, o3, o5, g);
+        let s = stretch(p_model.clamp(1, 4095));
+        let seen = |c: Counter| if c.count() == 0 { 0 } else { stretch(c.p12()) };
+        self.x = [
+            s,
+            seen(self.by_prefix[prefix as usize]),
+            seen(self.by_pair[pair]),
+            seen(self.by_bytes[0][o3]),
+            seen(self.by_bytes[1][o5]),
+            seen(self.by_guess[g]),
+            256,
+        ];
+        let conf = (s.unsigned_abs() as usize / 256).min(7);
+        let pr = self.mixer.mix(&self.x, conf * 4 + depth.min(4) - 1);
+        let refined = self.apm.refine(pr, prefix as usize);
+        ((pr + refined + 1) >> 1).clamp(1, 4095)
+    }
+
+    /// Learn the decision just coded (after `predict`): 1 = the token ended.
+    pub fn update(&mut self, bit: u32) {
+        self.by_prefix[self.at.0].update(bit, LIMIT);
+        self.by_pair[self.at.1].update(bit, LIMIT);
+        self.by_bytes[0][self.at.2].update(bit, LIMIT);
+        self.by_bytes[1][self.at.3].update(bit, LIMIT);
+        self.by_guess[self.at.4].update(bit, 1023);
+        self.mixer.update(&self.x, bit);
+        self.apm.update(bit);
+    }
+}
