@@ -3,6 +3,7 @@
 //! compressing and the range decoder when decompressing, so the model's decisions are written once
 //! and the two sides cannot drift. `encode` and `decode` are thin wrappers around it.
 //!
+//! - [`blend`]: tokens coded through their bytes, the byte mixer and the transformer together
 //! - [`cm`]: bytes coded bit by bit by the byte mixer
 //! - [`model`]: tokens coded bit by bit, the transformer's table refined by the token mixer
 //! - [`direct`]: tokens coded whole with the transformer's table (`--direct`)
