@@ -61,7 +61,6 @@ impl Alphabet {
 pub struct SymbolCm {
     nbits: u32,
     alphabet: Alphabet,
-    ext: bool,
     /// the blend frame's position in the current token (0: its first byte), for weight selection
     depth: usize,
     ctxs: Vec<Ctx>,
@@ -168,7 +167,6 @@ impl SymbolCm {
         let mut cm = SymbolCm {
             nbits,
             alphabet,
-            ext,
             depth: 0,
             ctxs,
             hist: History::new(classes, n_symbols.min(1 << 24) as usize),
@@ -247,7 +245,7 @@ impl SymbolCm {
     /// P(next bit = 1) in 12 bits, in [1, 4095]. `ext`: the outside prediction (12 bits), given
     /// iff the predictor was made for tokens.
     pub fn predict(&mut self, ext: Option<i32>) -> i32 {
-        debug_assert_eq!(ext.is_some(), self.ext);
+        debug_assert_eq!(ext.is_some(), self.alphabet.ext());
         debug_assert!(self.x.is_empty());
         let ext_st = ext.map(|p| stretch(p.clamp(1, 4095)));
         if let Some(s) = ext_st {

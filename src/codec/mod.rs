@@ -455,18 +455,20 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, cancel: &
             n_tokens,
             checksum,
             payload,
-        } => {
-            let job = token_job(backend, *raw_len, *n_tokens, cancel);
-            (Direct::decode(&job, payload, version)?, *checksum)
         }
-        Frame::Blend {
+        | Frame::Blend {
             raw_len,
             n_tokens,
             checksum,
             payload,
         } => {
             let job = token_job(backend, *raw_len, *n_tokens, cancel);
-            (Blend::decode(&job, payload, version)?, *checksum)
+            let data = if matches!(frame, Frame::Direct { .. }) {
+                Direct::decode(&job, payload, version)?
+            } else {
+                Blend::decode(&job, payload, version)?
+            };
+            (data, *checksum)
         }
         Frame::End { .. } => return Ok(Vec::new()),
     };
