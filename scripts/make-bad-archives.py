@@ -39,7 +39,7 @@ def frames(archive):
         if kind == 0:
             out.append((pos, 0, None, None, None))
             return out
-        n = {1: 4, 5: 4, 6: 4, 2: 2, 3: 3, 4: 3}[kind]
+        n = {1: 4, 5: 4, 6: 4, 7: 4, 2: 2, 3: 3, 4: 3}[kind]
         fields = struct.unpack_from("<%dI" % n, archive, pos + 1)
         plen = fields[0] if kind == 2 else fields[-2]
         start = pos + 1 + 4 * n
@@ -50,6 +50,7 @@ def frames(archive):
 model = read("sample.txt.nnz")
 cm = read("server.log.nnz")
 direct = read("sample.txt.direct.nnz")
+bwt = read("levels/mixed.L2.nnz")
 mid = model[8:24]
 cases = {}
 
@@ -70,7 +71,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 7), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 8), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -79,6 +80,16 @@ case("wrong-model.nnz", changed(model, 8, model[8] ^ 0xFF), "WrongModel", "made 
 case("unknown-kind.nnz", changed(model, mf[0], 9), "Corrupt", "unknown frame kind 9")
 case("direct-frame-in-v4-only.nnz", changed(direct, 4, 3), "Corrupt", "unknown frame kind 5")
 case("blend-frame-in-v6-only.nnz", changed(model, 4, 5), "Corrupt", "unknown frame kind 6")
+case("bwt-frame-in-v7-only.nnz", changed(bwt, 4, 6), "Corrupt", "unknown frame kind 7")
+# a BWT frame's primary index (its second head field) outside 1..=raw_len, or another value in it
+bf = [f for f in frames(bwt) if f[1] == 7][0]
+for name, p in [("zero", 0), ("past-end", bf[2][0] + 1)]:
+    b = bytearray(bwt)
+    struct.pack_into("<I", b, bf[0] + 5, p)
+    case(f"bwt-primary-{name}.nnz", bytes(b), "Corrupt", "primary index")
+b = bytearray(bwt)
+struct.pack_into("<I", b, bf[0] + 5, bf[2][1] % bf[2][0] + 1)
+case("bwt-primary-changed.nnz", bytes(b), "Corrupt", "")
 case("frame-checksum.nnz", changed(model, mf[3] - 1, model[mf[3] - 1] ^ 0x01), "Corrupt", "frame checksum")
 case("content-checksum.nnz", changed(model, len(model) - 1, model[-1] ^ 0x80), "Corrupt", "content checksum")
 case("total-length.nnz", model[: frames(model)[-1][0]] + end(len(read("sample.txt")) + 1), "Corrupt", "content checksum")
@@ -110,6 +121,8 @@ bomb_blend = b"\x06" + struct.pack("<IIII", M, M, 0, 0)
 # a blend frame's tokens each code at least 8 bits: 64M / 8 tokens claim as much work
 bomb_blend_few = b"\x06" + struct.pack("<IIII", M, M // 8, 0, 0)
 case("bomb-blend-v6.nnz", header(6, mid, M) + bomb_blend + end(M), "Corrupt", "payload can hold")
+bomb_bwt = b"\x07" + struct.pack("<IIII", M, 1, 0, 0)
+case("bomb-bwt-v7.nnz", header(7, mid, M) + bomb_bwt + end(M), "Corrupt", "payload can hold")
 case("bomb-blend-v6-few-tokens.nnz", header(6, mid, M) + bomb_blend_few + end(M), "Corrupt", "payload can hold")
 for v in (4, 5):
     ok = "frame checksum" if v == 4 else "payload can hold"

@@ -37,6 +37,7 @@ pub enum Kernels {
 pub enum Only {
     Model,
     Cm,
+    Bwt,
     Lzma,
 }
 
@@ -301,6 +302,7 @@ fn compress_options(args: &Args) -> Options {
         only: args.only.map(|o| match o {
             Only::Model => codec::Method::Model,
             Only::Cm => codec::Method::Cm,
+            Only::Bwt => codec::Method::Bwt,
             Only::Lzma => codec::Method::Lzma,
         }),
         memory_limit: memory_limit(args),
@@ -1068,6 +1070,7 @@ fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
             Frame::Stored { checksum, .. } => ("stored", checksum),
             Frame::Lzma { checksum, .. } => ("LZMA", checksum),
             Frame::Cm { checksum, .. } => ("CM", checksum),
+            Frame::Bwt { checksum, .. } => ("BWT", checksum),
             Frame::Model { checksum, .. } => ("model", checksum),
             Frame::Blend { checksum, .. } => ("blend", checksum),
             Frame::Direct { checksum, .. } => ("direct", checksum),

@@ -63,11 +63,18 @@ impl Encoder {
     /// `[p1, 4096)`.
     #[inline]
     pub fn encode_bit(&mut self, p1: i32, bit: u32) {
-        let p1 = p1 as u64;
+        // `encode` with a total of 4096, its division a shift
+        let r = self.range >> 12;
+        let split = r * p1 as u64;
         if bit != 0 {
-            self.encode(0, p1, 4096);
+            self.range = split;
         } else {
-            self.encode(p1, 4096 - p1, 4096);
+            self.low += split;
+            self.range = r * (4096 - p1 as u64);
+        }
+        while self.range < TOP {
+            self.range <<= 8;
+            self.shift_low();
         }
     }
 
@@ -274,15 +281,29 @@ impl<'a> Decoder<'a> {
     /// Decode one bit coded by `Encoder::encode_bit` with the same `p1`.
     #[inline]
     pub fn decode_bit(&mut self, p1: i32) -> Result<u32> {
-        let p1 = p1 as u64;
-        let v = self.target(4096)?;
-        if v < p1 {
-            self.consume(0, p1, 4096);
-            Ok(1)
-        } else {
-            self.consume(p1, 4096 - p1, 4096);
-            Ok(0)
+        // `target` and `consume` with a total of 4096, without a division: with r = range / 4096,
+        // code / r < p1 exactly when code < r * p1
+        if self.overrun {
+            return Err(Error::corrupt("coded payload ends too early"));
         }
+        let r = self.range >> 12;
+        if self.code >= r << 12 {
+            return Err(Error::corrupt("range decoder out of bounds"));
+        }
+        let split = r * p1 as u64;
+        let bit = if self.code < split {
+            self.range = split;
+            1
+        } else {
+            self.code -= split;
+            self.range = r * (4096 - p1 as u64);
+            0
+        };
+        while self.range < TOP {
+            self.range <<= 8;
+            self.code = ((self.code << 8) | self.next_byte() as u64) & LOW_MASK;
+        }
+        Ok(bit)
     }
 
     /// Decode one symbol from a frequency table (every entry >= 1).

@@ -5,13 +5,14 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
+/// Version 7 adds BWT frames (the Burrows–Wheeler transform of the chunk, coded by a
+/// predictor of sorted bytes). Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
 /// transformer together). Version 5 makes every range-coded payload canonical (the shortest flush; a decoder reads at
 /// most 7 bytes past its end) and bounds each frame's work by its payload size; version 4 adds
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -33,6 +34,8 @@ pub const KIND_CM: u8 = 4;
 pub const KIND_DIRECT: u8 = 5;
 /// Tokens coded through their bytes by the byte mixer with the transformer (format 6 on).
 pub const KIND_BLEND: u8 = 6;
+/// The chunk's Burrows–Wheeler transform coded bit by bit (format 7 on).
+pub const KIND_BWT: u8 = 7;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -146,6 +149,14 @@ pub enum Frame {
         checksum: u32,
         payload: Vec<u8>,
     },
+    /// The chunk's Burrows–Wheeler transform coded bit by bit, and the transform's primary index
+    /// (format 7 on).
+    Bwt {
+        raw_len: u32,
+        primary: u32,
+        checksum: u32,
+        payload: Vec<u8>,
+    },
     /// End of the stream: total length and checksum of all content.
     End { total_len: u64, checksum: u64 },
 }
@@ -182,6 +193,15 @@ impl Frame {
                     _ => KIND_BLEND,
                 };
                 write_head(w, kind, &[*raw_len, *n_tokens, payload.len() as u32, *checksum])?;
+                w.write_all(payload)?;
+            }
+            Frame::Bwt {
+                raw_len,
+                primary,
+                checksum,
+                payload,
+            } => {
+                write_head(w, KIND_BWT, &[*raw_len, *primary, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::Stored { checksum, data } => {
@@ -225,9 +245,10 @@ impl Frame {
     /// The frame's size as written in a stream of format `version`.
     pub fn encoded_len(&self, version: u8) -> u64 {
         match self {
-            Frame::Model { payload, .. } | Frame::Direct { payload, .. } | Frame::Blend { payload, .. } => {
-                17 + payload.len() as u64
-            }
+            Frame::Model { payload, .. }
+            | Frame::Direct { payload, .. }
+            | Frame::Blend { payload, .. }
+            | Frame::Bwt { payload, .. } => 17 + payload.len() as u64,
             Frame::Stored { data, .. } => 9 + data.len() as u64,
             Frame::Lzma { payload, .. } | Frame::Cm { payload, .. } => 13 + payload.len() as u64,
             Frame::End { .. } if version < 2 => 17,
@@ -258,6 +279,7 @@ impl Frame {
                 ..
             } => (KIND_BLEND, *raw_len, *n_tokens, payload),
             Frame::Cm { raw_len, payload, .. } => (KIND_CM, *raw_len, 0, payload),
+            Frame::Bwt { raw_len, payload, .. } => (KIND_BWT, *raw_len, 0, payload),
             _ => return true,
         };
         coded_symbols(kind, raw_len, n_tokens).is_none_or(|n| work_fits(n, payload.len() as u64))
@@ -270,7 +292,8 @@ impl Frame {
             | Frame::Direct { raw_len, .. }
             | Frame::Blend { raw_len, .. }
             | Frame::Lzma { raw_len, .. }
-            | Frame::Cm { raw_len, .. } => *raw_len as u64,
+            | Frame::Cm { raw_len, .. }
+            | Frame::Bwt { raw_len, .. } => *raw_len as u64,
             Frame::Stored { data, .. } => data.len() as u64,
             Frame::End { .. } => 0,
         }
@@ -316,6 +339,28 @@ impl Frame {
                         checksum,
                         payload,
                     },
+                })
+            }
+            KIND_BWT if version >= 7 => {
+                let mut h = [0u8; 16];
+                read_exact(r, &mut h)?;
+                let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
+                let (raw_len, primary, payload_len, checksum) = (f(0), f(4), f(8), f(12));
+                check_raw_len(raw_len, chunk_size)?;
+                if primary == 0 || primary > raw_len {
+                    return Err(Error::corrupt(format!(
+                        "BWT frame's primary index {primary} is outside 1..={raw_len}"
+                    )));
+                }
+                if payload_len > raw_len {
+                    return Err(Error::corrupt("coded frame larger than its content"));
+                }
+                check_work(version, coded_symbols(kind[0], raw_len, 0), payload_len)?;
+                Ok(Frame::Bwt {
+                    raw_len,
+                    primary,
+                    checksum,
+                    payload: read_vec(r, payload_len as usize)?,
                 })
             }
             KIND_STORED => {
@@ -406,11 +451,11 @@ pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
     symbols <= MAX_SYMBOLS_PER_BYTE * (payload_len + 1)
 }
 
-/// The symbols a range-coded frame of `kind` codes, at least: 8 bits per byte of a CM frame, the
+/// The symbols a range-coded frame of `kind` codes, at least: 8 bits per byte of a CM or BWT frame, the
 /// tokens of a model or direct frame, 8 bits per token of a blend frame; `None` for frames that are not range-coded.
 fn coded_symbols(kind: u8, raw_len: u32, n_tokens: u32) -> Option<u64> {
     match kind {
-        KIND_CM => Some(8 * raw_len as u64),
+        KIND_CM | KIND_BWT => Some(8 * raw_len as u64),
         KIND_MODEL | KIND_DIRECT => Some(n_tokens as u64),
         KIND_BLEND => Some(8 * n_tokens as u64),
         _ => None,

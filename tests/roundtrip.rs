@@ -178,10 +178,10 @@ fn older_versions_still_decode() {
     // version 1: made before the match model and mixer existed; version 2: the format-2 match
     // model and mixer (whole tokens, one table each); version 3: before direct frames; version 4:
     // before canonical payloads (every frame kind); version 5: the last with model frames (tokens
-    // by the token mixer), before blend frames
+    // by the token mixer), before blend frames; version 6: before BWT frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5] {
+    for version in [1u8, 2, 3, 4, 5, 6] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -191,18 +191,29 @@ fn older_versions_still_decode() {
         ("server.log.v4.nnz", "server.log", 4),
         ("sample.txt.direct.v5.nnz", "sample.txt", 5),
         ("server.log.v5.nnz", "server.log", 5),
+        ("sample.txt.direct.v6.nnz", "sample.txt", 6),
+        ("server.log.v6.nnz", "server.log", 6),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
-    // the default level of version 5 (model frames and CM frames), sample.txt then server.log
-    let old = golden("levels/mixed.L8.v5.nnz");
-    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
-    assert!(stats.model_frames > 0 && stats.cm_frames > 0, "{stats:?}");
+    // the default level of versions 5 (model frames and CM frames) and 6 (blend frames and CM
+    // frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    assert_eq!(unpack(&b, &old).unwrap(), mixed);
+    for version in [5, 6] {
+        let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
+        assert_eq!(old[4], version);
+        let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+        let tokens = if version == 5 {
+            stats.model_frames
+        } else {
+            stats.blend_frames
+        };
+        assert!(tokens > 0 && stats.cm_frames > 0, "{stats:?}");
+        assert_eq!(unpack(&b, &old).unwrap(), mixed);
+    }
 }
 
 #[test]

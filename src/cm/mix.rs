@@ -2,7 +2,7 @@
 //! context and trained online to reduce coding cost; an `Apm` (adaptive probability map) refines a
 //! probability in a context by interpolating between learned values.
 
-use super::logistic::{squash, stretch};
+use super::logistic::{squash, stretch_table};
 
 pub struct Mixer {
     n: usize,
@@ -53,6 +53,7 @@ impl Mixer {
 
 /// 33 learned probabilities (16 bits) per context at stretch points -2048, -1920, ..., 2048.
 pub struct Apm {
+    stretch: &'static [i16; 4096],
     t: Vec<u16>,
     idx: usize,
     rate: u32,
@@ -62,7 +63,8 @@ impl Apm {
     pub fn new(contexts: usize, rate: u32) -> Self {
         let row: Vec<u16> = (0..33).map(|j| (squash((j - 16) * 128) * 16) as u16).collect();
         Apm {
-            t: row.iter().copied().cycle().take(33 * contexts).collect(),
+            stretch: stretch_table(),
+            t: row.repeat(contexts),
             idx: 0,
             rate,
         }
@@ -71,7 +73,7 @@ impl Apm {
     /// Refine `pr` (12 bits) in context `cx`.
     #[inline]
     pub fn refine(&mut self, pr: i32, cx: usize) -> i32 {
-        let d = stretch(pr) + 2048; // 1..=4095
+        let d = self.stretch[pr as usize] as i32 + 2048; // 1..=4095
         let j = (d >> 7) as usize;
         let wt = d & 127;
         let base = cx * 33 + j;
@@ -91,6 +93,7 @@ impl Apm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cm::logistic::stretch;
 
     #[test]
     fn mixer_learns_to_trust_the_good_input() {

@@ -16,6 +16,7 @@ pub mod counter;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
+pub mod sorted;
 
 use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};

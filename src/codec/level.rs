@@ -5,8 +5,8 @@
 //! | level | tried on each chunk (besides storing) |
 //! |---|---|
 //! | 1 | LZMA preset 1 |
-//! | 2 | LZMA preset 6 |
-//! | 3 | LZMA preset 9, extreme |
+//! | 2 | the sorted chunk (BWT frames) |
+//! | 3 | the sorted chunk, LZMA preset 9 extreme |
 //! | 4 | the byte mixer (CM frames) |
 //! | 5 | the byte mixer, LZMA preset 6 |
 //! | 6 | the byte mixer, LZMA preset 9 extreme |
@@ -47,6 +47,8 @@ pub enum ModelTrial {
 pub struct Plan {
     /// the LZMA preset tried, if any
     pub lzma: Option<u32>,
+    /// whether the Burrows–Wheeler transform is tried (BWT frames)
+    pub bwt: bool,
     /// whether the byte mixer is tried
     pub cm: bool,
     /// where the model is tried (blend frames, or direct frames with `direct`)
@@ -63,14 +65,16 @@ impl Plan {
         if direct {
             return Plan {
                 lzma: Some(1),
+                bwt: false,
                 cm: false,
                 model: ModelTrial::WherePays,
                 direct: true,
             };
         }
+        let bwt = matches!(level, 2 | 3);
         let (lzma, cm, model) = match level {
             ..=1 => (Some(1), false, ModelTrial::Never),
-            2 => (Some(6), false, ModelTrial::Never),
+            2 => (None, false, ModelTrial::Never),
             3 => (Some(extreme), false, ModelTrial::Never),
             4 => (None, true, ModelTrial::Never),
             5 => (Some(6), true, ModelTrial::Never),
@@ -81,6 +85,7 @@ impl Plan {
         };
         Plan {
             lzma,
+            bwt,
             cm,
             model,
             direct: false,
@@ -96,6 +101,9 @@ impl Plan {
             } else {
                 format!("LZMA {p}")
             });
+        }
+        if self.bwt {
+            tries.push("the sorted chunk (BWT)".into());
         }
         if self.cm {
             tries.push("the byte mixer".into());

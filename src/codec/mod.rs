@@ -12,7 +12,7 @@ use crate::format::{chunk_checksum, Frame, Header, VERSION};
 use crate::frames::blend::Blend;
 use crate::frames::direct::Direct;
 use crate::frames::model::Model;
-use crate::frames::{cm, lzma, TokenFrame, TokenJob};
+use crate::frames::{bwt, cm, lzma, TokenFrame, TokenJob};
 use crate::legacy;
 use level::{ModelTrial, Plan};
 use std::io::{Read, Write};
@@ -73,6 +73,8 @@ pub struct Stats {
     pub lzma_frames: u64,
     /// CM frames (the byte mixer)
     pub cm_frames: u64,
+    /// BWT frames (the sorted chunk and its predictor)
+    pub bwt_frames: u64,
     /// direct model frames (the transformer alone)
     pub direct_frames: u64,
     /// model frames (the transformer with the token mixer)
@@ -101,6 +103,7 @@ impl Stats {
             }
             Frame::Lzma { .. } => self.lzma_frames += 1,
             Frame::Cm { .. } => self.cm_frames += 1,
+            Frame::Bwt { .. } => self.bwt_frames += 1,
             Frame::Stored { .. } => self.stored_frames += 1,
             Frame::End { .. } => return,
         }
@@ -114,6 +117,7 @@ impl Stats {
             (self.model_frames, "model"),
             (self.direct_frames, "direct"),
             (self.cm_frames, "CM"),
+            (self.bwt_frames, "BWT"),
             (self.lzma_frames, "LZMA"),
             (self.stored_frames, "stored"),
         ];
@@ -147,6 +151,7 @@ impl Stats {
         self.stored_frames += o.stored_frames;
         self.lzma_frames += o.lzma_frames;
         self.cm_frames += o.cm_frames;
+        self.bwt_frames += o.bwt_frames;
         self.direct_frames += o.direct_frames;
         self.model_frames += o.model_frames;
         self.blend_frames += o.blend_frames;
@@ -256,6 +261,8 @@ pub enum Method {
     Model,
     /// context mixing over bytes
     Cm,
+    /// the Burrows–Wheeler transform and its predictor
+    Bwt,
     Lzma,
 }
 
@@ -380,6 +387,15 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
             });
         }
     }
+    if allow(Method::Bwt) && plan.bwt {
+        let (payload, primary) = bwt::encode(data, &opts.cancel)?;
+        consider(Frame::Bwt {
+            raw_len,
+            primary,
+            checksum,
+            payload,
+        });
+    }
     let mut redundant = false;
     if allow(Method::Cm) && plan.cm {
         let payload = cm::encode(data, &opts.cancel)?;
@@ -436,6 +452,15 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, cancel: &
             checksum,
             payload,
         } => (cm::decode(payload, *raw_len as usize, version, cancel)?, *checksum),
+        Frame::Bwt {
+            raw_len,
+            primary,
+            checksum,
+            payload,
+        } => (
+            bwt::decode(payload, *raw_len as usize, *primary, version, cancel)?,
+            *checksum,
+        ),
         Frame::Model {
             raw_len,
             n_tokens,

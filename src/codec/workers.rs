@@ -1,6 +1,7 @@
 //! The threads that code chunks, and the memory budget they share.
 
 use crate::backend::Backend;
+use crate::cm::sorted::SortedCm;
 use crate::cm::{Alphabet, SymbolCm};
 use crate::error::{Error, Result};
 use crate::frames::{lzma, token_bits};
@@ -50,7 +51,9 @@ pub(super) fn chunk_memory(model: &Model, chunk: u64, mixing: bool, compress: bo
     } else {
         0
     };
-    2 * chunk + lzma.max(tokenize).max(tokens).max(mixers)
+    // BWT frames: the chunk, its suffix array (or the inverse's links) and its transform
+    let sorted = SortedCm::memory(chunk as usize) + 6 * chunk;
+    2 * chunk + lzma.max(tokenize).max(tokens).max(mixers).max(sorted)
 }
 
 /// What a running chunk holds of the workers' budget; given back when dropped.

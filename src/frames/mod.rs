@@ -12,6 +12,7 @@
 //! Stored frames need no coder. Frames of formats 1 and 2 live in [`crate::legacy`].
 
 pub(crate) mod blend;
+pub(crate) mod bwt;
 pub(crate) mod cm;
 pub(crate) mod direct;
 pub(crate) mod lzma;
