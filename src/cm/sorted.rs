@@ -2,17 +2,19 @@
 //! chunk) coded bit by bit, most significant first (docs/MODEL.md, "BWT frames").
 //!
 //! Sorting puts bytes that follow similar contexts next to each other, so the transformed chunk is
-//! long runs of a few bytes, and short contexts of its own past predict it well: an order-0
-//! counter, two order-1 counters (fast and slow), an order-2 counter, and a run model that bets on
-//! the last byte coming again. One logistic mixer (weight set chosen by the run length and the bit
-//! position) combines them and two adaptive probability maps (order 1 and order 2) refine the
-//! result. This is bcm/bzip3-class modelling: a few table lookups a bit, so it codes several MB/s.
+//! long runs of a few bytes, and short contexts of its own past predict it well: two order-0
+//! counters (one that follows the last few bits, one slower), two order-1 counters (fast and
+//! slow), an order-2 counter, and a run model that bets on the last byte coming again. One
+//! logistic mixer (weight set chosen by the run length and the bit position) combines them and two
+//! adaptive probability maps (by order 1, and by run length) refine the result. This is
+//! bcm/bzip3-class modelling: a few table lookups a bit (about 1.7 MB/s a core on the dev machine).
 
 use super::counter::{fmix, Counter, LineTable};
 use super::logistic::stretch_table;
 use super::mix::{Apm, Mixer};
 
 /// Counter limits: how far each counter's rate falls (docs/MODEL.md, "BWT frames").
+const LIMIT_O0_FAST: u32 = 1;
 const LIMIT_FAST: u32 = 4;
 const LIMIT_SLOW: u32 = 60;
 const LIMIT_O2: u32 = 30;
@@ -20,7 +22,7 @@ const LIMIT_RUN: u32 = 255;
 /// The order-2 table has between 2^8 and 2^17 lines of 64 bytes, by the chunk's length.
 const O2_MIN_BITS: u32 = 8;
 const O2_MAX_BITS: u32 = 17;
-const INPUTS: usize = 6;
+const INPUTS: usize = 7;
 const RATE: i32 = 3;
 const W0: i32 = 14000;
 const APM_RATE: u32 = 7;
@@ -43,6 +45,7 @@ fn run_bucket(run: u32) -> usize {
 pub struct SortedCm {
     stretch: &'static [i16; 4096],
     o0: Vec<Counter>,
+    o0_fast: Vec<Counter>,
     fast: Vec<Counter>,
     slow: Vec<Counter>,
     o2: LineTable,
@@ -76,6 +79,7 @@ impl SortedCm {
         SortedCm {
             stretch: stretch_table(),
             o0: vec![Counter::INIT; 256],
+            o0_fast: vec![Counter::INIT; 256],
             fast: vec![Counter::INIT; 1 << 16],
             slow: vec![Counter::INIT; 1 << 16],
             o2,
@@ -145,6 +149,7 @@ impl SortedCm {
             self.run_at = Some((i, bit));
         }
         self.x[5] = 256;
+        self.x[6] = self.st(self.o0_fast[c0].p12());
         let set = (bucket * 8 + self.depth as usize) * 2 + agrees as usize;
         self.pr_mix = self.mixer.mix(&self.x, set);
         let p1 = self.apm1.refine(self.pr_mix, o1);
@@ -158,6 +163,7 @@ impl SortedCm {
     #[inline]
     pub fn update(&mut self, bit: u32) {
         self.o0[self.at[0]].update(bit, LIMIT_SLOW);
+        self.o0_fast[self.at[0]].update(bit, LIMIT_O0_FAST);
         self.fast[self.at[1]].update(bit, LIMIT_FAST);
         self.slow[self.at[2]].update(bit, LIMIT_SLOW);
         self.o2.get(self.o2_line, self.at[3]).update(bit, LIMIT_O2);
