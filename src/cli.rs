@@ -88,8 +88,8 @@ pub struct Args {
     /// Never show a progress bar
     #[arg(long = "no-progress", overrides_with = "progress")]
     pub no_progress: bool,
-    /// Compression level, also given as -1 ... -9: 1-3 LZMA, 4-6 the byte mixer, 7-9 the
-    /// transformer with the mixers; default 8. Decompression needs no level
+    /// Compression level, also given as -1 ... -9: 1 LZMA, 2-3 BWT (3 with LZMA), 4-6 the byte
+    /// mixer, 7-9 the transformer with the mixers; default 8. Decompression needs no level
     #[arg(long = "level", value_name = "N", value_parser = parse_level, overrides_with_all = ["level", "fast", "best"])]
     pub level: Option<u8>,
     /// Fastest compression (-1)

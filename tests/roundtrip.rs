@@ -357,11 +357,16 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         );
         assert_eq!(unpack(&b, &golden).unwrap(), data, "level {level}");
         let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
-        // levels 1-3 are LZMA only, 4-6 never run the model
+        // levels 1-3 are LZMA and BWT frames only, 4-6 never run the model
         assert_eq!(
             stats.cm_frames + stats.blend_frames > 0,
             level >= 4,
             "level {level}: mixed frames"
+        );
+        assert_eq!(
+            stats.bwt_frames > 0,
+            matches!(level, 2 | 3),
+            "level {level}: BWT frames"
         );
         if level <= 6 {
             assert_eq!(stats.tokens, 0, "level {level} ran the model");
