@@ -46,10 +46,7 @@ impl Encoder {
         let r = self.range / total;
         self.low += r * cum;
         self.range = r * freq;
-        while self.range < TOP {
-            self.range <<= 8;
-            self.shift_low();
-        }
+        self.normalize();
     }
 
     /// Code `sym` from a frequency table (every entry >= 1).
@@ -72,6 +69,12 @@ impl Encoder {
             self.low += split;
             self.range = r * (4096 - p1 as u64);
         }
+        self.normalize();
+    }
+
+    /// Renormalise: a byte at a time while `range` is below 2^48.
+    #[inline]
+    fn normalize(&mut self) {
         while self.range < TOP {
             self.range <<= 8;
             self.shift_low();
@@ -272,6 +275,12 @@ impl<'a> Decoder<'a> {
         let r = self.range / total;
         self.code -= r * cum;
         self.range = r * freq;
+        self.normalize();
+    }
+
+    /// Renormalise: a byte at a time while `range` is below 2^48.
+    #[inline]
+    fn normalize(&mut self) {
         while self.range < TOP {
             self.range <<= 8;
             self.code = ((self.code << 8) | self.next_byte() as u64) & LOW_MASK;
@@ -299,10 +308,7 @@ impl<'a> Decoder<'a> {
             self.range = r * (4096 - p1 as u64);
             0
         };
-        while self.range < TOP {
-            self.range <<= 8;
-            self.code = ((self.code << 8) | self.next_byte() as u64) & LOW_MASK;
-        }
+        self.normalize();
         Ok(bit)
     }
 

@@ -304,22 +304,32 @@ impl Frame {
         let mut kind = [0u8; 1];
         read_exact(r, &mut kind)?;
         match kind[0] {
-            KIND_MODEL | KIND_DIRECT | KIND_BLEND
-                if kind[0] == KIND_MODEL || (kind[0] == KIND_DIRECT && version >= 4) || version >= 6 =>
+            // the 17-byte heads: raw_len, a second field in 1..=raw_len (the token count, or a BWT
+            // frame's primary index), payload_len, checksum
+            KIND_MODEL | KIND_DIRECT | KIND_BLEND | KIND_BWT
+                if kind[0] == KIND_MODEL
+                    || (kind[0] == KIND_DIRECT && version >= 4)
+                    || (kind[0] == KIND_BLEND && version >= 6)
+                    || version >= 7 =>
             {
                 let mut h = [0u8; 16];
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
-                let (raw_len, n_tokens, payload_len, checksum) = (f(0), f(4), f(8), f(12));
+                let (raw_len, second, payload_len, checksum) = (f(0), f(4), f(8), f(12));
                 check_raw_len(raw_len, chunk_size)?;
-                if n_tokens == 0 || n_tokens > raw_len {
-                    return Err(Error::corrupt(format!("{n_tokens} tokens for {raw_len} bytes")));
+                if second == 0 || second > raw_len {
+                    return Err(Error::corrupt(if kind[0] == KIND_BWT {
+                        format!("BWT frame's primary index {second} is outside 1..={raw_len}")
+                    } else {
+                        format!("{second} tokens for {raw_len} bytes")
+                    }));
                 }
                 if payload_len > raw_len {
                     return Err(Error::corrupt("coded frame larger than its content"));
                 }
-                check_work(version, coded_symbols(kind[0], raw_len, n_tokens), payload_len)?;
+                check_work(version, coded_symbols(kind[0], raw_len, second), payload_len)?;
                 let payload = read_vec(r, payload_len as usize)?;
+                let n_tokens = second;
                 Ok(match kind[0] {
                     KIND_MODEL => Frame::Model {
                         raw_len,
@@ -333,34 +343,18 @@ impl Frame {
                         checksum,
                         payload,
                     },
-                    _ => Frame::Blend {
+                    KIND_BLEND => Frame::Blend {
                         raw_len,
                         n_tokens,
                         checksum,
                         payload,
                     },
-                })
-            }
-            KIND_BWT if version >= 7 => {
-                let mut h = [0u8; 16];
-                read_exact(r, &mut h)?;
-                let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
-                let (raw_len, primary, payload_len, checksum) = (f(0), f(4), f(8), f(12));
-                check_raw_len(raw_len, chunk_size)?;
-                if primary == 0 || primary > raw_len {
-                    return Err(Error::corrupt(format!(
-                        "BWT frame's primary index {primary} is outside 1..={raw_len}"
-                    )));
-                }
-                if payload_len > raw_len {
-                    return Err(Error::corrupt("coded frame larger than its content"));
-                }
-                check_work(version, coded_symbols(kind[0], raw_len, 0), payload_len)?;
-                Ok(Frame::Bwt {
-                    raw_len,
-                    primary,
-                    checksum,
-                    payload: read_vec(r, payload_len as usize)?,
+                    _ => Frame::Bwt {
+                        raw_len,
+                        primary: second,
+                        checksum,
+                        payload,
+                    },
                 })
             }
             KIND_STORED => {

@@ -66,7 +66,9 @@ pub struct SortedCm {
     /// the run model's counter and expected bit, if it predicts this bit
     run_at: Option<(usize, u32)>,
     o2_hash: u32,
-    at: [usize; 4],
+    /// this bit's order-1 context and order-2 line slot
+    o1: usize,
+    node: usize,
     pr_mix: i32,
 }
 
@@ -96,7 +98,8 @@ impl SortedCm {
             run: 0,
             run_at: None,
             o2_hash: fmix(0),
-            at: [0; 4],
+            o1: 0,
+            node: 1,
             pr_mix: 2048,
         }
     }
@@ -130,10 +133,10 @@ impl SortedCm {
         } else {
             (c0 & ((1 << (self.depth - 4)) - 1)) | 1 << (self.depth - 4)
         };
-        self.at = [c0, o1, o1, node];
-        self.x[0] = self.st(self.o0[self.at[0]].p12());
-        self.x[1] = self.st(self.fast[self.at[1]].p12());
-        self.x[2] = self.st(self.slow[self.at[2]].p12());
+        (self.o1, self.node) = (o1, node);
+        self.x[0] = self.st(self.o0[c0].p12());
+        self.x[1] = self.st(self.fast[o1].p12());
+        self.x[2] = self.st(self.slow[o1].p12());
         let p = self.o2.get(self.o2_line, node).p12();
         self.x[3] = self.st(p);
         // the run model: while the bits so far agree with the last byte, bet on its next bit
@@ -162,11 +165,12 @@ impl SortedCm {
     /// Learn the coded bit.
     #[inline]
     pub fn update(&mut self, bit: u32) {
-        self.o0[self.at[0]].update(bit, LIMIT_SLOW);
-        self.o0_fast[self.at[0]].update(bit, LIMIT_O0_FAST);
-        self.fast[self.at[1]].update(bit, LIMIT_FAST);
-        self.slow[self.at[2]].update(bit, LIMIT_SLOW);
-        self.o2.get(self.o2_line, self.at[3]).update(bit, LIMIT_O2);
+        let c0 = self.c0 as usize;
+        self.o0[c0].update(bit, LIMIT_SLOW);
+        self.o0_fast[c0].update(bit, LIMIT_O0_FAST);
+        self.fast[self.o1].update(bit, LIMIT_FAST);
+        self.slow[self.o1].update(bit, LIMIT_SLOW);
+        self.o2.get(self.o2_line, self.node).update(bit, LIMIT_O2);
         if let Some((i, expected)) = self.run_at {
             self.run_t[i].update((bit == expected) as u32, LIMIT_RUN);
         }

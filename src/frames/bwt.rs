@@ -114,10 +114,8 @@ pub(crate) fn encode(data: &[u8], cancel: &Cancel) -> Result<(Vec<u8>, u32)> {
 }
 
 /// The `raw_len` bytes of a BWT frame with primary index `primary` of a stream of format `version`.
+/// (`Frame::read` has checked the primary index's range before any work; `inverse` checks it too.)
 pub(crate) fn decode(payload: &[u8], raw_len: usize, primary: u32, version: u8, cancel: &Cancel) -> Result<Vec<u8>> {
-    if primary == 0 || primary as usize > raw_len {
-        return Err(Error::corrupt("BWT frame's primary index is out of range"));
-    }
     let s = segments(raw_len);
     let table = 4 * (s - 1);
     if payload.len() < table {
