@@ -474,7 +474,11 @@ pub fn run(args: Args) -> i32 {
         }
     };
     if args.verbose > 0 {
-        eprintln!("nnz: model {} on {}", backend.model().id_hex(), backend.name());
+        eprintln!(
+            "nnz: model {} on {}",
+            crate::model::hex(&backend.model_info().id),
+            backend.name()
+        );
     }
     if args.verbose > 1 && matches!(mode, Mode::Compress) {
         let opts = compress_options(&args);
@@ -610,6 +614,12 @@ pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
 /// driver is installed and falls back to the CPU with one line on stderr if it does not work.
 /// Machines without any CUDA driver use the CPU silently (nothing to fall back from).
 fn make_backend(args: &Args) -> Result<Box<dyn Backend>> {
+    let cpu_only =
+        args.device == Device::Cpu || (args.device == Device::Auto && !crate::backend::cuda::driver_present());
+    if cpu_only && args.model.is_none() {
+        // loaded when a chunk first needs the transformer: fast levels never wait for it
+        return Ok(Box::new(CpuBackend::built_in()?));
+    }
     let model = load_model(args)?;
     let cuda = CudaOptions {
         ordinal: 0,

@@ -24,7 +24,6 @@ use crate::codec::level::{DEFAULT_LEVEL, MAX_LEVEL, MIN_LEVEL};
 use crate::codec::{Cancel, Options, Packer, Stats, Unpacker, DEFAULT_CHUNK};
 use crate::error::{Error, Result};
 use crate::format::MAX_CHUNK;
-use crate::model::Model;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
@@ -32,7 +31,7 @@ use std::sync::Arc;
 fn backend_or_default(b: Option<Arc<dyn Backend>>) -> Result<Arc<dyn Backend>> {
     match b {
         Some(b) => Ok(b),
-        None => Ok(Arc::new(CpuBackend::new(Model::default_model()?))),
+        None => Ok(Arc::new(CpuBackend::built_in()?)),
     }
 }
 

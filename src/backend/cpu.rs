@@ -5,8 +5,9 @@
 use super::{Backend, Stream};
 use crate::error::{Error, Result};
 use crate::model::arith::{clamp_i8, clamp_res, norm_row, round_div, rq, GELU_HALF};
-use crate::model::{Linear, Model};
+use crate::model::{Linear, Model, ModelInfo};
 use crate::table::freq_table;
+use std::sync::OnceLock;
 
 /// Positions per `feed` call (rows of one matrix product).
 pub const BLOCK: usize = 64;
@@ -14,13 +15,34 @@ pub const BLOCK: usize = 64;
 /// The model on the CPU: the reference every other backend matches bit for bit. It codes one
 /// chunk per thread (rayon's pool).
 pub struct CpuBackend {
-    model: Model,
+    info: ModelInfo,
+    /// the model, or for [`CpuBackend::built_in`] nothing until a chunk first needs it
+    model: OnceLock<Model>,
 }
 
 impl CpuBackend {
     /// A backend that runs `model`.
     pub fn new(model: Model) -> Self {
-        CpuBackend { model }
+        CpuBackend {
+            info: model.summary(),
+            model: OnceLock::from(model),
+        }
+    }
+
+    /// A backend that runs the built-in model, loading it the first time a chunk needs it: the
+    /// levels and frame kinds without the transformer never pay its start-up (about 15 ms).
+    pub fn built_in() -> Result<Self> {
+        Ok(CpuBackend {
+            info: Model::built_in_info()?,
+            model: OnceLock::new(),
+        })
+    }
+
+    fn loaded(&self) -> &Model {
+        // the built-in model is part of the binary and `built_in_model_loads_when_first_needed` loads it: this
+        // cannot fail on a build whose tests passed
+        self.model
+            .get_or_init(|| Model::default_model().expect("the built-in model loads"))
     }
 
     /// A CPU reference over a model owned elsewhere (used to check other backends).
@@ -47,10 +69,13 @@ impl Backend for CpuBackend {
         format!("CPU ({} threads, {simd})", rayon::current_num_threads())
     }
     fn model(&self) -> &Model {
-        &self.model
+        self.loaded()
+    }
+    fn model_info(&self) -> ModelInfo {
+        self.info.clone()
     }
     fn stream(&self) -> Box<dyn Stream + '_> {
-        Box::new(CpuStream::new(&self.model))
+        Box::new(CpuStream::new(self.loaded()))
     }
 }
 

@@ -12,7 +12,7 @@ pub mod gpu;
 pub mod kernels;
 
 use crate::error::Result;
-use crate::model::Model;
+use crate::model::{Model, ModelInfo};
 use crate::table::{interval_of, search, Interval};
 
 /// What runs the model: hands out one [`Stream`] per chunk. Every implementation gives the same
@@ -22,6 +22,11 @@ pub trait Backend: Send + Sync {
     fn name(&self) -> String;
     /// The model it runs (an archive names it by its id).
     fn model(&self) -> &Model;
+    /// The model's id, shape and size (what an archive header and the memory planner need); a
+    /// backend that loads its model on first use answers this without loading it.
+    fn model_info(&self) -> ModelInfo {
+        self.model().summary()
+    }
     /// A fresh stream at the start of a chunk.
     fn stream(&self) -> Box<dyn Stream + '_>;
     /// How many chunks to code at once: the CPU backend keeps every thread busy; a GPU backend

@@ -289,7 +289,7 @@ pub(crate) struct Packer {
 impl Packer {
     /// Write the stream's header.
     pub(crate) fn start(backend: &dyn Backend, opts: &Options, out: &mut dyn Write) -> Result<Packer> {
-        let model = backend.model();
+        let model = backend.model_info();
         let header = Header {
             version: VERSION,
             model_id: model.id,
@@ -297,7 +297,7 @@ impl Packer {
         };
         header.write(out)?;
         let mixing = opts.plan().mixes();
-        let need = chunk_memory(model, opts.chunk_size as u64, mixing, true);
+        let need = chunk_memory(&model.cfg, opts.chunk_size as u64, mixing, true);
         Ok(Packer {
             workers: Workers::new(backend, opts.chunk_size, need, opts.memory_limit, true)?,
             hash: header.content_hash(),
@@ -322,11 +322,11 @@ impl Packer {
         chunks: &[Vec<u8>],
         out: &mut dyn Write,
     ) -> Result<()> {
-        let model = backend.model();
+        let cfg = &backend.model_info().cfg;
         let workers = &self.workers;
         let frames = workers.map(chunks, |c| {
             let mixing = opts.plan().mixes();
-            let need = chunk_memory(model, c.len() as u64, mixing, true);
+            let need = chunk_memory(cfg, c.len() as u64, mixing, true);
             let _permit = workers.permit(mixing, need)?;
             encode_chunk(backend, c, opts)
         });
@@ -561,7 +561,7 @@ impl Unpacker {
         opts: &Options,
         input: &mut dyn Read,
     ) -> Result<Option<Vec<Vec<u8>>>> {
-        let model = backend.model();
+        let model = backend.model_info();
         if self.stream.is_none() {
             let Some(header) = next_header(input, self.started)? else {
                 return Ok(None);
@@ -571,11 +571,11 @@ impl Unpacker {
             if header.model_id != model.id {
                 return Err(Error::WrongModel {
                     archive: crate::model::hex(&header.model_id),
-                    ours: model.id_hex(),
+                    ours: crate::model::hex(&model.id),
                 });
             }
             // the decoder cannot know which frame kinds follow: it sizes for context mixing
-            let need = chunk_memory(model, header.chunk_size as u64, true, false);
+            let need = chunk_memory(&model.cfg, header.chunk_size as u64, true, false);
             self.stream = Some(StreamState {
                 workers: Workers::new(backend, header.chunk_size, need, opts.memory_limit, false)?,
                 hash: header.content_hash(),
@@ -598,7 +598,7 @@ impl Unpacker {
         let workers = &st.workers;
         let decoded = workers.map(&frames, |f| {
             let heavy = matches!(f, Frame::Model { .. } | Frame::Cm { .. } | Frame::Blend { .. });
-            let need = chunk_memory(model, f.raw_len(), heavy, false);
+            let need = chunk_memory(&model.cfg, f.raw_len(), heavy, false);
             let _permit = workers.permit(heavy, need)?;
             decode_frame(backend, f, version, &opts.cancel)
         });

@@ -5,7 +5,7 @@ use crate::cm::sorted::SortedCm;
 use crate::cm::{Alphabet, SymbolCm};
 use crate::error::{Error, Result};
 use crate::frames::{lzma, token_bits};
-use crate::model::Model;
+use crate::model::{Config, ModelInfo};
 use rayon::prelude::*;
 
 /// The threads that code chunks: the global pool, or a pool of its own when the backend wants more
@@ -31,10 +31,9 @@ pub(super) struct Workers {
 /// The most memory coding one chunk of `chunk` bytes can take (`mixing`: with context mixing), with
 /// the chunk and its frame: the largest of the steps that run one after the other (LZMA, the byte
 /// mixer, tokenizing when compressing, the token mixer with the model).
-pub(super) fn chunk_memory(model: &Model, chunk: u64, mixing: bool, compress: bool) -> u64 {
+pub(super) fn chunk_memory(cfg: &Config, chunk: u64, mixing: bool, compress: bool) -> u64 {
     let dict = lzma::dict_size(chunk as usize) as u64;
     let lzma = if compress { 11 * dict } else { dict } + (2 << 20);
-    let cfg = &model.cfg;
     let stream = (crate::backend::cpu::BLOCK * cfg.vocab * 4 + cfg.vocab * 8) as u64
         + 2 * (cfg.n_layers * cfg.window * cfg.n_kv_heads * cfg.head_dim) as u64
         + (1 << 20);
@@ -73,7 +72,7 @@ impl Drop for Permit<'_> {
 }
 
 /// Memory the process holds besides the chunks in flight: the model, the tokenizer, the program.
-fn base_memory(model: &Model) -> u64 {
+fn base_memory(model: &ModelInfo) -> u64 {
     model.weight_bytes() + (32 << 20)
 }
 
@@ -96,7 +95,7 @@ impl Workers {
             // read-ahead holds each chunk and its frame; the rest is for coding, at least one
             // full chunk's worth where the limit allows it
             let chunk = chunk as u64;
-            reserved = base_memory(backend.model());
+            reserved = base_memory(&backend.model_info());
             let room = limit.saturating_sub(reserved);
             batch = batch.min((room.saturating_sub(need) / (2 * chunk)).max(1) as usize);
             reserved += 2 * chunk * batch as u64;

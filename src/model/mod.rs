@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 
 /// The default model, trained by `train/train.py` and shipped inside the binary.
 pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
+/// The built-in model's id (the first 16 bytes of its SHA-256; `built_in_id_is_the_files`).
+pub const DEFAULT_MODEL_ID: [u8; 16] = [
+    0x35, 0xc1, 0x2c, 0xd8, 0x5b, 0xb8, 0xae, 0xcd, 0xd7, 0x84, 0x59, 0x6e, 0x13, 0x0b, 0x30, 0xba,
+];
 
 /// The model's shape (docs/MODEL.md, "The model file").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,10 +185,38 @@ fn check_exp_table(name: &str, t: &[i32], one: i32) -> Result<()> {
     }
 }
 
-impl Model {
+/// What an archive and the memory planner need of a model: its shape, id and file size, read from
+/// the file's header without loading the weights or the tokenizer ([`Model::info`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// the shape
+    pub cfg: Config,
+    /// first 16 bytes of the SHA-256 of the model file
+    pub id: [u8; 16],
+    /// size of the model file in bytes
+    pub file_len: u64,
+}
+
+impl ModelInfo {
     /// Memory the loaded model holds, about: its weights and tables, and the tokenizer's maps.
     pub fn weight_bytes(&self) -> u64 {
         2 * self.file_len
+    }
+}
+
+impl Model {
+    /// Memory the loaded model holds, about: its weights and tables, and the tokenizer's maps.
+    pub fn weight_bytes(&self) -> u64 {
+        self.summary().weight_bytes()
+    }
+
+    /// The loaded model's shape, id and file size.
+    pub fn summary(&self) -> ModelInfo {
+        ModelInfo {
+            cfg: self.cfg.clone(),
+            id: self.id,
+            file_len: self.file_len,
+        }
     }
 
     /// The model built into this nnz (the one archives are made with by default).
@@ -192,8 +224,28 @@ impl Model {
         Model::from_bytes(DEFAULT_MODEL)
     }
 
-    /// Load a model file (safetensors) from its bytes, checking every tensor's shape and range.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+    /// A model file's shape, id and size, from its header alone (no weights are read): what an
+    /// archive and the memory planner need, known without loading the model.
+    pub fn info(bytes: &[u8]) -> Result<ModelInfo> {
+        Ok(ModelInfo {
+            cfg: Model::config(bytes)?,
+            id: Sha256::digest(bytes)[..16].try_into().unwrap(),
+            file_len: bytes.len() as u64,
+        })
+    }
+
+    /// What [`Model::info`] says of the built-in model, without hashing its 1.5 MB again at every
+    /// start (a test checks the stored id against the file).
+    pub fn built_in_info() -> Result<ModelInfo> {
+        Ok(ModelInfo {
+            cfg: Model::config(DEFAULT_MODEL)?,
+            id: DEFAULT_MODEL_ID,
+            file_len: DEFAULT_MODEL.len() as u64,
+        })
+    }
+
+    /// The shape a model file's header declares, checked.
+    fn config(bytes: &[u8]) -> Result<Config> {
         let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata key {k} missing")));
@@ -234,6 +286,15 @@ impl Model {
         if !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) || cfg.vocab < 258 {
             return Err(bad("n_heads must be a multiple of n_kv_heads, and vocab >= 258"));
         }
+        Ok(cfg)
+    }
+
+    /// Load a model file (safetensors) from its bytes, checking every tensor's shape and range.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        let ModelInfo { cfg, id, file_len } = Model::info(bytes)?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let meta = meta.metadata().clone().unwrap_or_default();
+        let get = |k: &str| meta.get(k).ok_or_else(|| bad(format!("metadata key {k} missing")));
         let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let r = Reader { st };
         let (v, d, h) = (cfg.vocab, cfg.d_model, cfg.n_heads);
@@ -278,7 +339,6 @@ impl Model {
                 v - 1
             )));
         }
-        let id: [u8; 16] = Sha256::digest(bytes)[..16].try_into().unwrap();
         Ok(Model {
             emb: r.linear("tok_emb", v, d)?,
             head: r.linear("head", v, d)?,
@@ -289,7 +349,7 @@ impl Model {
             tokenizer,
             id,
             cfg,
-            file_len: bytes.len() as u64,
+            file_len,
         })
     }
 
@@ -302,4 +362,30 @@ impl Model {
 /// Bytes in lowercase hex.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::CpuBackend;
+    use crate::backend::Backend;
+
+    #[test]
+    fn built_in_id_is_the_files() {
+        let info = Model::info(DEFAULT_MODEL).unwrap();
+        assert_eq!(
+            info,
+            Model::built_in_info().unwrap(),
+            "update DEFAULT_MODEL_ID to {}",
+            hex(&info.id)
+        );
+    }
+
+    #[test]
+    fn built_in_model_loads_when_first_needed() {
+        let b = CpuBackend::built_in().unwrap();
+        let info = b.model_info();
+        assert_eq!(b.model().summary(), info);
+        assert_eq!(info.file_len, DEFAULT_MODEL.len() as u64);
+    }
 }
