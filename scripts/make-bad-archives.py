@@ -39,7 +39,7 @@ def frames(archive):
         if kind == 0:
             out.append((pos, 0, None, None, None))
             return out
-        n = {1: 4, 5: 4, 6: 4, 7: 4, 2: 2, 3: 3, 4: 3}[kind]
+        n = {1: 4, 5: 4, 6: 4, 7: 4, 8: 4, 2: 2, 3: 3, 4: 3}[kind]
         fields = struct.unpack_from("<%dI" % n, archive, pos + 1)
         plen = fields[0] if kind == 2 else fields[-2]
         start = pos + 1 + 4 * n
@@ -51,6 +51,7 @@ model = read("sample.txt.nnz")
 cm = read("server.log.nnz")
 direct = read("sample.txt.direct.nnz")
 bwt = read("levels/mixed.L2.nnz")
+fast = read("levels/mixed.L1.nnz")
 mid = model[8:24]
 cases = {}
 
@@ -71,7 +72,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 8), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 9), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -90,6 +91,25 @@ for name, p in [("zero", 0), ("past-end", bf[2][0] + 1)]:
 b = bytearray(bwt)
 struct.pack_into("<I", b, bf[0] + 5, bf[2][1] % bf[2][0] + 1)
 case("bwt-primary-changed.nnz", bytes(b), "Corrupt", "")
+case("fast-bwt-frame-in-v8-only.nnz", changed(fast, 4, 7), "Corrupt", "unknown frame kind 8")
+ff = [f for f in frames(fast) if f[1] == 8][0]
+for name, p in [("zero", 0), ("past-end", ff[2][0] + 1)]:
+    b = bytearray(fast)
+    struct.pack_into("<I", b, ff[0] + 5, p)
+    case(f"fast-bwt-primary-{name}.nnz", bytes(b), "Corrupt", "primary index")
+# a fast BWT frame's payload starts with the rows where the walks of its inverse start: one out of
+# range, and one changed to another row (the walks then do not end where they must)
+b = bytearray(fast)
+struct.pack_into("<I", b, ff[3], ff[2][0] + 1)
+case("fast-bwt-row-past-end.nnz", bytes(b), "Corrupt", "start row")
+b = bytearray(fast)
+row = struct.unpack_from("<I", fast, ff[3])[0]
+struct.pack_into("<I", b, ff[3], row % ff[2][0] + 1)
+case("fast-bwt-row-changed.nnz", bytes(b), "Corrupt", "")
+# a payload too short for its rows
+b = bytearray(fast[: ff[3]]) + fast[ff[3] : ff[3] + 2] + fast[ff[3] + ff[4] :]
+struct.pack_into("<I", b, ff[0] + 9, 2)
+case("fast-bwt-rows-cut.nnz", bytes(b), "Corrupt", "")
 case("frame-checksum.nnz", changed(model, mf[3] - 1, model[mf[3] - 1] ^ 0x01), "Corrupt", "frame checksum")
 case("content-checksum.nnz", changed(model, len(model) - 1, model[-1] ^ 0x80), "Corrupt", "content checksum")
 case("total-length.nnz", model[: frames(model)[-1][0]] + end(len(read("sample.txt")) + 1), "Corrupt", "content checksum")
@@ -123,6 +143,9 @@ bomb_blend_few = b"\x06" + struct.pack("<IIII", M, M // 8, 0, 0)
 case("bomb-blend-v6.nnz", header(6, mid, M) + bomb_blend + end(M), "Corrupt", "payload can hold")
 bomb_bwt = b"\x07" + struct.pack("<IIII", M, 1, 0, 0)
 case("bomb-bwt-v7.nnz", header(7, mid, M) + bomb_bwt + end(M), "Corrupt", "payload can hold")
+# a fast BWT frame codes at least one run flag a byte
+bomb_fast = b"\x08" + struct.pack("<IIII", M, 1, 0, 0)
+case("bomb-fast-bwt-v8.nnz", header(8, mid, M) + bomb_fast + end(M), "Corrupt", "payload can hold")
 case("bomb-blend-v6-few-tokens.nnz", header(6, mid, M) + bomb_blend_few + end(M), "Corrupt", "payload can hold")
 for v in (4, 5):
     ok = "frame checksum" if v == 4 else "payload can hold"

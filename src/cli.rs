@@ -88,7 +88,7 @@ pub struct Args {
     /// Never show a progress bar
     #[arg(long = "no-progress", overrides_with = "progress")]
     pub no_progress: bool,
-    /// Compression level, also given as -1 ... -9: 1 LZMA, 2-3 BWT (3 with LZMA), 4-6 the byte
+    /// Compression level, also given as -1 ... -9: 1 fast BWT, 2-3 BWT (3 with LZMA), 4-6 the byte
     /// mixer, 7-9 the transformer with the mixers; default 8. Decompression needs no level
     #[arg(long = "level", value_name = "N", value_parser = parse_level, overrides_with_all = ["level", "fast", "best"])]
     pub level: Option<u8>,
@@ -1080,13 +1080,13 @@ fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
             Frame::Stored { checksum, .. } => ("stored", checksum),
             Frame::Lzma { checksum, .. } => ("LZMA", checksum),
             Frame::Cm { checksum, .. } => ("CM", checksum),
-            Frame::Bwt { checksum, .. } => ("BWT", checksum),
+            Frame::Bwt { sorter, checksum, .. } => (sorter.name(), checksum),
             Frame::Model { checksum, .. } => ("model", checksum),
             Frame::Blend { checksum, .. } => ("blend", checksum),
             Frame::Direct { checksum, .. } => ("direct", checksum),
             Frame::End { checksum, .. } => {
                 current.push(format!(
-                    "    end     {:>10} -> {:>10} bytes  xxh64 {checksum:016x} of header and content",
+                    "    end      {:>10} -> {:>10} bytes  xxh64 {checksum:016x} of header and content",
                     f.raw_len(),
                     f.encoded_len(h.version)
                 ));
@@ -1095,7 +1095,7 @@ fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
             }
         };
         current.push(format!(
-            "    {kind:<7} {:>10} -> {:>10} bytes  xxh64/32 {checksum:08x}",
+            "    {kind:<8} {:>10} -> {:>10} bytes  xxh64/32 {checksum:08x}",
             f.raw_len(),
             f.encoded_len(h.version)
         ));

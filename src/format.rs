@@ -5,20 +5,21 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 7 adds BWT frames (the Burrows–Wheeler transform of the chunk, coded by a
+/// Version 8 adds fast BWT frames (the same transform, coded by a leaner predictor in smaller
+/// segments). Version 7 adds BWT frames (the Burrows–Wheeler transform of the chunk, coded by a
 /// predictor of sorted bytes). Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
 /// transformer together). Version 5 makes every range-coded payload canonical (the shortest flush; a decoder reads at
 /// most 7 bytes past its end) and bounds each frame's work by its payload size; version 4 adds
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 7;
+pub const VERSION: u8 = 8;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
 /// Version 5: a range-coded payload of `n` bytes codes at most `MAX_SYMBOLS_PER_BYTE * (n + 1)`
-/// symbols (bits of CM frames, tokens of model and direct frames, 8 bits per token of blend
-/// frames: a token's first byte is always coded). Every coded decision narrows the
+/// symbols (bits of CM and BWT frames, run flags of fast BWT frames, tokens of model and direct
+/// frames, 8 bits per token of blend frames: a token's first byte is always coded). Every coded decision narrows the
 /// range by at least the factor 4095/4096 (2^24 - 4095 out of 2^24 for a direct frame's token with
 /// a 4096-token table), and the decoder reads one payload byte per 8 bits of narrowing, so no
 /// encoder can write more; a decoder rejects a frame that claims more before doing any work.
@@ -36,6 +37,35 @@ pub const KIND_DIRECT: u8 = 5;
 pub const KIND_BLEND: u8 = 6;
 /// The chunk's Burrows–Wheeler transform coded bit by bit (format 7 on).
 pub const KIND_BWT: u8 = 7;
+/// The chunk's Burrows–Wheeler transform coded by the lean predictor (format 8 on).
+pub const KIND_FAST_BWT: u8 = 8;
+
+/// Which predictor codes a BWT frame's sorted bytes; the frame's kind says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sorter {
+    /// `cm::sorted` in segments of about 256 KiB (kind 7, "BWT")
+    Full,
+    /// `cm::sorted_lean` in segments of about 128 KiB (kind 8, "fast BWT")
+    Lean,
+}
+
+impl Sorter {
+    /// The frame kind.
+    pub fn kind(self) -> u8 {
+        match self {
+            Sorter::Full => KIND_BWT,
+            Sorter::Lean => KIND_FAST_BWT,
+        }
+    }
+
+    /// In words: "BWT" or "fast BWT".
+    pub fn name(self) -> &'static str {
+        match self {
+            Sorter::Full => "BWT",
+            Sorter::Lean => "fast BWT",
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -150,8 +180,9 @@ pub enum Frame {
         payload: Vec<u8>,
     },
     /// The chunk's Burrows–Wheeler transform coded bit by bit, and the transform's primary index
-    /// (format 7 on).
+    /// (format 7 on; the lean predictor, format 8 on).
     Bwt {
+        sorter: Sorter,
         raw_len: u32,
         primary: u32,
         checksum: u32,
@@ -196,12 +227,13 @@ impl Frame {
                 w.write_all(payload)?;
             }
             Frame::Bwt {
+                sorter,
                 raw_len,
                 primary,
                 checksum,
                 payload,
             } => {
-                write_head(w, KIND_BWT, &[*raw_len, *primary, payload.len() as u32, *checksum])?;
+                write_head(w, sorter.kind(), &[*raw_len, *primary, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::Stored { checksum, data } => {
@@ -279,7 +311,12 @@ impl Frame {
                 ..
             } => (KIND_BLEND, *raw_len, *n_tokens, payload),
             Frame::Cm { raw_len, payload, .. } => (KIND_CM, *raw_len, 0, payload),
-            Frame::Bwt { raw_len, payload, .. } => (KIND_BWT, *raw_len, 0, payload),
+            Frame::Bwt {
+                sorter,
+                raw_len,
+                payload,
+                ..
+            } => (sorter.kind(), *raw_len, 0, payload),
             _ => return true,
         };
         coded_symbols(kind, raw_len, n_tokens).is_none_or(|n| work_fits(n, payload.len() as u64))
@@ -306,11 +343,12 @@ impl Frame {
         match kind[0] {
             // the 17-byte heads: raw_len, a second field in 1..=raw_len (the token count, or a BWT
             // frame's primary index), payload_len, checksum
-            KIND_MODEL | KIND_DIRECT | KIND_BLEND | KIND_BWT
+            KIND_MODEL | KIND_DIRECT | KIND_BLEND | KIND_BWT | KIND_FAST_BWT
                 if kind[0] == KIND_MODEL
                     || (kind[0] == KIND_DIRECT && version >= 4)
                     || (kind[0] == KIND_BLEND && version >= 6)
-                    || version >= 7 =>
+                    || (kind[0] == KIND_BWT && version >= 7)
+                    || version >= 8 =>
             {
                 let mut h = [0u8; 16];
                 read_exact(r, &mut h)?;
@@ -318,7 +356,7 @@ impl Frame {
                 let (raw_len, second, payload_len, checksum) = (f(0), f(4), f(8), f(12));
                 check_raw_len(raw_len, chunk_size)?;
                 if second == 0 || second > raw_len {
-                    return Err(Error::corrupt(if kind[0] == KIND_BWT {
+                    return Err(Error::corrupt(if kind[0] >= KIND_BWT {
                         format!("BWT frame's primary index {second} is outside 1..={raw_len}")
                     } else {
                         format!("{second} tokens for {raw_len} bytes")
@@ -350,6 +388,11 @@ impl Frame {
                         payload,
                     },
                     _ => Frame::Bwt {
+                        sorter: if kind[0] == KIND_BWT {
+                            Sorter::Full
+                        } else {
+                            Sorter::Lean
+                        },
                         raw_len,
                         primary: second,
                         checksum,
@@ -445,11 +488,13 @@ pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
     symbols <= MAX_SYMBOLS_PER_BYTE * (payload_len + 1)
 }
 
-/// The symbols a range-coded frame of `kind` codes, at least: 8 bits per byte of a CM or BWT frame, the
-/// tokens of a model or direct frame, 8 bits per token of a blend frame; `None` for frames that are not range-coded.
+/// The symbols a range-coded frame of `kind` codes, at least: 8 bits per byte of a CM or BWT frame, one
+/// run flag per byte of a fast BWT frame, the tokens of a model or direct frame, 8 bits per token of a
+/// blend frame; `None` for frames that are not range-coded.
 fn coded_symbols(kind: u8, raw_len: u32, n_tokens: u32) -> Option<u64> {
     match kind {
         KIND_CM | KIND_BWT => Some(8 * raw_len as u64),
+        KIND_FAST_BWT => Some(raw_len as u64),
         KIND_MODEL | KIND_DIRECT => Some(n_tokens as u64),
         KIND_BLEND => Some(8 * n_tokens as u64),
         _ => None,
@@ -523,6 +568,28 @@ mod tests {
             Frame::read(&mut &b[..], 100, 3).is_err(),
             "kind 5 is unknown before version 4"
         );
+    }
+
+    #[test]
+    fn bwt_frames_name_their_predictor_by_kind() {
+        for (sorter, kind, since) in [(Sorter::Full, KIND_BWT, 7), (Sorter::Lean, KIND_FAST_BWT, 8)] {
+            let f = Frame::Bwt {
+                sorter,
+                raw_len: 10,
+                primary: 4,
+                checksum: 7,
+                payload: vec![1, 2, 3],
+            };
+            let mut b = Vec::new();
+            f.write(&mut b).unwrap();
+            assert_eq!(b[0], kind);
+            assert_eq!(b.len() as u64, f.encoded_len(VERSION));
+            assert_eq!(Frame::read(&mut &b[..], 100, since).unwrap(), f);
+            assert!(
+                Frame::read(&mut &b[..], 100, since - 1).is_err(),
+                "kind {kind} is unknown before version {since}"
+            );
+        }
     }
 
     #[test]

@@ -178,10 +178,11 @@ fn older_versions_still_decode() {
     // version 1: made before the match model and mixer existed; version 2: the format-2 match
     // model and mixer (whole tokens, one table each); version 3: before direct frames; version 4:
     // before canonical payloads (every frame kind); version 5: the last with model frames (tokens
-    // by the token mixer), before blend frames; version 6: before BWT frames
+    // by the token mixer), before blend frames; version 6: before BWT frames; version 7: before
+    // fast BWT frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -193,6 +194,8 @@ fn older_versions_still_decode() {
         ("server.log.v5.nnz", "server.log", 5),
         ("sample.txt.direct.v6.nnz", "sample.txt", 6),
         ("server.log.v6.nnz", "server.log", 6),
+        ("sample.txt.direct.v7.nnz", "sample.txt", 7),
+        ("server.log.v7.nnz", "server.log", 7),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
@@ -202,7 +205,7 @@ fn older_versions_still_decode() {
     // frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6] {
+    for version in [5, 6, 7] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -214,6 +217,12 @@ fn older_versions_still_decode() {
         assert!(tokens > 0 && stats.cm_frames > 0, "{stats:?}");
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
+    // level 2 of version 7: BWT frames as version 7 wrote them
+    let old = golden("levels/mixed.L2.v7.nnz");
+    assert_eq!(old[4], 7);
+    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+    assert!(stats.bwt_frames > 0 && stats.fast_bwt_frames == 0, "{stats:?}");
+    assert_eq!(unpack(&b, &old).unwrap(), mixed);
 }
 
 #[test]
@@ -296,6 +305,25 @@ fn lzma_frames_are_chosen_where_they_win() {
 }
 
 #[test]
+fn fast_bwt_frames_code_long_runs_below_eight_bits_a_byte_per_payload_byte() {
+    // a fast BWT frame codes one run flag for a repeated byte: a MiB of zeros takes less payload
+    // than 8 bits a byte allows under the work bound, and must still be written and decoded
+    let b = backend();
+    let data = vec![0u8; 1 << 20];
+    let opts = Options {
+        chunk_size: 1 << 20,
+        level: 1,
+        ..Default::default()
+    };
+    let mut a = Vec::new();
+    let stats = codec::compress(&b, Input::Slice(&data), &mut a, &opts).unwrap();
+    assert_eq!((stats.fast_bwt_frames, stats.frames), (1, 1), "{stats:?}");
+    let bound = 8 * data.len() as u64 / nnz::format::MAX_SYMBOLS_PER_BYTE;
+    assert!((a.len() as u64) < bound, "{} bytes", a.len());
+    assert_eq!(unpack(&b, &a).unwrap(), data);
+}
+
+#[test]
 fn direct_mode_codes_text_directly_and_round_trips() {
     let b = backend();
     let text = sample_text();
@@ -357,7 +385,7 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         );
         assert_eq!(unpack(&b, &golden).unwrap(), data, "level {level}");
         let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
-        // levels 1-3 are LZMA and BWT frames only, 4-6 never run the model
+        // levels 1-3 are BWT frames (fast at level 1) and LZMA frames only, 4-6 never run the model
         assert_eq!(
             stats.cm_frames + stats.blend_frames > 0,
             level >= 4,
@@ -368,6 +396,10 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
             matches!(level, 2 | 3),
             "level {level}: BWT frames"
         );
+        assert_eq!(stats.fast_bwt_frames > 0, level == 1, "level {level}: fast BWT frames");
+        if level == 1 {
+            assert_eq!(stats.fast_bwt_frames + stats.stored_frames, stats.frames, "{stats:?}");
+        }
         if level <= 6 {
             assert_eq!(stats.tokens, 0, "level {level} ran the model");
         }

@@ -17,6 +17,7 @@ pub mod logistic;
 pub mod matcher;
 pub mod mix;
 pub mod sorted;
+pub mod sorted_lean;
 
 use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};

@@ -4,7 +4,7 @@
 //!
 //! | level | tried on each chunk (besides storing) |
 //! |---|---|
-//! | 1 | LZMA preset 1 |
+//! | 1 | the sorted chunk, lean predictor (fast BWT frames) |
 //! | 2 | the sorted chunk (BWT frames) |
 //! | 3 | the sorted chunk, LZMA preset 9 extreme |
 //! | 4 | the byte mixer (CM frames) |
@@ -21,6 +21,7 @@
 //! entropy (already-compressed data). At every level, chunks that look like random bytes are
 //! stored without trying anything (`probe::incompressible`).
 
+use crate::format::Sorter;
 use crate::frames::lzma;
 
 /// The level used when none is given: the best ratio of the methods that pay for their time on
@@ -47,8 +48,8 @@ pub enum ModelTrial {
 pub struct Plan {
     /// the LZMA preset tried, if any
     pub lzma: Option<u32>,
-    /// whether the Burrows–Wheeler transform is tried (BWT frames)
-    pub bwt: bool,
+    /// whether the Burrows–Wheeler transform is tried, and with which predictor (BWT frames)
+    pub bwt: Option<Sorter>,
     /// whether the byte mixer is tried
     pub cm: bool,
     /// where the model is tried (blend frames, or direct frames with `direct`)
@@ -65,15 +66,19 @@ impl Plan {
         if direct {
             return Plan {
                 lzma: Some(1),
-                bwt: false,
+                bwt: None,
                 cm: false,
                 model: ModelTrial::WherePays,
                 direct: true,
             };
         }
-        let bwt = matches!(level, 2 | 3);
+        let bwt = match level {
+            ..=1 => Some(Sorter::Lean),
+            2 | 3 => Some(Sorter::Full),
+            _ => None,
+        };
         let (lzma, cm, model) = match level {
-            ..=1 => (Some(1), false, ModelTrial::Never),
+            ..=1 => (None, false, ModelTrial::Never),
             2 => (None, false, ModelTrial::Never),
             3 => (Some(extreme), false, ModelTrial::Never),
             4 => (None, true, ModelTrial::Never),
@@ -102,8 +107,10 @@ impl Plan {
                 format!("LZMA {p}")
             });
         }
-        if self.bwt {
-            tries.push("the sorted chunk (BWT)".into());
+        match self.bwt {
+            Some(Sorter::Lean) => tries.push("the sorted chunk with the lean predictor (fast BWT)".into()),
+            Some(Sorter::Full) => tries.push("the sorted chunk (BWT)".into()),
+            None => {}
         }
         if self.cm {
             tries.push("the byte mixer".into());

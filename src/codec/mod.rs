@@ -8,7 +8,7 @@ mod workers;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::format::{chunk_checksum, Frame, Header, VERSION};
+use crate::format::{chunk_checksum, Frame, Header, Sorter, VERSION};
 use crate::frames::blend::Blend;
 use crate::frames::direct::Direct;
 use crate::frames::model::Model;
@@ -75,6 +75,8 @@ pub struct Stats {
     pub cm_frames: u64,
     /// BWT frames (the sorted chunk and its predictor)
     pub bwt_frames: u64,
+    /// fast BWT frames (the sorted chunk and the lean predictor)
+    pub fast_bwt_frames: u64,
     /// direct model frames (the transformer alone)
     pub direct_frames: u64,
     /// model frames (the transformer with the token mixer)
@@ -103,7 +105,12 @@ impl Stats {
             }
             Frame::Lzma { .. } => self.lzma_frames += 1,
             Frame::Cm { .. } => self.cm_frames += 1,
-            Frame::Bwt { .. } => self.bwt_frames += 1,
+            Frame::Bwt {
+                sorter: Sorter::Full, ..
+            } => self.bwt_frames += 1,
+            Frame::Bwt {
+                sorter: Sorter::Lean, ..
+            } => self.fast_bwt_frames += 1,
             Frame::Stored { .. } => self.stored_frames += 1,
             Frame::End { .. } => return,
         }
@@ -118,6 +125,7 @@ impl Stats {
             (self.direct_frames, "direct"),
             (self.cm_frames, "CM"),
             (self.bwt_frames, "BWT"),
+            (self.fast_bwt_frames, "fast BWT"),
             (self.lzma_frames, "LZMA"),
             (self.stored_frames, "stored"),
         ];
@@ -152,6 +160,7 @@ impl Stats {
         self.lzma_frames += o.lzma_frames;
         self.cm_frames += o.cm_frames;
         self.bwt_frames += o.bwt_frames;
+        self.fast_bwt_frames += o.fast_bwt_frames;
         self.direct_frames += o.direct_frames;
         self.model_frames += o.model_frames;
         self.blend_frames += o.blend_frames;
@@ -387,9 +396,10 @@ pub fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options) -> Resul
             });
         }
     }
-    if allow(Method::Bwt) && plan.bwt {
-        let (payload, primary) = bwt::encode(data, &opts.cancel)?;
+    if let Some(sorter) = plan.bwt.filter(|_| allow(Method::Bwt)) {
+        let (payload, primary) = bwt::encode(data, sorter, &opts.cancel)?;
         consider(Frame::Bwt {
+            sorter,
             raw_len,
             primary,
             checksum,
@@ -453,12 +463,13 @@ pub fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, cancel: &
             payload,
         } => (cm::decode(payload, *raw_len as usize, version, cancel)?, *checksum),
         Frame::Bwt {
+            sorter,
             raw_len,
             primary,
             checksum,
             payload,
         } => (
-            bwt::decode(payload, *raw_len as usize, *primary, version, cancel)?,
+            bwt::decode(payload, *raw_len as usize, *primary, *sorter, version, cancel)?,
             *checksum,
         ),
         Frame::Model {

@@ -50,8 +50,9 @@ pub(super) fn chunk_memory(cfg: &Config, chunk: u64, mixing: bool, compress: boo
     } else {
         0
     };
-    // BWT frames: the chunk, its suffix array (or the inverse's links) and its transform
-    let sorted = SortedCm::memory(chunk as usize) + 6 * chunk;
+    // BWT frames: the chunk, its suffix array and its transform, or the decoded segments, their
+    // concatenation, the inverse's links (8 bytes a byte) and its output
+    let sorted = SortedCm::memory(chunk as usize) + 11 * chunk;
     2 * chunk + lzma.max(tokenize).max(tokens).max(mixers).max(sorted)
 }
 

@@ -5,6 +5,8 @@
 //!
 //! - [`blend`]: tokens coded through their bytes, the byte mixer and the transformer together
 //! - [`cm`]: bytes coded bit by bit by the byte mixer
+//! - [`bwt`]: the chunk's Burrows–Wheeler transform, coded by a predictor of sorted bytes (BWT
+//!   frames) or by its lean sibling (fast BWT frames)
 //! - [`model`]: tokens coded bit by bit, the transformer's table refined by the token mixer
 //! - [`direct`]: tokens coded whole with the transformer's table (`--direct`)
 //! - [`lzma`]: liblzma's raw stream
