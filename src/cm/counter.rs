@@ -79,14 +79,14 @@ impl LineTable {
     pub fn prefetch(&self, h: u32) {
         #[cfg(target_arch = "x86_64")]
         {
-            let i = (h >> (32 - self.bits)) as usize & !1;
+            // the line the hash names first, where `find` mostly ends (one cache line: more
+            // outstanding misses than the CPU can track only stall it)
+            let i = (h >> (32 - self.bits)) as usize;
             let p = self.lines[i..].as_ptr() as *const i8;
-            // SAFETY: prefetching is a hint with no effect on memory; `p` points into `lines`
-            // (lines i and i ^ 1 are adjacent: 128 bytes).
+            // SAFETY: prefetching is a hint with no effect on memory; `p` points into `lines`.
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                 _mm_prefetch(p, _MM_HINT_T0);
-                _mm_prefetch(p.add(64), _MM_HINT_T0);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -70,6 +70,23 @@ impl Apm {
         }
     }
 
+    /// Ask the CPU to start loading context `cx`'s row (a hint only: results never depend on it).
+    #[inline]
+    pub fn prefetch(&self, cx: usize) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let row = &self.t[cx * 33..cx * 33 + 33];
+            // SAFETY: prefetching is a hint with no effect on memory; both addresses lie in `row`.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch(row.as_ptr() as *const i8, _MM_HINT_T0);
+                _mm_prefetch(row[32..].as_ptr() as *const i8, _MM_HINT_T0);
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = cx;
+    }
+
     /// Refine `pr` (12 bits) in context `cx`.
     #[inline]
     pub fn refine(&mut self, pr: i32, cx: usize) -> i32 {

@@ -249,6 +249,11 @@ impl SymbolCm {
     pub fn predict(&mut self, ext: Option<i32>) -> i32 {
         debug_assert_eq!(ext.is_some(), self.alphabet.ext());
         debug_assert!(self.x.is_empty());
+        // the maps' contexts by orders 1 and 2: their rows are fetched while the mixers work
+        let salted = |h: u32| (fmix(h ^ self.node.wrapping_mul(0x9E37_79B1)) >> (32 - self.apm_bits)) as usize;
+        let (c1, c2) = (salted(self.hashes[0]), salted(self.hashes[1]));
+        self.apms[1].prefetch(c1);
+        self.apms[2].prefetch(c2);
         let ext_st = ext.map(|p| stretch(p.clamp(1, 4095)));
         if let Some(s) = ext_st {
             self.x.push(s);
@@ -310,8 +315,6 @@ impl SymbolCm {
         self.xf.push(256);
         let pr = self.final_mixer.mix(&self.xf, k);
 
-        let salted = |h: u32| (fmix(h ^ self.node.wrapping_mul(0x9E37_79B1)) >> (32 - self.apm_bits)) as usize;
-        let (c1, c2) = (salted(self.hashes[0]), salted(self.hashes[1]));
         let a0 = self.apms[0].refine(pr, self.node as usize);
         let a1 = self.apms[1].refine(pr, c1);
         let a2 = self.apms[2].refine(pr, c2);
