@@ -66,6 +66,13 @@ def changed(b, i, v):
     return bytes(b)
 
 
+def with_u32(archive, at, value):
+    """`archive` with the u32 at offset `at` replaced."""
+    b = bytearray(archive)
+    struct.pack_into("<I", b, at, value)
+    return bytes(b)
+
+
 mf = frames(model)[0]
 case("empty.nnz", b"", "Truncated", "truncated")
 case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive", "not an nnz archive")
@@ -82,30 +89,21 @@ case("unknown-kind.nnz", changed(model, mf[0], 9), "Corrupt", "unknown frame kin
 case("direct-frame-in-v4-only.nnz", changed(direct, 4, 3), "Corrupt", "unknown frame kind 5")
 case("blend-frame-in-v6-only.nnz", changed(model, 4, 5), "Corrupt", "unknown frame kind 6")
 case("bwt-frame-in-v7-only.nnz", changed(bwt, 4, 6), "Corrupt", "unknown frame kind 7")
-# a BWT frame's primary index (its second head field) outside 1..=raw_len, or another value in it
-bf = [f for f in frames(bwt) if f[1] == 7][0]
-for name, p in [("zero", 0), ("past-end", bf[2][0] + 1)]:
-    b = bytearray(bwt)
-    struct.pack_into("<I", b, bf[0] + 5, p)
-    case(f"bwt-primary-{name}.nnz", bytes(b), "Corrupt", "primary index")
-b = bytearray(bwt)
-struct.pack_into("<I", b, bf[0] + 5, bf[2][1] % bf[2][0] + 1)
-case("bwt-primary-changed.nnz", bytes(b), "Corrupt", "")
+
+# a BWT or fast BWT frame's primary index (its second head field) outside 1..=raw_len, or (BWT)
+# another value in it
 case("fast-bwt-frame-in-v8-only.nnz", changed(fast, 4, 7), "Corrupt", "unknown frame kind 8")
+bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
-for name, p in [("zero", 0), ("past-end", ff[2][0] + 1)]:
-    b = bytearray(fast)
-    struct.pack_into("<I", b, ff[0] + 5, p)
-    case(f"fast-bwt-primary-{name}.nnz", bytes(b), "Corrupt", "primary index")
+for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
+    for name, p in [("zero", 0), ("past-end", f[2][0] + 1)]:
+        case(f"{prefix}-primary-{name}.nnz", with_u32(archive, f[0] + 5, p), "Corrupt", "primary index")
+case("bwt-primary-changed.nnz", with_u32(bwt, bf[0] + 5, bf[2][1] % bf[2][0] + 1), "Corrupt", "")
 # a fast BWT frame's payload starts with the rows where the walks of its inverse start: one out of
 # range, and one changed to another row (the walks then do not end where they must)
-b = bytearray(fast)
-struct.pack_into("<I", b, ff[3], ff[2][0] + 1)
-case("fast-bwt-row-past-end.nnz", bytes(b), "Corrupt", "start row")
-b = bytearray(fast)
+case("fast-bwt-row-past-end.nnz", with_u32(fast, ff[3], ff[2][0] + 1), "Corrupt", "start row")
 row = struct.unpack_from("<I", fast, ff[3])[0]
-struct.pack_into("<I", b, ff[3], row % ff[2][0] + 1)
-case("fast-bwt-row-changed.nnz", bytes(b), "Corrupt", "")
+case("fast-bwt-row-changed.nnz", with_u32(fast, ff[3], row % ff[2][0] + 1), "Corrupt", "")
 # a payload too short for its rows
 b = bytearray(fast[: ff[3]]) + fast[ff[3] : ff[3] + 2] + fast[ff[3] + ff[4] :]
 struct.pack_into("<I", b, ff[0] + 9, 2)

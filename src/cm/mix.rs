@@ -90,7 +90,13 @@ impl Apm {
     /// Refine `pr` (12 bits) in context `cx`.
     #[inline]
     pub fn refine(&mut self, pr: i32, cx: usize) -> i32 {
-        let d = self.stretch[pr as usize] as i32 + 2048; // 1..=4095
+        self.refine_stretched(self.stretch[pr as usize] as i32, cx)
+    }
+
+    /// Refine a prediction given in the stretched domain (`d` in [-2047, 2047]) in context `cx`.
+    #[inline]
+    pub fn refine_stretched(&mut self, d: i32, cx: usize) -> i32 {
+        let d = d + 2048; // 1..=4095
         let j = (d >> 7) as usize;
         let wt = d & 127;
         let base = cx * 33 + j;

@@ -27,8 +27,8 @@ const RATE: i32 = 3;
 const W0: i32 = 14000;
 const APM_RATE: u32 = 7;
 
-/// Run-length buckets of the run model and the mixer's weight sets.
-fn run_bucket(run: u32) -> usize {
+/// Run-length buckets of the run model and the mixer's weight sets (also `sorted_lean`'s).
+pub(super) fn run_bucket(run: u32) -> usize {
     match run {
         0 | 1 => 0,
         2 => 1,

@@ -17,6 +17,7 @@
 use super::counter::Counter;
 use super::logistic::{squash, stretch_table};
 use super::mix::{Apm, Mixer};
+use super::sorted::run_bucket;
 use crate::coder::Coder;
 use crate::error::Result;
 
@@ -39,20 +40,6 @@ const FLAG_INPUTS: usize = 4;
 const FLAG_LIMIT: u32 = 60;
 const SHIFT_HIST: u32 = 5;
 
-/// Run-length buckets of the run model and the mixer's weight sets.
-fn run_bucket(run: u32) -> usize {
-    match run {
-        0 | 1 => 0,
-        2 => 1,
-        3 => 2,
-        4..=5 => 3,
-        6..=9 => 4,
-        10..=19 => 5,
-        20..=49 => 6,
-        _ => 7,
-    }
-}
-
 /// A 16-bit probability of a 1, moved by 1/2^shift towards each bit.
 #[inline]
 fn learn(p: &mut u16, bit: u32, shift: u32) {
@@ -69,8 +56,11 @@ pub struct LeanSortedCm {
     o1: Vec<[u16; 2]>,
     o2: Vec<Counter>,
     run_t: [u16; 64],
+    /// the mixer's weight sets: `mix::Mixer`'s arithmetic, written out over a fixed-size input
+    /// array (measured: `Mixer`'s slices cost this predictor ~10% of its speed)
     w: Vec<[i32; INPUTS]>,
-    apm: Vec<u16>,
+    /// the map over the mixer's output, by run bucket, agreement and the bits so far
+    apm: Apm,
     x: [i32; INPUTS],
     c0: u32,
     depth: u32,
@@ -81,7 +71,6 @@ pub struct LeanSortedCm {
     o2_base: usize,
     o2_at: usize,
     set: usize,
-    apm_at: usize,
     pr_mix: i32,
     /// `run_bucket(run)`
     bucket: usize,
@@ -102,7 +91,6 @@ impl Default for LeanSortedCm {
 
 impl LeanSortedCm {
     pub fn new() -> Self {
-        let row: Vec<u16> = (0..33).map(|j| (squash((j - 16) * 128) * 16) as u16).collect();
         LeanSortedCm {
             stretch: stretch_table(),
             o0: [32768; 256],
@@ -110,7 +98,7 @@ impl LeanSortedCm {
             o2: vec![Counter::INIT; 16 << O2_BITS],
             run_t: [0xF000; 64],
             w: vec![[W0, W0, W0, W0, W0, W0]; SETS],
-            apm: row.repeat(1 << 12),
+            apm: Apm::new(1 << 12, APM_RATE),
             x: [0; INPUTS],
             c0: 1,
             depth: 0,
@@ -121,7 +109,6 @@ impl LeanSortedCm {
             o2_base: 0,
             o2_at: 0,
             set: 0,
-            apm_at: 0,
             pr_mix: 2048,
             hist: 0,
             bucket: 0,
@@ -235,13 +222,10 @@ impl LeanSortedCm {
         let dot: i64 = self.x.iter().zip(w).map(|(&x, &w)| x as i64 * w as i64).sum();
         let d = (dot >> 16).clamp(-2047, 2047) as i32;
         self.pr_mix = squash(d);
-        // the map: 33 points over the mixer's output in the stretched domain, by the run state and
-        // the bits so far
-        let d = d + 2048;
-        let (j, wt) = ((d >> 7) as usize, d & 127);
-        let base = ((bucket << 9 | (agrees as usize) << 8) | c0) * 33 + j;
-        self.apm_at = base + (wt >> 6) as usize;
-        let p = ((self.apm[base] as i32 * (128 - wt) + self.apm[base + 1] as i32 * wt) >> 11).clamp(1, 4095);
+        // the map reads the mixer's output where it is still in the stretched domain
+        let p = self
+            .apm
+            .refine_stretched(d, (bucket << 9 | (agrees as usize) << 8) | c0);
         ((self.pr_mix + 3 * p + 2) >> 2).clamp(1, 4095)
     }
 
@@ -262,9 +246,7 @@ impl LeanSortedCm {
         for (w, &x) in self.w[self.set].iter_mut().zip(&self.x) {
             *w = (*w + ((x * err + 8192) >> 14)).clamp(-(1 << 22), 1 << 22);
         }
-        let t = self.apm[self.apm_at] as i32;
-        let target = (bit as i32) * 65535;
-        self.apm[self.apm_at] = (t + ((target - t) >> APM_RATE)) as u16;
+        self.apm.update(bit);
         self.c0 = self.c0 << 1 | bit;
         self.depth += 1;
         if self.depth == 4 {

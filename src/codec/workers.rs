@@ -1,10 +1,9 @@
 //! The threads that code chunks, and the memory budget they share.
 
 use crate::backend::Backend;
-use crate::cm::sorted::SortedCm;
 use crate::cm::{Alphabet, SymbolCm};
 use crate::error::{Error, Result};
-use crate::frames::{lzma, token_bits};
+use crate::frames::{bwt, lzma, token_bits};
 use crate::model::{Config, ModelInfo};
 use rayon::prelude::*;
 
@@ -50,9 +49,7 @@ pub(super) fn chunk_memory(cfg: &Config, chunk: u64, mixing: bool, compress: boo
     } else {
         0
     };
-    // BWT frames: the chunk, its suffix array and its transform, or the decoded segments, their
-    // concatenation, the inverse's links (8 bytes a byte) and its output
-    let sorted = SortedCm::memory(chunk as usize) + 11 * chunk;
+    let sorted = bwt::memory(chunk as usize);
     2 * chunk + lzma.max(tokenize).max(tokens).max(mixers).max(sorted)
 }
 

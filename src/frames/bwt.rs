@@ -76,6 +76,22 @@ impl Predictor for LeanSortedCm {
     }
 }
 
+/// The most memory a BWT or fast BWT frame of `n` bytes takes, both ways: a predictor for each
+/// segment (they may all run at once), and the chunk's suffix array and transform, or the decoded
+/// segments, their concatenation, the inverse's links (8 bytes a byte) and its output.
+pub(crate) fn memory(n: usize) -> u64 {
+    let predictors = |sorter| {
+        let s = segments(n, sorter);
+        let longest = segment_start(n, s, s) - segment_start(n, s, s - 1);
+        let one = match sorter {
+            Sorter::Full => SortedCm::memory(longest),
+            Sorter::Lean => LeanSortedCm::memory(),
+        };
+        s as u64 * one
+    };
+    predictors(Sorter::Full).max(predictors(Sorter::Lean)) + 11 * n as u64
+}
+
 /// Where segment `k` of `s` of a transform of `n` bytes starts.
 fn segment_start(n: usize, s: usize, k: usize) -> usize {
     (k as u64 * n as u64 / s as u64) as usize
@@ -108,8 +124,8 @@ pub(crate) fn transform(data: &[u8], rate: usize) -> Result<(Vec<u8>, Vec<u32>)>
         .with_aux_indices(libsais::bwt::AuxIndicesSamplingRate::from(rate as i32))
         .run()
         .map_err(err)?;
-    let rows = bwt.aux_indices().iter().map(|&r| r as u32).collect();
-    Ok((bwt.bwt().to_vec(), rows))
+    let (last, rows, _) = bwt.into_parts();
+    Ok((last, rows.iter().map(|&r| r as u32).collect()))
 }
 
 /// The bytes whose transform is `last`, given the rows (`rows[0]` the primary index) of the
