@@ -900,6 +900,8 @@ fn progress_bar(args: &Args, total: u64) -> Option<indicatif::ProgressBar> {
     {
         pb.set_style(style);
     }
+    // the spinner and the speed move between reports too (a long sort, the last chunk's trials)
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     Some(pb)
 }
 

@@ -416,3 +416,67 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         std::fs::read(common::root().join("testdata/golden/levels/mixed.L8.nnz")).unwrap()
     );
 }
+
+/// The progress callback moves while one chunk is coded, in both directions, never backwards,
+/// and ends at the input's length (compressing) or the archive's (decompressing).
+#[test]
+fn progress_moves_within_a_chunk() {
+    use std::sync::{Arc, Mutex};
+    let b = backend();
+    let mut rng = Lcg(11);
+    let text = sample_text();
+    // one chunk of 400 KB: the sample text with random bytes between its copies
+    let mut data = Vec::new();
+    while data.len() < 400_000 {
+        data.extend_from_slice(&text);
+        data.extend(rng.bytes(64));
+    }
+    data.truncate(400_000);
+    let recorder = || {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let f = Box::new(move |n: u64| s.lock().unwrap().push(n)) as Box<dyn Fn(u64) + Sync>;
+        (seen, f)
+    };
+    let check = |what: &str, seen: &[u64], total: u64| {
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "{what}: progress ran backwards: {seen:?}"
+        );
+        assert_eq!(seen.last(), Some(&total), "{what}: {seen:?}");
+        let within = seen.iter().filter(|&&n| n > 0 && n < total).count();
+        assert!(
+            within >= 3,
+            "{what}: the bar moved {within} times within the chunk: {seen:?}"
+        );
+    };
+    for level in [1, 4] {
+        let (seen, progress) = recorder();
+        let opts = Options {
+            chunk_size: 1 << 20,
+            level,
+            progress: Some(progress),
+            ..Default::default()
+        };
+        let mut archive = Vec::new();
+        codec::compress(&b, Input::Slice(&data), &mut archive, &opts).unwrap();
+        check(
+            &format!("level {level}, compressing"),
+            &seen.lock().unwrap(),
+            data.len() as u64,
+        );
+        let (seen, progress) = recorder();
+        let opts = Options {
+            progress: Some(progress),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        codec::decompress(&b, &mut &archive[..], Some(&mut out), &opts).unwrap();
+        assert!(out == data);
+        check(
+            &format!("level {level}, decompressing"),
+            &seen.lock().unwrap(),
+            archive.len() as u64,
+        );
+    }
+}

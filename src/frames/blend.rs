@@ -42,12 +42,15 @@ impl TokenFrame for Blend {
         let mut ends = Boundary::new(vocab);
         let mut prev = bos;
         let mut pos = 0;
+        // the bytes coded when progress was last reported
+        let mut ticked = 0;
         let mut t = 0;
         // the last 8 bytes coded, the latest lowest
         let mut recent = 0u64;
         while pos < job.raw_len {
             if row == rows {
-                job.cancel.check()?;
+                job.work.tick((pos - ticked) as u64)?;
+                ticked = pos;
                 inputs.clear();
                 match ids {
                     Some(ids) => {

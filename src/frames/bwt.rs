@@ -16,7 +16,7 @@
 
 use crate::cm::sorted::SortedCm;
 use crate::cm::sorted_lean::LeanSortedCm;
-use crate::codec::Cancel;
+use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::{Error, Result};
 use crate::format::Sorter;
@@ -201,7 +201,7 @@ fn rate(n: usize, sorter: Sorter) -> usize {
 /// fast BWT frame the rows of the rotations at `walk_rate` apart after the first (u32 each),
 /// then for both kinds the coded lengths of every segment but the last (u32 each), then the
 /// coded segments.
-pub(crate) fn encode(data: &[u8], sorter: Sorter, cancel: &Cancel) -> Result<(Vec<u8>, u32)> {
+pub(crate) fn encode(data: &[u8], sorter: Sorter, work: &Work) -> Result<(Vec<u8>, u32)> {
     let (last, rows) = transform(data, rate(data.len(), sorter))?;
     let (n, s) = (last.len(), segments(last.len(), sorter));
     let coded = (0..s)
@@ -209,7 +209,7 @@ pub(crate) fn encode(data: &[u8], sorter: Sorter, cancel: &Cancel) -> Result<(Ve
         .map(|k| {
             let part = &last[segment_start(n, s, k)..segment_start(n, s, k + 1)];
             let mut enc = Encoder::new();
-            code(&mut enc, sorter, Some(part), part.len(), &mut Vec::new(), cancel)?;
+            code(&mut enc, sorter, Some(part), part.len(), &mut Vec::new(), work)?;
             Ok(enc.finish())
         })
         .collect::<Result<Vec<_>>>()?;
@@ -235,7 +235,7 @@ pub(crate) fn decode(
     primary: u32,
     sorter: Sorter,
     version: u8,
-    cancel: &Cancel,
+    work: &Work,
 ) -> Result<Vec<u8>> {
     let s = segments(raw_len, sorter);
     let rate = rate(raw_len, sorter);
@@ -270,7 +270,7 @@ pub(crate) fn decode(
             let n = segment_start(raw_len, s, k + 1) - segment_start(raw_len, s, k);
             let mut dec = Decoder::new(part, Rules::for_version(version));
             let mut out = Vec::with_capacity(n);
-            code(&mut dec, sorter, None, n, &mut out, cancel)?;
+            code(&mut dec, sorter, None, n, &mut out, work)?;
             dec.finish()?;
             Ok(out)
         })
@@ -286,11 +286,11 @@ fn code<C: Coder>(
     last: Option<&[u8]>,
     n: usize,
     out: &mut Vec<u8>,
-    cancel: &Cancel,
+    work: &Work,
 ) -> Result<()> {
     match sorter {
-        Sorter::Full => code_with::<C, SortedCm>(c, last, n, out, cancel),
-        Sorter::Lean => code_with::<C, LeanSortedCm>(c, last, n, out, cancel),
+        Sorter::Full => code_with::<C, SortedCm>(c, last, n, out, work),
+        Sorter::Lean => code_with::<C, LeanSortedCm>(c, last, n, out, work),
     }
 }
 
@@ -299,13 +299,11 @@ fn code_with<C: Coder, P: Predictor>(
     last: Option<&[u8]>,
     n: usize,
     out: &mut Vec<u8>,
-    cancel: &Cancel,
+    work: &Work,
 ) -> Result<()> {
     let mut cm = P::fresh(n);
     for i in 0..n {
-        if i % 65536 == 0 {
-            cancel.check()?;
-        }
+        work.at(i)?;
         let b = cm.code_byte(c, last.map_or(0, |d| d[i] as u32))?;
         if C::DECODES {
             out.push(b);
@@ -317,6 +315,7 @@ fn code_with<C: Coder, P: Predictor>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Cancel;
 
     /// The transform by its definition: sort the rotations of `data` + sentinel; and the rows of
     /// the rotations that start at 0, `rate`, 2·`rate`, ...
@@ -393,6 +392,7 @@ mod tests {
     #[test]
     fn frames_round_trip() {
         let cancel = Cancel::default();
+        let work = Work::new(&cancel);
         let text = b"the quick brown fox jumps over the lazy dog; the lazy dog sleeps. ".repeat(200);
         let long: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(i) >> 7) as u8).collect();
         assert_eq!(segments(long.len(), Sorter::Full), 3);
@@ -409,19 +409,19 @@ mod tests {
                 &(0..=255).collect::<Vec<u8>>(),
                 &long,
             ] {
-                let (payload, primary) = encode(data, sorter, &cancel).unwrap();
+                let (payload, primary) = encode(data, sorter, &work).unwrap();
                 assert_eq!(
-                    decode(&payload, data.len(), primary, sorter, version, &cancel).unwrap(),
+                    decode(&payload, data.len(), primary, sorter, version, &work).unwrap(),
                     data
                 );
             }
-            let (payload, _) = encode(&text, sorter, &cancel).unwrap();
+            let (payload, _) = encode(&text, sorter, &work).unwrap();
             assert!(payload.len() * 20 < text.len(), "{sorter:?}: {} bytes", payload.len());
             // the segments are the same on one thread or three, and a damaged segment table is
             // refused
             let on = |threads| {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                pool.install(|| encode(&long, sorter, &cancel).unwrap())
+                pool.install(|| encode(&long, sorter, &work).unwrap())
             };
             let (payload, primary) = on(1);
             assert_eq!((payload.clone(), primary), on(3));
@@ -429,7 +429,7 @@ mod tests {
                 let mut bad = payload.clone();
                 bad[at] = v;
                 assert!(
-                    decode(&bad, long.len(), primary, sorter, version, &cancel).is_err(),
+                    decode(&bad, long.len(), primary, sorter, version, &work).is_err(),
                     "{sorter:?}: segment table byte {at}"
                 );
             }
@@ -440,8 +440,8 @@ mod tests {
             } else {
                 Sorter::Full
             };
-            let (payload, primary) = encode(&text, sorter, &cancel).unwrap();
-            if let Ok(out) = decode(&payload, text.len(), primary, other, version, &cancel) {
+            let (payload, primary) = encode(&text, sorter, &work).unwrap();
+            if let Ok(out) = decode(&payload, text.len(), primary, other, version, &work) {
                 assert_ne!(out, text);
             }
         }

@@ -2,33 +2,31 @@
 //! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"). No transformer.
 
 use crate::cm::SymbolCm;
-use crate::codec::Cancel;
+use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::Result;
 
 /// The payload of `data` as a CM frame.
-pub(crate) fn encode(data: &[u8], cancel: &Cancel) -> Result<Vec<u8>> {
+pub(crate) fn encode(data: &[u8], work: &Work) -> Result<Vec<u8>> {
     let mut enc = Encoder::new();
-    code(&mut enc, Some(data), data.len(), &mut Vec::new(), cancel)?;
+    code(&mut enc, Some(data), data.len(), &mut Vec::new(), work)?;
     Ok(enc.finish())
 }
 
 /// The `raw_len` bytes of a CM frame of a stream of format `version`.
-pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, cancel: &Cancel) -> Result<Vec<u8>> {
+pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, work: &Work) -> Result<Vec<u8>> {
     let mut dec = Decoder::new(payload, Rules::for_version(version));
     let mut out = Vec::with_capacity(raw_len);
-    code(&mut dec, None, raw_len, &mut out, cancel)?;
+    code(&mut dec, None, raw_len, &mut out, work)?;
     dec.finish()?;
     Ok(out)
 }
 
 /// Both directions: the encoder is given `data`; the decoder appends the bytes it reads to `out`.
-fn code<C: Coder>(c: &mut C, data: Option<&[u8]>, raw_len: usize, out: &mut Vec<u8>, cancel: &Cancel) -> Result<()> {
+fn code<C: Coder>(c: &mut C, data: Option<&[u8]>, raw_len: usize, out: &mut Vec<u8>, work: &Work) -> Result<()> {
     let mut cm = SymbolCm::for_bytes(raw_len as u64);
     for i in 0..raw_len {
-        if i % 65536 == 0 {
-            cancel.check()?;
-        }
+        work.at(i)?;
         if c.only_zeros_left() {
             // old versions: every later bit decodes as 1 (the interval [0, q) holds target 0)
             out.resize(raw_len, 0xFF);

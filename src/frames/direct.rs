@@ -21,7 +21,7 @@ impl TokenFrame for Direct {
         let mut known = vec![Interval::default(); block];
         let mut prev = model.cfg.bos();
         for start in (0..job.n_tokens).step_by(block) {
-            job.cancel.check()?;
+            job.tick_tokens(start.saturating_sub(block), start)?;
             let end = (start + block).min(job.n_tokens);
             if let Some(ids) = ids {
                 inputs.clear();

@@ -2,6 +2,7 @@
 //! header, which the decoder rebuilds from the frame's length (docs/FORMAT.md, "Frames").
 //! liblzma does both directions; this module only fixes its options and checks its output.
 
+use crate::codec::{Work, STEP};
 use crate::error::{Error, Result};
 use std::io::Write;
 
@@ -36,10 +37,14 @@ fn header(raw_len: usize) -> [u8; 13] {
 }
 
 /// LZMA payload without its header, or `None` if liblzma wrote a header we did not expect.
-pub(crate) fn compress(data: &[u8], preset: u32) -> Result<Option<Vec<u8>>> {
+/// (liblzma is given the chunk a piece at a time, for `work`; its output does not depend on that.)
+pub(crate) fn compress(data: &[u8], preset: u32, work: &Work) -> Result<Option<Vec<u8>>> {
     let stream = xz2::stream::Stream::new_lzma_encoder(&options(data.len(), preset)?).map_err(error)?;
     let mut enc = xz2::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 2), stream);
-    enc.write_all(data)?;
+    for piece in data.chunks(STEP) {
+        enc.write_all(piece)?;
+        work.tick(piece.len() as u64)?;
+    }
     let out = enc.finish()?;
     Ok((out.len() > 13 && out[..13] == header(data.len())).then(|| out[13..].to_vec()))
 }
@@ -81,4 +86,28 @@ pub(crate) fn decompress(payload: &[u8], raw_len: usize) -> Result<Vec<u8>> {
         }
     }
     bad("ends before its end marker")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Cancel;
+
+    /// `compress` gives liblzma the chunk in pieces; frames must be what one piece would give.
+    #[test]
+    fn pieces_do_not_change_the_stream() {
+        let text: Vec<u8> = (0..300_000u32)
+            .map(|i| b"abcdefgh, ijk lmnop\n"[((i * 2654435761u32) >> 28) as usize ^ (i as usize % 4)])
+            .collect();
+        let cancel = Cancel::new();
+        for preset in [1, 6, 9 | PRESET_EXTREME] {
+            let stream = xz2::stream::Stream::new_lzma_encoder(&options(text.len(), preset).unwrap()).unwrap();
+            let mut whole = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+            whole.write_all(&text).unwrap();
+            let whole = whole.finish().unwrap();
+            let pieces = compress(&text, preset, &Work::new(&cancel)).unwrap().unwrap();
+            assert_eq!(pieces, whole[13..], "preset {preset:#x}");
+            assert_eq!(decompress(&pieces, text.len()).unwrap(), text);
+        }
+    }
 }

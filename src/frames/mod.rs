@@ -22,7 +22,7 @@ pub(crate) mod model;
 
 use crate::backend::Backend;
 use crate::cm::classes_of;
-use crate::codec::Cancel;
+use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -36,7 +36,7 @@ pub(crate) trait TokenFrame {
 
     /// The payload of `data` and its token count, or `None` if the tokenizer cannot rebuild the
     /// chunk exactly.
-    fn encode(backend: &dyn Backend, data: &[u8], cancel: &Cancel) -> Result<Option<(Vec<u8>, u64)>> {
+    fn encode(backend: &dyn Backend, data: &[u8], work: &Work) -> Result<Option<(Vec<u8>, u64)>> {
         let Some(ids) = tokens_of(backend.model(), data)? else {
             return Ok(None);
         };
@@ -44,7 +44,7 @@ pub(crate) trait TokenFrame {
             backend,
             n_tokens: ids.len(),
             raw_len: data.len(),
-            cancel,
+            work,
         };
         let mut enc = Encoder::new();
         Self::code(&mut enc, &job, Some(&ids), &mut Vec::new())?;
@@ -70,8 +70,17 @@ pub(crate) struct TokenJob<'a> {
     pub n_tokens: usize,
     /// the frame's length in bytes
     pub raw_len: usize,
-    /// stops the work when cancelled
-    pub cancel: &'a Cancel,
+    /// where the coding loop looks for cancellation and reports progress
+    pub work: &'a Work<'a>,
+}
+
+impl TokenJob<'_> {
+    /// Look for cancellation, and report the bytes of tokens `from..to` (as many as the frame
+    /// holds on average: the rounded totals add up to the frame's length).
+    pub(crate) fn tick_tokens(&self, from: usize, to: usize) -> Result<()> {
+        let bytes = |t: usize| (t as u64 * self.raw_len as u64) / self.n_tokens.max(1) as u64;
+        self.work.tick(bytes(to) - bytes(from))
+    }
 }
 
 /// The tokens of `data`, or `None` if the tokenizer cannot rebuild it exactly (such a chunk is

@@ -26,7 +26,7 @@ impl TokenFrame for Model {
         let mut cm = SymbolCm::for_tokens(nbits, job.n_tokens as u64, token_classes(model));
         let mut prev = model.cfg.bos();
         for start in (0..job.n_tokens).step_by(block) {
-            job.cancel.check()?;
+            job.tick_tokens(start.saturating_sub(block), start)?;
             let end = (start + block).min(job.n_tokens);
             inputs.clear();
             match ids {

@@ -20,7 +20,7 @@ pub(crate) fn decode_whole_tokens(job: &TokenJob, payload: &[u8], version: u8) -
         backend,
         n_tokens,
         raw_len,
-        cancel,
+        ..
     } = *job;
     let model = backend.model();
     let mut stream = backend.stream();
@@ -31,7 +31,7 @@ pub(crate) fn decode_whole_tokens(job: &TokenJob, payload: &[u8], version: u8) -
     let mut mixer = (version == 2).then(Mixer::new);
     for i in 0..n_tokens {
         if i % 256 == 0 {
-            cancel.check()?;
+            job.tick_tokens(i.saturating_sub(256), i)?;
         }
         if dec.only_zeros_left() {
             push_first_tokens(model, n_tokens - i, &mut out, raw_len)?;
