@@ -79,7 +79,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 9), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 10), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -93,6 +93,8 @@ case("bwt-frame-in-v7-only.nnz", changed(bwt, 4, 6), "Corrupt", "unknown frame k
 # a BWT or fast BWT frame's primary index (its second head field) outside 1..=raw_len, or (BWT)
 # another value in it
 case("fast-bwt-frame-in-v8-only.nnz", changed(fast, 4, 7), "Corrupt", "unknown frame kind 8")
+# CM frames whose byte mixer found records (format 9), read as format 8, whose mixer looks for none
+case("records-read-as-v8.nnz", changed(read("rings.pbm.raw.nnz"), 4, 8), "Corrupt", "is corrupt")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:

@@ -5,15 +5,16 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 8 adds fast BWT frames (the same transform, coded by a leaner predictor in smaller
-/// segments). Version 7 adds BWT frames (the Burrows–Wheeler transform of the chunk, coded by a
-/// predictor of sorted bytes). Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
+/// Version 9 has the byte mixer of CM frames look for fixed-length records (the same frames, coded
+/// with other contexts once a record length is found). Version 8 adds fast BWT frames (the same
+/// transform, coded by a leaner predictor in smaller segments). Version 7 adds BWT frames (the
+/// Burrows–Wheeler transform of the chunk, coded by a predictor of sorted bytes). Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
 /// transformer together). Version 5 makes every range-coded payload canonical (the shortest flush; a decoder reads at
 /// most 7 bytes past its end) and bounds each frame's work by its payload size; version 4 adds
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 8;
+pub const VERSION: u8 = 9;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -676,14 +677,14 @@ mod tests {
         }
         .write(&mut b)
         .unwrap();
-        b[4] = 9;
+        b[4] = 10;
         assert!(matches!(
             Header::read(&mut &b[..]),
-            Err(Error::FutureVersion(9, VERSION))
+            Err(Error::FutureVersion(10, VERSION))
         ));
         assert!(matches!(
             Header::read(&mut &b[..10]),
-            Err(Error::FutureVersion(9, VERSION))
+            Err(Error::FutureVersion(10, VERSION))
         ));
         b[4] = 1;
         assert!(matches!(Header::read(&mut &b[..10]), Err(Error::Truncated)));

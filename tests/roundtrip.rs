@@ -179,10 +179,10 @@ fn older_versions_still_decode() {
     // model and mixer (whole tokens, one table each); version 3: before direct frames; version 4:
     // before canonical payloads (every frame kind); version 5: the last with model frames (tokens
     // by the token mixer), before blend frames; version 6: before BWT frames; version 7: before
-    // fast BWT frames
+    // fast BWT frames; version 8: before the byte mixer looked for records
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -196,6 +196,9 @@ fn older_versions_still_decode() {
         ("server.log.v6.nnz", "server.log", 6),
         ("sample.txt.direct.v7.nnz", "sample.txt", 7),
         ("server.log.v7.nnz", "server.log", 7),
+        ("sample.txt.direct.v8.nnz", "sample.txt", 8),
+        ("server.log.v8.nnz", "server.log", 8),
+        ("rings.pbm.raw.v8.nnz", "rings.pbm.raw", 8),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
@@ -231,7 +234,12 @@ fn golden_archives_are_stable() {
     // If the format or the arithmetic changes, this fails: bump the format version and keep old
     // archives decodable (or failing clearly), then regenerate (README, "Golden archives").
     let b = backend();
-    for (name, want) in [("sample.txt", "blend"), ("server.log", "cm"), ("sample.txt", "direct")] {
+    for (name, want) in [
+        ("sample.txt", "blend"),
+        ("server.log", "cm"),
+        ("rings.pbm.raw", "cm"),
+        ("sample.txt", "direct"),
+    ] {
         let dir = common::root().join("testdata/golden");
         let data = std::fs::read(dir.join(name)).unwrap();
         let direct = want == "direct";
@@ -479,4 +487,26 @@ fn progress_moves_within_a_chunk() {
             archive.len() as u64,
         );
     }
+}
+
+/// A bi-level image, 96 bytes a row (testdata/golden/rings.pbm.raw): from format 9 the byte mixer
+/// finds its rows and codes it smaller than format 8 did, and the format-8 archive (CM frames made
+/// without records) still decodes as it was made.
+#[test]
+fn the_byte_mixer_finds_records() {
+    let b = backend();
+    let dir = common::root().join("testdata/golden");
+    let data = std::fs::read(dir.join("rings.pbm.raw")).unwrap();
+    let old = std::fs::read(dir.join("rings.pbm.raw.v8.nnz")).unwrap();
+    let new = pack(&b, &data, 4096);
+    assert_eq!(unpack(&b, &old).unwrap(), data);
+    assert_eq!(unpack(&b, &new).unwrap(), data);
+    let (_, stats) = codec::list(&mut &new[..]).unwrap().remove(0);
+    assert_eq!(stats.cm_frames, stats.frames, "{stats:?}");
+    assert!(
+        (new.len() as f64) < 0.95 * old.len() as f64,
+        "format 9: {} bytes, format 8: {}",
+        new.len(),
+        old.len()
+    );
 }

@@ -2,13 +2,16 @@
 //! context hashes computed from it at the start of each symbol (docs/MODEL.md, "Contexts").
 
 use super::counter::fmix;
+use super::record::Records;
 
 /// One hashed context. `Order(n)`: the last n symbols. The others combine the previous symbols
 /// (`s1` = the last, `s2` the one before, ...) with the line structure: `col` = symbols since the
 /// line began, `above` = the symbol at the same column of the previous line, `field` = fields
 /// begun in this line, `fabove` = the symbol at the same offset of the same field in the previous
 /// line, `head` = the line's first symbol, `word` / `pword` = hashes of the current and the
-/// previous alphanumeric run (bytes only), `expected` = the match model's predicted symbol.
+/// previous alphanumeric run (bytes only), `expected` = the match model's predicted symbol. Once
+/// a record length is found (`History::find_records`), `above` is the symbol one record back, `col`
+/// the position in the record, and the two sparse contexts look at the record above.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ctx {
     Order(usize),
@@ -102,6 +105,8 @@ pub struct History {
     prev_fields: Vec<usize>,
     word: u32,
     prev_word: u32,
+    /// byte frames of format 9 on: the record length finder (`above` is one record back)
+    records: Option<Box<Records>>,
 }
 
 impl History {
@@ -117,7 +122,14 @@ impl History {
             prev_fields: vec![0],
             word: 0,
             prev_word: 0,
+            records: None,
         }
+    }
+
+    /// Look for fixed-length records (bytes only): once one is found, `above` is the byte one
+    /// record back and `col` the position in the record.
+    pub fn find_records(&mut self) {
+        self.records = Some(Box::new(Records::new()));
     }
 
     /// The class bits of symbol `sym`.
@@ -139,6 +151,9 @@ impl History {
     pub fn push(&mut self, sym: u32) {
         self.syms.push(sym);
         let n = self.syms.len();
+        if let Some(r) = self.records.as_mut() {
+            r.push(n - 1, sym as u8);
+        }
         let c = self.class(sym);
         if c & CLASS_NEWLINE != 0 {
             self.prev_line_start = self.line_start;
@@ -170,11 +185,22 @@ impl History {
         for o in 1..order.len() {
             order[o] = fmix(order[o - 1].wrapping_add(back(o)).wrapping_add(o as u32 * 0x9E37_79B9));
         }
-        let col = n - self.line_start;
-        let above = if self.prev_line_start + col < self.line_start {
-            at(self.prev_line_start + col)
-        } else {
-            NO_ABOVE
+        let line = n - self.line_start;
+        let record = self
+            .records
+            .as_ref()
+            .and_then(|r| r.record_len())
+            .filter(|&len| len <= n && line > 2 * len);
+        let (above, col) = match record {
+            Some(len) => (s[n - len], n % len),
+            None => {
+                let above = if self.prev_line_start + line < self.line_start {
+                    at(self.prev_line_start + line)
+                } else {
+                    NO_ABOVE
+                };
+                (above, line)
+            }
         };
         let f = self.fields.len() - 1;
         let off = n - self.fields[f];
@@ -195,8 +221,14 @@ impl History {
         for (h, c) in out.iter_mut().zip(ctxs) {
             *h = match *c {
                 Ctx::Order(o) => order[o],
-                Ctx::Sparse23 => two(back(2), 0x1111_1111, back(3)),
-                Ctx::Sparse2 => fmix(fmix(back(2) ^ 0x2222_2222)),
+                Ctx::Sparse23 => match record {
+                    Some(len) => three(back(len + 1), 0x1111_1111, back(len), back(len - 1)),
+                    None => two(back(2), 0x1111_1111, back(3)),
+                },
+                Ctx::Sparse2 => match record {
+                    Some(len) => three(back(2 * len), 0x2222_2222, back(len), back(1)),
+                    None => fmix(fmix(back(2) ^ 0x2222_2222)),
+                },
                 Ctx::FieldS1 => two(self.field, 0x3333_3333, back(1)),
                 Ctx::AboveS1 => two(above, 0x4444_4444, back(1)),
                 Ctx::AboveCol => two(above, 0x5555_5555, col),

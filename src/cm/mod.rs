@@ -16,6 +16,7 @@ pub mod counter;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
+mod record;
 pub mod sorted;
 pub mod sorted_lean;
 
@@ -100,9 +101,14 @@ impl SymbolCm {
         Self::new(nbits, Alphabet::Tokens, n_symbols, classes, token_contexts(), 3, 8)
     }
 
-    /// A predictor for bytes, without outside predictions.
-    pub fn for_bytes(n_symbols: u64) -> Self {
-        Self::new(8, Alphabet::Bytes, n_symbols, byte_classes(), byte_contexts(), 6, 2)
+    /// A predictor for bytes, without outside predictions; with `records`, it looks for
+    /// fixed-length records (`record`; CM frames of format 9 on).
+    pub fn for_bytes(n_symbols: u64, records: bool) -> Self {
+        let mut cm = Self::new(8, Alphabet::Bytes, n_symbols, byte_classes(), byte_contexts(), 6, 2);
+        if records {
+            cm.hist.find_records();
+        }
+        cm
     }
 
     /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
@@ -442,7 +448,7 @@ mod tests {
     fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
         let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let run = |data: &[u8]| {
-            let mut cm = SymbolCm::for_bytes(data.len() as u64);
+            let mut cm = SymbolCm::for_bytes(data.len() as u64, true);
             let mut ps = Vec::new();
             let mut second_half = 0.0;
             for (i, &b) in data.iter().enumerate() {

@@ -5,11 +5,12 @@ use crate::cm::SymbolCm;
 use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::Result;
+use crate::format::VERSION;
 
 /// The payload of `data` as a CM frame.
 pub(crate) fn encode(data: &[u8], work: &Work) -> Result<Vec<u8>> {
     let mut enc = Encoder::new();
-    code(&mut enc, Some(data), data.len(), &mut Vec::new(), work)?;
+    code(&mut enc, Some(data), data.len(), &mut Vec::new(), VERSION, work)?;
     Ok(enc.finish())
 }
 
@@ -17,14 +18,23 @@ pub(crate) fn encode(data: &[u8], work: &Work) -> Result<Vec<u8>> {
 pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, work: &Work) -> Result<Vec<u8>> {
     let mut dec = Decoder::new(payload, Rules::for_version(version));
     let mut out = Vec::with_capacity(raw_len);
-    code(&mut dec, None, raw_len, &mut out, work)?;
+    code(&mut dec, None, raw_len, &mut out, version, work)?;
     dec.finish()?;
     Ok(out)
 }
 
-/// Both directions: the encoder is given `data`; the decoder appends the bytes it reads to `out`.
-fn code<C: Coder>(c: &mut C, data: Option<&[u8]>, raw_len: usize, out: &mut Vec<u8>, work: &Work) -> Result<()> {
-    let mut cm = SymbolCm::for_bytes(raw_len as u64);
+/// Both directions, as a stream of format `version` codes them: the encoder is given `data`; the
+/// decoder appends the bytes it reads to `out`.
+fn code<C: Coder>(
+    c: &mut C,
+    data: Option<&[u8]>,
+    raw_len: usize,
+    out: &mut Vec<u8>,
+    version: u8,
+    work: &Work,
+) -> Result<()> {
+    // format 9 on: the byte mixer looks for fixed-length records
+    let mut cm = SymbolCm::for_bytes(raw_len as u64, version >= 9);
     for i in 0..raw_len {
         work.at(i)?;
         if c.only_zeros_left() {
