@@ -250,6 +250,24 @@ impl Options {
     pub fn plan(&self) -> Plan {
         Plan::of(self.level, self.direct)
     }
+
+    /// Whether `--only` lets method `m` run.
+    fn allows(&self, m: Method) -> bool {
+        self.only.is_none_or(|o| o == m)
+    }
+
+    /// Whether chunks try method `m`: the plan has it and `--only` allows it (the model may still
+    /// be skipped where it cannot pay).
+    fn tries(&self, m: Method) -> bool {
+        let plan = self.plan();
+        let planned = match m {
+            Method::Lzma => plan.lzma.is_some(),
+            Method::Bwt => plan.bwt.is_some(),
+            Method::Cm => plan.cm,
+            Method::Model => plan.model != ModelTrial::Never,
+        };
+        planned && self.allows(m)
+    }
 }
 
 impl Default for Options {
@@ -393,20 +411,12 @@ struct Trials<'a> {
 
 impl<'a> Trials<'a> {
     fn new(len: usize, opts: &'a Options, meter: Option<&'a Meter<'a>>) -> Trials<'a> {
-        let allow = |m: Method| opts.only.is_none_or(|o| o == m);
         let plan = opts.plan();
-        let mut total = 0;
-        for m in [Method::Lzma, Method::Bwt, Method::Cm, Method::Model] {
-            let planned = match m {
-                Method::Lzma => plan.lzma.is_some(),
-                Method::Bwt => plan.bwt.is_some(),
-                Method::Cm => plan.cm,
-                Method::Model => plan.model != ModelTrial::Never,
-            };
-            if planned && allow(m) {
-                total += Self::cost(m, &plan);
-            }
-        }
+        let total = [Method::Lzma, Method::Bwt, Method::Cm, Method::Model]
+            .into_iter()
+            .filter(|&m| opts.tries(m))
+            .map(|m| Self::cost(m, &plan))
+            .sum::<u64>();
         Trials {
             cancel: &opts.cancel,
             meter,
@@ -430,12 +440,7 @@ impl<'a> Trials<'a> {
 
     /// Run one trial of method `m` with its share of the meter.
     fn run<T>(&mut self, m: Method, plan: &Plan, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
-        let work = Work::metered(
-            self.cancel,
-            self.meter,
-            self.len * Self::cost(m, plan),
-            self.len * self.total,
-        );
+        let work = Work::metered(self.cancel, self.meter, Self::cost(m, plan), self.total);
         let r = f(&work);
         self.reported += work.reported();
         r
@@ -450,7 +455,7 @@ impl<'a> Trials<'a> {
 }
 
 fn try_methods(backend: &dyn Backend, data: &[u8], opts: &Options, trials: &mut Trials) -> Result<Frame> {
-    let allow = |m: Method| opts.only.is_none_or(|o| o == m);
+    let allow = |m: Method| opts.allows(m);
     let checksum = chunk_checksum(data);
     let raw_len = data.len() as u32;
     let mut best = Frame::Stored {
