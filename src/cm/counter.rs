@@ -2,6 +2,8 @@
 //! at 1/1.5 and falls as 1/(n + 1.5) down to a floor, and a `LineTable` keeps counters for hashed
 //! contexts in 64-byte lines, one line per context and half-byte ("nibble") of the symbol.
 
+use memmap2::{MmapMut, MmapOptions};
+
 /// `RECIP[n] = floor(2^17 / (2n + 3))`, i.e. 2^16 / (n + 1.5).
 const fn recip() -> [u32; 1024] {
     let mut t = [0u32; 1024];
@@ -16,6 +18,7 @@ static RECIP: [u32; 1024] = recip();
 
 /// P(1) in 22 bits (high) and an update count in 10 bits (low).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(transparent)]
 pub struct Counter(pub u32);
 
 impl Counter {
@@ -59,17 +62,40 @@ pub fn fmix(mut h: u32) -> u32 {
 /// A context hash `h` names line `h >> (32 - bits)` or its neighbour (index XOR 1); the check is
 /// `h & 0xFFFF`. When neither holds the check, the one whose root counter has seen fewer updates
 /// is cleared and taken.
+///
+/// The lines live in an anonymous memory map (all zero at first) that asks Linux for huge pages:
+/// the table is read at random, and with 4 KiB pages nearly every lookup of a large table also
+/// misses the TLB. Where the kernel declines, the map works the same with small pages.
 pub struct LineTable {
-    lines: Vec<[Counter; 16]>,
+    map: MmapMut,
     bits: u32,
 }
 
+type Line = [Counter; 16];
+
 impl LineTable {
     pub fn new(bits: u32) -> Self {
-        LineTable {
-            lines: vec![[Counter(0); 16]; 1 << bits],
-            bits,
-        }
+        let len = std::mem::size_of::<Line>() << bits;
+        let map = MmapOptions::new()
+            .len(len)
+            .map_anon()
+            .unwrap_or_else(|e| panic!("cannot map {len} bytes for a counter table: {e}"));
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        LineTable { map, bits }
+    }
+
+    #[inline]
+    fn lines(&self) -> &[Line] {
+        // SAFETY: the map holds exactly 2^bits lines, is page aligned (more than a line needs),
+        // and all-zero bytes are valid counters; `Counter` is a transparent u32.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr() as *const Line, 1 << self.bits) }
+    }
+
+    #[inline]
+    fn lines_mut(&mut self) -> &mut [Line] {
+        // SAFETY: as in `lines`, and `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr() as *mut Line, 1 << self.bits) }
     }
 
     /// Ask the CPU to start loading the lines `find(h)` will look at (a hint only: results never
@@ -82,7 +108,7 @@ impl LineTable {
             // the line the hash names first, where `find` mostly ends (one cache line: more
             // outstanding misses than the CPU can track only stall it)
             let i = (h >> (32 - self.bits)) as usize;
-            let p = self.lines[i..].as_ptr() as *const i8;
+            let p = self.lines()[i..].as_ptr() as *const i8;
             // SAFETY: prefetching is a hint with no effect on memory; `p` points into `lines`.
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
@@ -98,19 +124,20 @@ impl LineTable {
     pub fn find(&mut self, h: u32) -> usize {
         let i = (h >> (32 - self.bits)) as usize;
         let check = Counter(h & 0xFFFF);
-        if self.lines[i][0] == check {
+        let lines = self.lines_mut();
+        if lines[i][0] == check {
             return i;
         }
         let j = i ^ 1;
-        if self.lines[j][0] == check {
+        if lines[j][0] == check {
             return j;
         }
-        let k = if self.lines[j][1].count() < self.lines[i][1].count() {
+        let k = if lines[j][1].count() < lines[i][1].count() {
             j
         } else {
             i
         };
-        let line = &mut self.lines[k];
+        let line = &mut lines[k];
         line[0] = check;
         for c in &mut line[1..] {
             *c = Counter::INIT;
@@ -120,7 +147,7 @@ impl LineTable {
 
     #[inline]
     pub fn get(&mut self, line: usize, node: usize) -> &mut Counter {
-        &mut self.lines[line][node]
+        &mut self.lines_mut()[line][node]
     }
 }
 
