@@ -2,7 +2,7 @@
 //! at 1/1.5 and falls as 1/(n + 1.5) down to a floor, and a `LineTable` keeps counters for hashed
 //! contexts in 64-byte lines, one line per context and half-byte ("nibble") of the symbol.
 
-use memmap2::{MmapMut, MmapOptions};
+use super::pages::{Table, Zeroed};
 
 /// `RECIP[n] = floor(2^17 / (2n + 3))`, i.e. 2^16 / (n + 1.5).
 const fn recip() -> [u32; 1024] {
@@ -20,6 +20,10 @@ static RECIP: [u32; 1024] = recip();
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(transparent)]
 pub struct Counter(pub u32);
+
+// SAFETY: a transparent u32; zero is a counter at P = 0 with no updates (lines start so, and
+// `find` sets every counter it claims).
+unsafe impl Zeroed for Counter {}
 
 impl Counter {
     pub const INIT: Counter = Counter(1 << 31);
@@ -62,12 +66,8 @@ pub fn fmix(mut h: u32) -> u32 {
 /// A context hash `h` names line `h >> (32 - bits)` or its neighbour (index XOR 1); the check is
 /// `h & 0xFFFF`. When neither holds the check, the one whose root counter has seen fewer updates
 /// is cleared and taken.
-///
-/// The lines live in an anonymous memory map (all zero at first) that asks Linux for huge pages:
-/// the table is read at random, and with 4 KiB pages nearly every lookup of a large table also
-/// misses the TLB. Where the kernel declines, the map works the same with small pages.
 pub struct LineTable {
-    map: MmapMut,
+    lines: Table<Line>,
     bits: u32,
 }
 
@@ -75,27 +75,10 @@ type Line = [Counter; 16];
 
 impl LineTable {
     pub fn new(bits: u32) -> Self {
-        let len = std::mem::size_of::<Line>() << bits;
-        let map = MmapOptions::new()
-            .len(len)
-            .map_anon()
-            .unwrap_or_else(|e| panic!("cannot map {len} bytes for a counter table: {e}"));
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
-        LineTable { map, bits }
-    }
-
-    #[inline]
-    fn lines(&self) -> &[Line] {
-        // SAFETY: the map holds exactly 2^bits lines, is page aligned (more than a line needs),
-        // and all-zero bytes are valid counters; `Counter` is a transparent u32.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr() as *const Line, 1 << self.bits) }
-    }
-
-    #[inline]
-    fn lines_mut(&mut self) -> &mut [Line] {
-        // SAFETY: as in `lines`, and `&mut self` makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr() as *mut Line, 1 << self.bits) }
+        LineTable {
+            lines: Table::zeroed(1 << bits),
+            bits,
+        }
     }
 
     /// Ask the CPU to start loading the lines `find(h)` will look at (a hint only: results never
@@ -108,11 +91,12 @@ impl LineTable {
             // the line the hash names first, where `find` mostly ends (one cache line: more
             // outstanding misses than the CPU can track only stall it)
             let i = (h >> (32 - self.bits)) as usize;
-            let p = self.lines()[i..].as_ptr() as *const i8;
-            // SAFETY: prefetching is a hint with no effect on memory; `p` points into `lines`.
+            let lines = &self.lines;
+            // SAFETY: prefetching is a hint with no effect on memory; both point into `lines`.
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch(p, _MM_HINT_T0);
+                _mm_prefetch(lines[i..].as_ptr() as *const i8, _MM_HINT_T0);
+                _mm_prefetch(lines[i ^ 1..].as_ptr() as *const i8, _MM_HINT_T0);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -124,7 +108,7 @@ impl LineTable {
     pub fn find(&mut self, h: u32) -> usize {
         let i = (h >> (32 - self.bits)) as usize;
         let check = Counter(h & 0xFFFF);
-        let lines = self.lines_mut();
+        let lines = &mut self.lines;
         if lines[i][0] == check {
             return i;
         }
@@ -147,7 +131,7 @@ impl LineTable {
 
     #[inline]
     pub fn get(&mut self, line: usize, node: usize) -> &mut Counter {
-        &mut self.lines_mut()[line][node]
+        &mut self.lines[line][node]
     }
 }
 

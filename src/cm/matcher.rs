@@ -2,13 +2,14 @@
 //! history (by a hash table of positions, checked backwards) and predicts the symbol that followed
 //! it. After a misprediction the pointer keeps moving ("recovery": lines that differ in one field
 //! realign at once) until `MAX_MISS` misses in a row drop the match.
+use super::pages::Table;
 
 const VERIFY: usize = 32;
 const MAX_MISS: u32 = 8;
 const MAX_LEN: u32 = 65535;
 
 pub struct Matcher {
-    table: Vec<u32>,
+    table: Table<u32>,
     bits: u32,
     ptr: usize,
     len: u32,
@@ -28,7 +29,7 @@ fn hash(t: &[u32]) -> u32 {
 impl Matcher {
     pub fn new(bits: u32, min_len: usize) -> Self {
         Matcher {
-            table: vec![0; 1 << bits],
+            table: Table::zeroed(1 << bits),
             bits,
             ptr: 0,
             len: 0,

@@ -3,6 +3,7 @@
 //! probability in a context by interpolating between learned values.
 
 use super::logistic::{squash, stretch_table};
+use super::pages::Table;
 
 pub struct Mixer {
     n: usize,
@@ -109,7 +110,7 @@ impl Mixer {
 /// 33 learned probabilities (16 bits) per context at stretch points -2048, -1920, ..., 2048.
 pub struct Apm {
     stretch: &'static [i16; 4096],
-    t: Vec<u16>,
+    t: Table<u16>,
     idx: usize,
     rate: u32,
 }
@@ -119,7 +120,13 @@ impl Apm {
         let row: Vec<u16> = (0..33).map(|j| (squash((j - 16) * 128) * 16) as u16).collect();
         Apm {
             stretch: stretch_table(),
-            t: row.repeat(contexts),
+            t: {
+                let mut t = Table::zeroed(contexts * 33);
+                for r in t.chunks_exact_mut(33) {
+                    r.copy_from_slice(&row);
+                }
+                t
+            },
             idx: 0,
             rate,
         }

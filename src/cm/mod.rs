@@ -16,6 +16,7 @@ pub mod counter;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
+mod pages;
 mod record;
 pub mod sorted;
 pub mod sorted_lean;
