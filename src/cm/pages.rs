@@ -2,7 +2,7 @@
 //! anonymous memory map that asks Linux for huge pages: with 4 KiB pages nearly every lookup of
 //! a table of many megabytes also misses the TLB, and its page walk stalls the prefetches meant
 //! to hide the miss. Where the kernel declines (or elsewhere), the map works the same with small
-//! pages. What a table holds never depends on its pages.
+//! pages; small tables stay on the heap. What a table holds never depends on where it lives.
 
 use memmap2::{MmapMut, MmapOptions};
 
@@ -19,26 +19,54 @@ unsafe impl Zeroed for u32 {}
 // SAFETY: arrays of valid-as-zero elements are valid as zero bytes.
 unsafe impl<T: Zeroed, const N: usize> Zeroed for [T; N] {}
 
+/// Tables at least this large get a map of their own; smaller ones stay on the heap, where
+/// allocation is cheap and the pages are often already there (the lean predictor of `-1` makes
+/// a few small maps per 128 KiB segment, and was 10% slower with maps for them).
+const MAP_MIN: usize = 4 << 20;
+
+enum Storage<T> {
+    Heap(#[allow(dead_code)] Vec<T>),
+    Map(#[allow(dead_code)] MmapMut),
+}
+
 /// `len` values of `T`, all zero at first.
 pub struct Table<T: Zeroed> {
-    map: MmapMut,
+    /// owns the memory `ptr` points to
+    _storage: Storage<T>,
+    ptr: *mut T,
     len: usize,
-    _t: std::marker::PhantomData<T>,
 }
+
+// SAFETY: a table owns its values as a `Vec` does, so it moves and shares between threads as
+// its values do.
+unsafe impl<T: Zeroed + Send> Send for Table<T> {}
+// SAFETY: as above.
+unsafe impl<T: Zeroed + Sync> Sync for Table<T> {}
 
 impl<T: Zeroed> Table<T> {
     pub fn zeroed(len: usize) -> Self {
-        let bytes = (std::mem::size_of::<T>() * len).max(1);
-        let map = MmapOptions::new()
+        let bytes = std::mem::size_of::<T>() * len;
+        if bytes < MAP_MIN {
+            // SAFETY: `Zeroed` says all-zero bytes are a valid `T`.
+            let mut v = vec![unsafe { std::mem::zeroed::<T>() }; len];
+            let ptr = v.as_mut_ptr();
+            return Table {
+                _storage: Storage::Heap(v),
+                ptr,
+                len,
+            };
+        }
+        let mut map = MmapOptions::new()
             .len(bytes)
             .map_anon()
             .unwrap_or_else(|e| panic!("cannot map {bytes} bytes for a model table: {e}"));
         #[cfg(target_os = "linux")]
         let _ = map.advise(memmap2::Advice::HugePage);
+        let ptr = map.as_mut_ptr() as *mut T;
         Table {
-            map,
+            _storage: Storage::Map(map),
+            ptr,
             len,
-            _t: std::marker::PhantomData,
         }
     }
 }
@@ -48,9 +76,10 @@ impl<T: Zeroed> std::ops::Deref for Table<T> {
 
     #[inline]
     fn deref(&self) -> &[T] {
-        // SAFETY: the map holds `len` values of `T` (all-zero bytes are valid ones), and is page
-        // aligned, more than `T` needs.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr() as *const T, self.len) }
+        // SAFETY: `ptr` starts the storage, which holds `len` values of `T` (a map's all-zero
+        // bytes are valid ones; it is page aligned, more than `T` needs) and lives as long as
+        // `self`; neither a vector nor a map moves its memory when moved.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
     }
 }
 
@@ -58,7 +87,7 @@ impl<T: Zeroed> std::ops::DerefMut for Table<T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`, and `&mut self` makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr() as *mut T, self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 }
 
@@ -74,5 +103,13 @@ mod tests {
         t[999][15] = 7;
         assert_eq!(t[999][15], 7);
         assert_eq!(Table::<u16>::zeroed(0).len(), 0);
+        // a table large enough for a map of its own
+        let mut big: Table<u32> = Table::zeroed(MAP_MIN);
+        assert!(matches!(big._storage, Storage::Map(_)));
+        for i in (0..big.len()).step_by(4099) {
+            assert_eq!(big[i], 0);
+            big[i] = i as u32;
+        }
+        assert!((0..big.len()).step_by(4099).all(|i| big[i] == i as u32));
     }
 }
