@@ -11,7 +11,8 @@ pub struct Mixer {
     set: usize,
     pr: i32,
     rate: i32,
-    /// whether this CPU has AVX2 (the same sums, eight lanes at a time)
+    /// whether this CPU has AVX2 and the mixer enough inputs to gain by it (the same sums,
+    /// eight lanes at a time)
     avx2: bool,
 }
 
@@ -64,7 +65,8 @@ impl Mixer {
             set: 0,
             pr: 2048,
             rate,
-            avx2: has_avx2(),
+            // a few inputs are summed faster inline than through a call
+            avx2: n >= 16 && has_avx2(),
         }
     }
 
