@@ -2,6 +2,7 @@
 //! history (by a hash table of positions, checked backwards) and predicts the symbol that followed
 //! it. After a misprediction the pointer keeps moving ("recovery": lines that differ in one field
 //! realign at once) until `MAX_MISS` misses in a row drop the match.
+
 use super::pages::Table;
 
 const VERIFY: usize = 32;

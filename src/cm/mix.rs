@@ -30,17 +30,34 @@ fn train(w: &mut [i32], x: &[i32], err: i32) {
     }
 }
 
-/// `dot` and `train` compiled for AVX2: integer sums in any order are the same sums, so this
-/// changes the speed only.
-#[cfg(target_arch = "x86_64")]
+/// `dot` and `train` compiled for AVX2, called only where `has_avx2()` said the CPU has it:
+/// integer sums in any order are the same sums, so this changes the speed only.
 mod avx2 {
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn dot(x: &[i32], w: &[i32]) -> i64 {
+    unsafe fn dot_avx2(x: &[i32], w: &[i32]) -> i64 {
         super::dot(x, w)
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn train(w: &mut [i32], x: &[i32], err: i32) {
+    unsafe fn train_avx2(w: &mut [i32], x: &[i32], err: i32) {
+        super::train(w, x, err)
+    }
+
+    pub(super) fn dot(x: &[i32], w: &[i32]) -> i64 {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: only called where the CPU has AVX2 (`Mixer::avx2`).
+        return unsafe { dot_avx2(x, w) };
+        #[cfg(not(target_arch = "x86_64"))]
+        super::dot(x, w)
+    }
+
+    pub(super) fn train(w: &mut [i32], x: &[i32], err: i32) {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as in `dot`.
+        return unsafe { train_avx2(w, x, err) };
+        #[cfg(not(target_arch = "x86_64"))]
         super::train(w, x, err)
     }
 }
@@ -82,15 +99,7 @@ impl Mixer {
         debug_assert_eq!(x.len(), self.n);
         self.set = set * self.n;
         let w = &self.w[self.set..self.set + self.n];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `avx2` says the CPU has the instructions.
-        let dot = if self.avx2 {
-            unsafe { avx2::dot(x, w) }
-        } else {
-            dot(x, w)
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let dot = dot(x, w);
+        let dot = if self.avx2 { avx2::dot(x, w) } else { dot(x, w) };
         self.pr = squash((dot >> 16).clamp(-2047, 2047) as i32);
         self.pr
     }
@@ -99,13 +108,11 @@ impl Mixer {
     pub fn update(&mut self, x: &[i32], bit: u32) {
         let err = (((bit as i32) << 12) - self.pr) * self.rate;
         let w = &mut self.w[self.set..self.set + self.n];
-        #[cfg(target_arch = "x86_64")]
         if self.avx2 {
-            // SAFETY: `avx2` says the CPU has the instructions.
-            unsafe { avx2::train(w, x, err) };
-            return;
+            avx2::train(w, x, err)
+        } else {
+            train(w, x, err)
         }
-        train(w, x, err);
     }
 }
 

@@ -19,7 +19,7 @@ unsafe impl Zeroed for u32 {}
 // SAFETY: arrays of valid-as-zero elements are valid as zero bytes.
 unsafe impl<T: Zeroed, const N: usize> Zeroed for [T; N] {}
 
-/// Tables at least this large get a map of their own; smaller ones stay on the heap, where
+/// Tables at least this large get a map of their own (where the system gives one); smaller ones stay on the heap, where
 /// allocation is cheap and the pages are often already there (the lean predictor of `-1` makes
 /// a few small maps per 128 KiB segment, and was 10% slower with maps for them).
 const MAP_MIN: usize = 4 << 20;
@@ -46,25 +46,24 @@ unsafe impl<T: Zeroed + Sync> Sync for Table<T> {}
 impl<T: Zeroed> Table<T> {
     pub fn zeroed(len: usize) -> Self {
         let bytes = std::mem::size_of::<T>() * len;
-        if bytes < MAP_MIN {
-            // SAFETY: `Zeroed` says all-zero bytes are a valid `T`.
-            let mut v = vec![unsafe { std::mem::zeroed::<T>() }; len];
-            let ptr = v.as_mut_ptr();
-            return Table {
-                _storage: Storage::Heap(v),
-                ptr,
-                len,
-            };
+        if bytes >= MAP_MIN {
+            // where no map can be had, the heap serves (as it did before maps)
+            if let Ok(mut map) = MmapOptions::new().len(bytes).map_anon() {
+                #[cfg(target_os = "linux")]
+                let _ = map.advise(memmap2::Advice::HugePage);
+                let ptr = map.as_mut_ptr() as *mut T;
+                return Table {
+                    _storage: Storage::Map(map),
+                    ptr,
+                    len,
+                };
+            }
         }
-        let mut map = MmapOptions::new()
-            .len(bytes)
-            .map_anon()
-            .unwrap_or_else(|e| panic!("cannot map {bytes} bytes for a model table: {e}"));
-        #[cfg(target_os = "linux")]
-        let _ = map.advise(memmap2::Advice::HugePage);
-        let ptr = map.as_mut_ptr() as *mut T;
+        // SAFETY: `Zeroed` says all-zero bytes are a valid `T`.
+        let mut v = vec![unsafe { std::mem::zeroed::<T>() }; len];
+        let ptr = v.as_mut_ptr();
         Table {
-            _storage: Storage::Map(map),
+            _storage: Storage::Heap(v),
             ptr,
             len,
         }
