@@ -148,7 +148,7 @@ fn run_file(backend: &CpuBackend, file: &str, nbits: u32, classes: &[u8]) -> (u6
     let data = std::fs::read(file).unwrap();
     let mut byte_bits = 0.0;
     for c in data.chunks(CHUNK) {
-        let mut cm = SymbolCm::for_bytes(c.len() as u64, true);
+        let mut cm = SymbolCm::for_bytes(c.len() as u64, true, false);
         for &b in c {
             for k in 0..8 {
                 let bit = (b as u32 >> (7 - k)) & 1;

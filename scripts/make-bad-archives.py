@@ -39,7 +39,7 @@ def frames(archive):
         if kind == 0:
             out.append((pos, 0, None, None, None))
             return out
-        n = {1: 4, 5: 4, 6: 4, 7: 4, 8: 4, 2: 2, 3: 3, 4: 3}[kind]
+        n = {1: 4, 5: 4, 6: 4, 7: 4, 8: 4, 2: 2, 3: 3, 4: 3, 9: 3}[kind]
         fields = struct.unpack_from("<%dI" % n, archive, pos + 1)
         plen = fields[0] if kind == 2 else fields[-2]
         start = pos + 1 + 4 * n
@@ -79,13 +79,13 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 10), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 11), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
 case("chunk-size-too-big.nnz", model[:24] + struct.pack("<I", (64 << 20) + 1) + model[28:], "Corrupt", "chunk size")
 case("wrong-model.nnz", changed(model, 8, model[8] ^ 0xFF), "WrongModel", "made with model")
-case("unknown-kind.nnz", changed(model, mf[0], 9), "Corrupt", "unknown frame kind 9")
+case("unknown-kind.nnz", changed(model, mf[0], 10), "Corrupt", "unknown frame kind 10")
 case("direct-frame-in-v4-only.nnz", changed(direct, 4, 3), "Corrupt", "unknown frame kind 5")
 case("blend-frame-in-v6-only.nnz", changed(model, 4, 5), "Corrupt", "unknown frame kind 6")
 case("bwt-frame-in-v7-only.nnz", changed(bwt, 4, 6), "Corrupt", "unknown frame kind 7")
@@ -94,7 +94,12 @@ case("bwt-frame-in-v7-only.nnz", changed(bwt, 4, 6), "Corrupt", "unknown frame k
 # another value in it
 case("fast-bwt-frame-in-v8-only.nnz", changed(fast, 4, 7), "Corrupt", "unknown frame kind 8")
 # CM frames whose byte mixer found records (format 9), read as format 8, whose mixer looks for none
-case("records-read-as-v8.nnz", changed(read("rings.pbm.raw.nnz"), 4, 8), "Corrupt", "is corrupt")
+case("records-read-as-v8.nnz", changed(read("rings.pbm.raw.v9.nnz"), 4, 8), "Corrupt", "is corrupt")
+# a deep CM frame (format 10) in a format-9 stream, and one read as a plain CM frame
+deep = read("server.log.nnz")
+df = [f for f in frames(deep) if f[1] == 9][0]
+case("deep-cm-frame-in-v9-only.nnz", changed(deep, 4, 9), "Corrupt", "unknown frame kind 9")
+case("deep-cm-read-as-cm.nnz", changed(deep, df[0], 4), "Corrupt", "")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -170,6 +175,8 @@ case("version-changed.nnz", changed(read("server.log.nnz"), 4, 4), "Corrupt", ""
 small = b"\x04" + struct.pack("<III", M, 1, 0) + b"\x01"
 case("bomb-cm-v5-one-byte.nnz", header(5, mid, M) + small + end(M), "Corrupt", "payload can hold")
 case("bomb-cm-v6-one-byte.nnz", header(6, mid, M) + small + end(M), "Corrupt", "payload can hold")
+bomb_deep = b"\x09" + struct.pack("<III", M, 0, 0)
+case("bomb-deep-cm-v10.nnz", header(10, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

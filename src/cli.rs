@@ -1081,7 +1081,7 @@ fn list_one(p: &Path, verbose: bool, total: &mut Stats) -> Result<usize> {
         let (kind, checksum) = match f {
             Frame::Stored { checksum, .. } => ("stored", checksum),
             Frame::Lzma { checksum, .. } => ("LZMA", checksum),
-            Frame::Cm { checksum, .. } => ("CM", checksum),
+            Frame::Cm { model, checksum, .. } => (model.name(), checksum),
             Frame::Bwt { sorter, checksum, .. } => (sorter.name(), checksum),
             Frame::Model { checksum, .. } => ("model", checksum),
             Frame::Blend { checksum, .. } => ("blend", checksum),

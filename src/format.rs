@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 9 has the byte mixer of CM frames look for fixed-length records (the same frames, coded
+/// Version 10 adds deep CM frames (the byte mixer with bit histories). Version 9 has the byte mixer of CM frames look for fixed-length records (the same frames, coded
 /// with other contexts once a record length is found). Version 8 adds fast BWT frames (the same
 /// transform, coded by a leaner predictor in smaller segments). Version 7 adds BWT frames (the
 /// Burrows–Wheeler transform of the chunk, coded by a predictor of sorted bytes). Version 6 adds blend frames (tokens coded through their bytes, the byte mixer and the
@@ -14,7 +14,7 @@ pub const MAGIC: [u8; 4] = *b"\x89NNZ";
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 9;
+pub const VERSION: u8 = 10;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -40,6 +40,35 @@ pub const KIND_BLEND: u8 = 6;
 pub const KIND_BWT: u8 = 7;
 /// The chunk's Burrows–Wheeler transform coded by the lean predictor (format 8 on).
 pub const KIND_FAST_BWT: u8 = 8;
+/// Context mixing over the bytes with bit histories (format 10 on).
+pub const KIND_DEEP_CM: u8 = 9;
+
+/// Which byte mixer codes a CM frame; the frame's kind says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmModel {
+    /// counters alone (kind 4, "CM")
+    Plain,
+    /// counters with bit histories and a fourth mixer (kind 9, "deep CM")
+    Deep,
+}
+
+impl CmModel {
+    /// The frame kind.
+    pub fn kind(self) -> u8 {
+        match self {
+            CmModel::Plain => KIND_CM,
+            CmModel::Deep => KIND_DEEP_CM,
+        }
+    }
+
+    /// In words: "CM" or "deep CM".
+    pub fn name(self) -> &'static str {
+        match self {
+            CmModel::Plain => "CM",
+            CmModel::Deep => "deep CM",
+        }
+    }
+}
 
 /// Which predictor codes a BWT frame's sorted bytes; the frame's kind says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,8 +203,10 @@ pub enum Frame {
         checksum: u32,
         payload: Vec<u8>,
     },
-    /// The chunk's bytes coded by context mixing without the transformer (format 3 on).
+    /// The chunk's bytes coded by context mixing without the transformer (format 3 on; deep, format
+    /// 10 on).
     Cm {
+        model: CmModel,
         raw_len: u32,
         checksum: u32,
         payload: Vec<u8>,
@@ -245,18 +276,17 @@ impl Frame {
                 raw_len,
                 checksum,
                 payload,
+            } => {
+                write_head(w, KIND_LZMA, &[*raw_len, payload.len() as u32, *checksum])?;
+                w.write_all(payload)?;
             }
-            | Frame::Cm {
+            Frame::Cm {
+                model,
                 raw_len,
                 checksum,
                 payload,
             } => {
-                let kind = if matches!(self, Frame::Lzma { .. }) {
-                    KIND_LZMA
-                } else {
-                    KIND_CM
-                };
-                write_head(w, kind, &[*raw_len, payload.len() as u32, *checksum])?;
+                write_head(w, model.kind(), &[*raw_len, payload.len() as u32, *checksum])?;
                 w.write_all(payload)?;
             }
             Frame::End { total_len, checksum } => {
@@ -311,7 +341,12 @@ impl Frame {
                 payload,
                 ..
             } => (KIND_BLEND, *raw_len, *n_tokens, payload),
-            Frame::Cm { raw_len, payload, .. } => (KIND_CM, *raw_len, 0, payload),
+            Frame::Cm {
+                model,
+                raw_len,
+                payload,
+                ..
+            } => (model.kind(), *raw_len, 0, payload),
             Frame::Bwt {
                 sorter,
                 raw_len,
@@ -412,7 +447,9 @@ impl Frame {
                     data: read_vec(r, raw_len as usize)?,
                 })
             }
-            KIND_LZMA | KIND_CM if (kind[0] == KIND_LZMA && version >= 2) || version >= 3 => {
+            KIND_LZMA | KIND_CM | KIND_DEEP_CM
+                if (kind[0] == KIND_LZMA && version >= 2) || (kind[0] == KIND_CM && version >= 3) || version >= 10 =>
+            {
                 let mut h = [0u8; 12];
                 read_exact(r, &mut h)?;
                 let f = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
@@ -431,6 +468,11 @@ impl Frame {
                     }
                 } else {
                     Frame::Cm {
+                        model: if kind[0] == KIND_CM {
+                            CmModel::Plain
+                        } else {
+                            CmModel::Deep
+                        },
                         raw_len,
                         checksum,
                         payload,
@@ -494,7 +536,7 @@ pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
 /// blend frame; `None` for frames that are not range-coded.
 fn coded_symbols(kind: u8, raw_len: u32, n_tokens: u32) -> Option<u64> {
     match kind {
-        KIND_CM | KIND_BWT => Some(8 * raw_len as u64),
+        KIND_CM | KIND_DEEP_CM | KIND_BWT => Some(8 * raw_len as u64),
         KIND_FAST_BWT => Some(raw_len as u64),
         KIND_MODEL | KIND_DIRECT => Some(n_tokens as u64),
         KIND_BLEND => Some(8 * n_tokens as u64),
@@ -594,20 +636,26 @@ mod tests {
     }
 
     #[test]
-    fn cm_frames_exist_from_version_3() {
-        let f = Frame::Cm {
-            raw_len: 10,
-            checksum: 7,
-            payload: vec![1, 2, 3],
-        };
-        let mut b = Vec::new();
-        f.write(&mut b).unwrap();
-        assert_eq!(b.len() as u64, f.encoded_len(3));
-        assert_eq!(Frame::read(&mut &b[..], 100, 3).unwrap(), f);
-        assert!(
-            Frame::read(&mut &b[..], 100, 2).is_err(),
-            "kind 4 is unknown before version 3"
-        );
+    fn cm_frames_exist_from_version_3_and_deep_ones_from_10() {
+        for (model, since) in [(CmModel::Plain, 3), (CmModel::Deep, 10)] {
+            let f = Frame::Cm {
+                model,
+                raw_len: 10,
+                checksum: 7,
+                payload: vec![1, 2, 3],
+            };
+            let mut b = Vec::new();
+            f.write(&mut b).unwrap();
+            assert_eq!(b[0], model.kind());
+            assert_eq!(b.len() as u64, f.encoded_len(since));
+            assert_eq!(Frame::read(&mut &b[..], 100, since).unwrap(), f);
+            assert_eq!(Frame::read(&mut &b[..], 100, VERSION).unwrap(), f);
+            assert!(
+                Frame::read(&mut &b[..], 100, since - 1).is_err(),
+                "kind {} is unknown before version {since}",
+                model.kind()
+            );
+        }
     }
 
     #[test]
@@ -677,14 +725,14 @@ mod tests {
         }
         .write(&mut b)
         .unwrap();
-        b[4] = 10;
+        b[4] = VERSION + 1;
         assert!(matches!(
             Header::read(&mut &b[..]),
-            Err(Error::FutureVersion(10, VERSION))
+            Err(Error::FutureVersion(v, VERSION)) if v == VERSION + 1
         ));
         assert!(matches!(
             Header::read(&mut &b[..10]),
-            Err(Error::FutureVersion(10, VERSION))
+            Err(Error::FutureVersion(v, VERSION)) if v == VERSION + 1
         ));
         b[4] = 1;
         assert!(matches!(Header::read(&mut &b[..10]), Err(Error::Truncated)));

@@ -179,10 +179,11 @@ fn older_versions_still_decode() {
     // model and mixer (whole tokens, one table each); version 3: before direct frames; version 4:
     // before canonical payloads (every frame kind); version 5: the last with model frames (tokens
     // by the token mixer), before blend frames; version 6: before BWT frames; version 7: before
-    // fast BWT frames; version 8: before the byte mixer looked for records
+    // fast BWT frames; version 8: before the byte mixer looked for records; version 9: before deep
+    // CM frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -199,16 +200,19 @@ fn older_versions_still_decode() {
         ("sample.txt.direct.v8.nnz", "sample.txt", 8),
         ("server.log.v8.nnz", "server.log", 8),
         ("rings.pbm.raw.v8.nnz", "rings.pbm.raw", 8),
+        ("sample.txt.direct.v9.nnz", "sample.txt", 9),
+        ("server.log.v9.nnz", "server.log", 9),
+        ("rings.pbm.raw.v9.nnz", "rings.pbm.raw", 9),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
-    // the default level of versions 5 (model frames and CM frames) and 6 (blend frames and CM
+    // the default level of versions 5 (model frames and CM frames) and 6 to 9 (blend frames and CM
     // frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7] {
+    for version in [5, 6, 7, 9] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -236,8 +240,8 @@ fn golden_archives_are_stable() {
     let b = backend();
     for (name, want) in [
         ("sample.txt", "blend"),
-        ("server.log", "cm"),
-        ("rings.pbm.raw", "cm"),
+        ("server.log", "deep cm"),
+        ("rings.pbm.raw", "deep cm"),
         ("sample.txt", "direct"),
     ] {
         let dir = common::root().join("testdata/golden");
@@ -261,8 +265,8 @@ fn golden_archives_are_stable() {
                 "{file}: the golden archive must exercise direct frames"
             ),
             _ => assert!(
-                stats.cm_frames > 0,
-                "{file}: the golden archive must exercise CM frames"
+                stats.deep_cm_frames > 0,
+                "{file}: the golden archive must exercise deep CM frames"
             ),
         }
         assert_eq!(unpack(&b, &golden).unwrap(), data, "{file}");
@@ -281,7 +285,7 @@ fn cm_frames_win_on_logs_and_survive_damage() {
     let data: Vec<u8> = data.iter().cycle().take(40_000).copied().collect();
     let a = pack(&b, &data, 1 << 16);
     let (_, stats) = codec::list(&mut &a[..]).unwrap().remove(0);
-    assert_eq!(stats.cm_frames, 1, "a log should be coded by context mixing");
+    assert_eq!(stats.deep_cm_frames, 1, "a log should be coded by context mixing");
     assert_eq!(unpack(&b, &a).unwrap(), data);
     for p in [40, 100, a.len() / 2, a.len() - 20] {
         let mut bad = a.clone();
@@ -297,7 +301,15 @@ fn lzma_frames_are_chosen_where_they_win() {
     let b = backend();
     let block = Lcg(21).bytes(3000);
     let data: Vec<u8> = block.iter().cycle().take(60_000).copied().collect();
-    let a = pack(&b, &data, 1 << 16);
+    // level 5: the plain byte mixer and LZMA 6 (the deep byte mixer of level 6 on codes this block
+    // a few bytes smaller than LZMA does)
+    let opts = Options {
+        chunk_size: 1 << 16,
+        level: 5,
+        ..Default::default()
+    };
+    let mut a = Vec::new();
+    codec::compress(&b, Input::Slice(&data), &mut a, &opts).unwrap();
     let (_, stats) = codec::list(&mut &a[..]).unwrap().remove(0);
     assert_eq!(stats.lzma_frames, 1, "a repeated random block should be LZMA-coded");
     assert!(a.len() < 3600);
@@ -393,11 +405,18 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         );
         assert_eq!(unpack(&b, &golden).unwrap(), data, "level {level}");
         let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
-        // levels 1-3 are BWT frames (fast at level 1) and LZMA frames only, 4-6 never run the model
+        // levels 1-3 are BWT frames (fast at level 1) and LZMA frames only, 4-6 never run the model,
+        // 4 and 5 have the plain byte mixer, 6 on the deep one
         assert_eq!(
-            stats.cm_frames + stats.blend_frames > 0,
+            stats.cm_frames + stats.deep_cm_frames + stats.blend_frames > 0,
             level >= 4,
             "level {level}: mixed frames"
+        );
+        assert_eq!(stats.cm_frames > 0, matches!(level, 4 | 5), "level {level}: CM frames");
+        assert_eq!(
+            stats.deep_cm_frames > 0,
+            matches!(level, 6..=8),
+            "level {level}: deep CM frames"
         );
         assert_eq!(
             stats.bwt_frames > 0,
@@ -502,7 +521,7 @@ fn the_byte_mixer_finds_records() {
     assert_eq!(unpack(&b, &old).unwrap(), data);
     assert_eq!(unpack(&b, &new).unwrap(), data);
     let (_, stats) = codec::list(&mut &new[..]).unwrap().remove(0);
-    assert_eq!(stats.cm_frames, stats.frames, "{stats:?}");
+    assert_eq!(stats.deep_cm_frames, stats.frames, "{stats:?}");
     assert!(
         (new.len() as f64) < 0.95 * old.len() as f64,
         "format 9: {} bytes, format 8: {}",

@@ -65,7 +65,8 @@ pub fn fmix(mut h: u32) -> u32 {
 /// binary tree over one nibble (slots 1..16, indexed by the node: 1, 2 + b0, 4 + 2·b0 + b1, ...).
 /// A context hash `h` names line `h >> (32 - bits)` or its neighbour (index XOR 1); the check is
 /// `h & 0xFFFF`. When neither holds the check, the one whose root counter has seen fewer updates
-/// is cleared and taken.
+/// is cleared and taken. Line counters count to at most 30 (`LIMIT`), in bits 0..5; deep CM
+/// frames keep a bit history in bits 5..10 (`history`), which plain ones leave 0.
 pub struct LineTable {
     lines: Table<Line>,
     bits: u32,
@@ -116,7 +117,7 @@ impl LineTable {
         if lines[j][0] == check {
             return j;
         }
-        let k = if lines[j][1].count() < lines[i][1].count() {
+        let k = if lines[j][1].line_count() < lines[i][1].line_count() {
             j
         } else {
             i
@@ -127,6 +128,12 @@ impl LineTable {
             *c = Counter::INIT;
         }
         k
+    }
+
+    /// The counter at slot `node` of `line`.
+    #[inline]
+    pub fn at(&self, line: usize, node: usize) -> Counter {
+        self.lines[line][node]
     }
 
     #[inline]

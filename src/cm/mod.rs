@@ -13,6 +13,7 @@
 pub mod boundary;
 pub mod contexts;
 pub mod counter;
+mod history;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
@@ -23,6 +24,7 @@ pub mod sorted_lean;
 
 use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};
+use history::Histories;
 use logistic::stretch;
 use matcher::Matcher;
 use mix::{Apm, Mixer};
@@ -51,6 +53,8 @@ pub enum Alphabet {
     Tokens,
     /// bytes, alone (CM frames)
     Bytes,
+    /// bytes, alone, with bit histories (deep CM frames)
+    DeepBytes,
     /// bytes, with the transformer's prediction turned into bit probabilities (blend frames)
     BlendedBytes,
 }
@@ -58,7 +62,7 @@ pub enum Alphabet {
 impl Alphabet {
     /// Whether every bit comes with an outside prediction.
     fn ext(self) -> bool {
-        self != Alphabet::Bytes
+        matches!(self, Alphabet::Tokens | Alphabet::BlendedBytes)
     }
 }
 
@@ -92,6 +96,8 @@ pub struct SymbolCm {
     /// blend frames: the transformer's probability refined in the context of the previous byte
     /// and the bits of this one so far (an SSE stage that learns the chunk)
     sse: Option<Apm>,
+    /// deep CM frames: the counters' bit histories, their maps and the fourth mixer's selector
+    histories: Option<Histories>,
 }
 
 impl SymbolCm {
@@ -103,13 +109,24 @@ impl SymbolCm {
     }
 
     /// A predictor for bytes, without outside predictions; with `records`, it looks for
-    /// fixed-length records (`record`; CM frames of format 9 on).
-    pub fn for_bytes(n_symbols: u64, records: bool) -> Self {
-        let mut cm = Self::new(8, Alphabet::Bytes, n_symbols, byte_classes(), byte_contexts(), 6, 2);
+    /// fixed-length records (`record`; CM frames of format 9 on); with `histories`, its counters
+    /// keep bit histories (`history`; deep CM frames, format 10 on).
+    pub fn for_bytes(n_symbols: u64, records: bool, histories: bool) -> Self {
+        let mut cm = Self::with_histories(n_symbols, histories);
         if records {
             cm.hist.find_records();
         }
         cm
+    }
+
+    fn with_histories(n_symbols: u64, histories: bool) -> Self {
+        let (classes, ctxs) = (byte_classes(), byte_contexts());
+        let alphabet = if histories {
+            Alphabet::DeepBytes
+        } else {
+            Alphabet::Bytes
+        };
+        Self::new(8, alphabet, n_symbols, classes, ctxs, 6, 2)
     }
 
     /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
@@ -143,7 +160,13 @@ impl SymbolCm {
         let history = n_symbols.min(1 << 24) * 4;
         let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 2;
         let mixers = 40 * 8 * 256 * 4 * 4;
-        lines + matcher + history + apms + mixers
+        let deep = if alphabet == Alphabet::DeepBytes {
+            let n_ctx = byte_contexts().len();
+            Histories::memory(n_ctx) + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 3) * 4) as u64
+        } else {
+            0
+        };
+        lines + matcher + history + apms + mixers + deep
     }
 
     fn new(
@@ -163,7 +186,9 @@ impl SymbolCm {
         let ext = alphabet.ext();
         let n_ctx = ctxs.len();
         let blend = alphabet == Alphabet::BlendedBytes;
-        let n_in = n_ctx + 3 + ext as usize + blend as usize;
+        let deep = alphabet == Alphabet::DeepBytes;
+        // deep: the counter's and its history map's inputs per context
+        let n_in = n_ctx * (1 + deep as usize) + 3 + ext as usize + blend as usize;
         let nb = nbits as usize;
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
         // confidence or column), bit position x (previous token's class or previous byte)
@@ -171,6 +196,8 @@ impl SymbolCm {
         let sets: &[usize] = match alphabet {
             Alphabet::Tokens => &[nb * 4, nb * 8, nb * 8],
             Alphabet::Bytes => &[256 * 4, nb * 8, nb * 256],
+            // and a fourth by the bit histories of two contexts
+            Alphabet::DeepBytes => &[256 * 4, nb * 8, nb * 256, history::SETS],
             Alphabet::BlendedBytes => &[256 * 4, 4 * 8 * nb, nb * 256],
         };
         let mut cm = SymbolCm {
@@ -203,6 +230,7 @@ impl SymbolCm {
             mstate: 0,
             mm_used: None,
             sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
+            histories: deep.then(|| Histories::new(n_ctx)),
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -271,9 +299,13 @@ impl SymbolCm {
             }
         }
         let ln = self.line_node();
-        for &line in &self.lines {
-            let c = *self.table.get(line, ln);
-            self.x.push(if c.count() == 0 { 0 } else { stretch(c.p12()) });
+        if let Some(h) = &mut self.histories {
+            h.inputs(&self.table, &self.lines, ln, &mut self.x);
+        } else {
+            for &line in &self.lines {
+                let c = self.table.at(line, ln);
+                self.x.push(if c.count() == 0 { 0 } else { stretch(c.p12()) });
+            }
         }
         self.x.push(stretch(self.o0[self.node as usize].p12()));
         let eb = self.expected_bit();
@@ -314,6 +346,9 @@ impl SymbolCm {
                 second,
                 k * 256 + prev.map_or(0, |p| p as usize),
             ]);
+            if let Some(h) = &self.histories {
+                self.sel.push(h.select());
+            }
         }
         self.xf.clear();
         for (m, &s) in self.mixers.iter_mut().zip(&self.sel) {
@@ -321,18 +356,28 @@ impl SymbolCm {
         }
         self.xf.push(256);
         let pr = self.final_mixer.mix(&self.xf, k);
+        let deep = self.histories.is_some();
 
         let a0 = self.apms[0].refine(pr, self.node as usize);
         let a1 = self.apms[1].refine(pr, c1);
         let a2 = self.apms[2].refine(pr, c2);
-        ((pr + a0 + a1 + a2 + 2) >> 2).clamp(1, 4095)
+        if deep {
+            // measured: the maps by orders 1 and 2 earn more weight beside bit histories
+            ((pr + a0 + 3 * a1 + 3 * a2 + 4) >> 3).clamp(1, 4095)
+        } else {
+            ((pr + a0 + a1 + a2 + 2) >> 2).clamp(1, 4095)
+        }
     }
 
     /// Learn the bit just coded (after `predict`).
     pub fn update(&mut self, bit: u32) {
         let ln = self.line_node();
-        for &line in &self.lines {
-            self.table.get(line, ln).update(bit, LIMIT);
+        if let Some(h) = &mut self.histories {
+            h.update(&mut self.table, &self.lines, ln, bit, LIMIT);
+        } else {
+            for &line in &self.lines {
+                self.table.get(line, ln).update(bit, LIMIT);
+            }
         }
         self.o0[self.node as usize].update(bit, LIMIT);
         if let Some(j) = self.mm_used {
@@ -394,7 +439,7 @@ impl SymbolCm {
 fn line_headroom(alphabet: Alphabet) -> u32 {
     match alphabet {
         Alphabet::Tokens => 2,
-        Alphabet::Bytes | Alphabet::BlendedBytes => 3,
+        Alphabet::Bytes | Alphabet::DeepBytes | Alphabet::BlendedBytes => 3,
     }
 }
 
@@ -448,8 +493,8 @@ mod tests {
     #[test]
     fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
         let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let run = |data: &[u8]| {
-            let mut cm = SymbolCm::for_bytes(data.len() as u64, true);
+        let run = |data: &[u8], deep: bool| {
+            let mut cm = SymbolCm::for_bytes(data.len() as u64, true, deep);
             let mut ps = Vec::new();
             let mut second_half = 0.0;
             for (i, &b) in data.iter().enumerate() {
@@ -468,9 +513,18 @@ mod tests {
             (ps, second_half)
         };
         let data: Vec<u8> = block.iter().cycle().take(1000).copied().collect();
-        let (a, bits) = run(&data);
-        assert!(bits < 0.3 * 8.0 * 500.0, "the repeat still costs {bits} bits");
-        assert_eq!(a, run(&data).0, "two runs over the same bytes must predict the same");
+        for deep in [false, true] {
+            let (a, bits) = run(&data, deep);
+            assert!(
+                bits < 0.3 * 8.0 * 500.0,
+                "deep {deep}: the repeat still costs {bits} bits"
+            );
+            assert_eq!(
+                a,
+                run(&data, deep).0,
+                "two runs over the same bytes must predict the same"
+            );
+        }
     }
 
     #[test]

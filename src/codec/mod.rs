@@ -9,7 +9,7 @@ mod workers;
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
-use crate::format::{chunk_checksum, Frame, Header, Sorter, VERSION};
+use crate::format::{chunk_checksum, CmModel, Frame, Header, Sorter, VERSION};
 use crate::frames::blend::Blend;
 use crate::frames::direct::Direct;
 use crate::frames::model::Model;
@@ -75,6 +75,8 @@ pub struct Stats {
     pub lzma_frames: u64,
     /// CM frames (the byte mixer)
     pub cm_frames: u64,
+    /// deep CM frames (the byte mixer with bit histories)
+    pub deep_cm_frames: u64,
     /// BWT frames (the sorted chunk and its predictor)
     pub bwt_frames: u64,
     /// fast BWT frames (the sorted chunk and the lean predictor)
@@ -106,7 +108,12 @@ impl Stats {
                 self.blend_frames += 1;
             }
             Frame::Lzma { .. } => self.lzma_frames += 1,
-            Frame::Cm { .. } => self.cm_frames += 1,
+            Frame::Cm {
+                model: CmModel::Plain, ..
+            } => self.cm_frames += 1,
+            Frame::Cm {
+                model: CmModel::Deep, ..
+            } => self.deep_cm_frames += 1,
             Frame::Bwt {
                 sorter: Sorter::Full, ..
             } => self.bwt_frames += 1,
@@ -126,6 +133,7 @@ impl Stats {
             (self.model_frames, "model"),
             (self.direct_frames, "direct"),
             (self.cm_frames, "CM"),
+            (self.deep_cm_frames, "deep CM"),
             (self.bwt_frames, "BWT"),
             (self.fast_bwt_frames, "fast BWT"),
             (self.lzma_frames, "LZMA"),
@@ -161,6 +169,7 @@ impl Stats {
         self.stored_frames += o.stored_frames;
         self.lzma_frames += o.lzma_frames;
         self.cm_frames += o.cm_frames;
+        self.deep_cm_frames += o.deep_cm_frames;
         self.bwt_frames += o.bwt_frames;
         self.fast_bwt_frames += o.fast_bwt_frames;
         self.direct_frames += o.direct_frames;
@@ -263,7 +272,7 @@ impl Options {
         let planned = match m {
             Method::Lzma => plan.lzma.is_some(),
             Method::Bwt => plan.bwt.is_some(),
-            Method::Cm => plan.cm,
+            Method::Cm => plan.cm.is_some(),
             Method::Model => plan.model != ModelTrial::Never,
         };
         planned && self.allows(m)
@@ -432,6 +441,7 @@ impl<'a> Trials<'a> {
             Method::Bwt if plan.bwt == Some(Sorter::Lean) => 1,
             Method::Bwt => 3,
             Method::Lzma => 5,
+            Method::Cm if plan.cm == Some(CmModel::Deep) => 38,
             Method::Cm => 24,
             Method::Model if plan.direct => 600,
             Method::Model => 240,
@@ -493,10 +503,11 @@ fn try_methods(backend: &dyn Backend, data: &[u8], opts: &Options, trials: &mut 
         });
     }
     let mut redundant = false;
-    if allow(Method::Cm) && plan.cm {
-        let payload = trials.run(Method::Cm, &plan, |w| cm::encode(data, w))?;
+    if let Some(model) = plan.cm.filter(|_| allow(Method::Cm)) {
+        let payload = trials.run(Method::Cm, &plan, |w| cm::encode(data, model, w))?;
         redundant = payload.len() * 8 < data.len();
         consider(Frame::Cm {
+            model,
             raw_len,
             checksum,
             payload,
@@ -544,10 +555,14 @@ pub(crate) fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, wo
             payload,
         } => (lzma::decompress(payload, *raw_len as usize)?, *checksum),
         Frame::Cm {
+            model,
             raw_len,
             checksum,
             payload,
-        } => (cm::decode(payload, *raw_len as usize, version, work)?, *checksum),
+        } => (
+            cm::decode(payload, *raw_len as usize, version, *model, work)?,
+            *checksum,
+        ),
         Frame::Bwt {
             sorter,
             raw_len,

@@ -41,7 +41,8 @@ pub(super) fn chunk_memory(cfg: &Config, chunk: u64, mixing: bool, compress: boo
     let tokens = 4 * chunk + stream;
     let mixers = if mixing {
         {
-            let bytes = SymbolCm::memory(8, Alphabet::Bytes, chunk);
+            // (a deep CM frame's predictor is the largest byte mixer)
+            let bytes = SymbolCm::memory(8, Alphabet::DeepBytes, chunk);
             let with_tokens = SymbolCm::memory(token_bits(cfg.vocab), Alphabet::Tokens, chunk)
                 .max(SymbolCm::memory(8, Alphabet::BlendedBytes, chunk) + 2 * cfg.vocab as u64 * 8);
             bytes.max(with_tokens + tokens)

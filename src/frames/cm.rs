@@ -1,24 +1,25 @@
 //! CM frames (`Frame::Cm`): a chunk's bytes coded bit by bit, most significant first, with the byte
-//! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"). No transformer.
+//! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"), plain or
+//! deep (with bit histories, "Bit histories"). No transformer.
 
 use crate::cm::SymbolCm;
 use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::Result;
-use crate::format::VERSION;
+use crate::format::{CmModel, VERSION};
 
-/// The payload of `data` as a CM frame.
-pub(crate) fn encode(data: &[u8], work: &Work) -> Result<Vec<u8>> {
+/// The payload of `data` as a CM frame of `model`.
+pub(crate) fn encode(data: &[u8], model: CmModel, work: &Work) -> Result<Vec<u8>> {
     let mut enc = Encoder::new();
-    code(&mut enc, Some(data), data.len(), &mut Vec::new(), VERSION, work)?;
+    code(&mut enc, Some(data), data.len(), &mut Vec::new(), VERSION, model, work)?;
     Ok(enc.finish())
 }
 
-/// The `raw_len` bytes of a CM frame of a stream of format `version`.
-pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, work: &Work) -> Result<Vec<u8>> {
+/// The `raw_len` bytes of a CM frame of `model` of a stream of format `version`.
+pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, model: CmModel, work: &Work) -> Result<Vec<u8>> {
     let mut dec = Decoder::new(payload, Rules::for_version(version));
     let mut out = Vec::with_capacity(raw_len);
-    code(&mut dec, None, raw_len, &mut out, version, work)?;
+    code(&mut dec, None, raw_len, &mut out, version, model, work)?;
     dec.finish()?;
     Ok(out)
 }
@@ -31,10 +32,11 @@ fn code<C: Coder>(
     raw_len: usize,
     out: &mut Vec<u8>,
     version: u8,
+    model: CmModel,
     work: &Work,
 ) -> Result<()> {
-    // format 9 on: the byte mixer looks for fixed-length records
-    let mut cm = SymbolCm::for_bytes(raw_len as u64, version >= 9);
+    // format 9 on: the byte mixer looks for fixed-length records (deep frames, format 10 on, too)
+    let mut cm = SymbolCm::for_bytes(raw_len as u64, version >= 9, model == CmModel::Deep);
     for i in 0..raw_len {
         work.at(i)?;
         if c.only_zeros_left() {

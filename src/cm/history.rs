@@ -1,0 +1,172 @@
+//! Bit histories (deep CM frames, format 10 on; docs/MODEL.md, "Bit histories"). Each counter of
+//! the line table also keeps the last four bits its context saw (`Counter::history`). Per context,
+//! a history map learns P(1) for every (history, count bucket, counter probability bucket), which
+//! tells a context whose bits changed lately from one that is settled; the mixers get it beside
+//! the counter's own probability. A fourth mixer chooses its weights by the histories of two
+//! contexts (orders 4 and 8).
+
+use super::counter::{Counter, LineTable};
+use super::logistic::{squash, stretch};
+
+/// Rows per context: 32 histories x 4 count buckets; each row has `COLS` probability buckets.
+const ROWS: usize = 32 * 4;
+const COLS: usize = 16;
+/// A map entry moves 1/64 of the way to each bit.
+const RATE: u32 = 6;
+/// The contexts whose histories choose the fourth mixer's weight set (orders 4 and 8 of
+/// `contexts::byte_contexts`).
+const SELECT: [usize; 2] = [3, 6];
+/// Weight sets of the fourth mixer.
+pub const SETS: usize = 32 * 32;
+
+pub struct Histories {
+    /// per context, `ROWS` x `COLS` probabilities (16 bits)
+    maps: Vec<u16>,
+    /// per context, the entry `inputs` read (the one `update` trains)
+    at: Vec<usize>,
+    /// per context, the history `inputs` saw
+    seen: Vec<u8>,
+}
+
+/// The count bucket of a line counter's update count (0..=30).
+fn bucket(n: u32) -> usize {
+    match n {
+        0..=4 => 0,
+        5..=10 => 1,
+        11..=29 => 2,
+        _ => 3,
+    }
+}
+
+impl Histories {
+    pub fn new(n_ctx: usize) -> Self {
+        // every row starts at its column's probability: the map begins as the identity
+        let maps = (0..n_ctx * ROWS * COLS)
+            .map(|j| (squash((j % COLS) as i32 * 256 - 2048 + 128) * 16) as u16)
+            .collect();
+        Histories {
+            maps,
+            at: vec![0; n_ctx],
+            seen: vec![0; n_ctx],
+        }
+    }
+
+    /// Bytes these tables take for `n_ctx` contexts.
+    pub fn memory(n_ctx: usize) -> u64 {
+        (n_ctx * (ROWS * COLS * 2 + 9)) as u64
+    }
+
+    /// Two inputs per context for node slot `node` of `lines` (one line per context): the
+    /// counter's stretched probability and its history map's, both 0 for a counter never updated.
+    #[inline]
+    pub fn inputs(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut Vec<i32>) {
+        for (i, &line) in lines.iter().enumerate() {
+            let c = table.at(line, node);
+            let h = c.history();
+            self.seen[i] = h as u8;
+            let n = c.line_count();
+            let st = stretch(c.p12());
+            let j = ((i * ROWS + h * 4 + bucket(n)) * COLS) + ((st + 2048) >> 8) as usize;
+            self.at[i] = j;
+            if n == 0 {
+                x.extend([0, 0]);
+            } else {
+                x.extend([st, stretch((self.maps[j] >> 4) as i32)]);
+            }
+        }
+    }
+
+    /// The fourth mixer's weight set, from the histories `inputs` saw.
+    #[inline]
+    pub fn select(&self) -> usize {
+        self.seen[SELECT[0]] as usize * 32 + self.seen[SELECT[1]] as usize
+    }
+
+    /// Train the entries `inputs` read, and the counters, on the coded bit.
+    #[inline]
+    pub fn update(&mut self, table: &mut LineTable, lines: &[usize], node: usize, bit: u32, limit: u32) {
+        for &line in lines {
+            table.get(line, node).update_with_history(bit, limit);
+        }
+        let target = if bit != 0 { 65535 } else { 0 };
+        for &j in &self.at {
+            let t = self.maps[j] as i32;
+            self.maps[j] = (t + ((target - t) >> RATE)) as u16;
+        }
+    }
+}
+
+impl Counter {
+    /// The last (up to) four bits a line counter saw, after a leading 1 (2..=31); 0 before its
+    /// first update. Only deep CM frames keep it (bits 5..10, free because a line counter's count
+    /// stops at 30).
+    #[inline]
+    pub fn history(self) -> usize {
+        ((self.0 >> 5) & 31) as usize
+    }
+
+    /// A line counter's update count (bits 0..5).
+    #[inline]
+    pub fn line_count(self) -> u32 {
+        self.0 & 31
+    }
+
+    /// `update` (with `limit` < 32) that also shifts `bit` into the history.
+    #[inline]
+    pub fn update_with_history(&mut self, bit: u32, limit: u32) {
+        debug_assert!(limit < 32);
+        let h = ((self.history() as u32).max(1) << 1) | bit;
+        let h = if h >= 32 { 16 | (h & 15) } else { h };
+        self.0 &= !(31 << 5);
+        self.update(bit, limit);
+        self.0 |= h << 5;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_keeps_the_last_four_bits() {
+        let mut c = Counter::INIT;
+        assert_eq!(c.history(), 0);
+        c.update_with_history(1, 30);
+        assert_eq!(c.history(), 0b11);
+        for b in [0, 1, 1, 0, 1] {
+            c.update_with_history(b, 30);
+        }
+        // the last four: 1, 1, 0, 1 after the leading 1
+        assert_eq!(c.history(), 0b11101);
+        assert_eq!(c.line_count(), 6);
+        // the probability moves as a plain counter's does
+        let mut plain = Counter::INIT;
+        for b in [1, 0, 1, 1, 0, 1] {
+            plain.update(b, 30);
+        }
+        assert_eq!(plain.p12(), c.p12());
+    }
+
+    #[test]
+    fn maps_start_as_the_identity_and_learn() {
+        let mut t = LineTable::new(4);
+        let lines = [t.find(0x1234_5678)];
+        let mut h = Histories::new(1);
+        let mut x = Vec::new();
+        h.inputs(&t, &lines, 1, &mut x);
+        assert_eq!(x, [0, 0], "a context never seen says nothing");
+        // a context that alternates 1, 0, 1, 0: its counter hovers near 1/2, its map learns that
+        // after ...0 comes 1
+        for _ in 0..400 {
+            for bit in [1, 0] {
+                x.clear();
+                h.inputs(&t, &lines, 1, &mut x);
+                h.update(&mut t, &lines, 1, bit, 30);
+            }
+        }
+        x.clear();
+        h.inputs(&t, &lines, 1, &mut x);
+        assert!(x[0].abs() < 400, "counter {}", x[0]);
+        assert!(x[1] > 1000, "map {}", x[1]);
+    }
+}
