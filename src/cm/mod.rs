@@ -8,7 +8,8 @@
 //! integer arithmetic, and encoder and decoder run the same steps, so they stay in lockstep.
 //!
 //! Two alphabets use it: tokens (with the transformer's prediction) in model frames, and bytes
-//! (without) in CM frames.
+//! (without) in CM frames. Deep CM frames add bit histories to the byte predictor (`history`):
+//! two inputs per context and a fourth mixer.
 
 pub mod boundary;
 pub mod contexts;
