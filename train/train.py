@@ -3,8 +3,14 @@
     python3 train/train.py --config cpu   --out train/out/cpu     # what ships today (2-core CPU)
     python3 train/train.py --config smoke --out /tmp/nnz-smoke    # minutes-sized check of the pipeline
     python3 train/train.py --config gpu   --out train/out/gpu     # the real model, on a GPU
+    python3 train/train.py --config cpu   --out train/out/cpu --resume   # go on where it stopped
 
-Every run is seeded; with the same corpus, config and torch version it reproduces the same file.
+Every run is seeded; with the same corpus, config and torch version it reproduces the same model
+(the same tensors and metadata).
+Every `--checkpoint-every` steps the run saves OUT/checkpoint.pt (weights, optimizer, data
+sampler, random states, tokenizer); `--resume` continues from it and ends with the same model an
+uninterrupted run makes. `--resume --steps N` with a larger N trains on: the learning-rate schedule
+and the start of quantization-aware training follow the new step count from the resumed step.
 """
 import argparse
 import json
@@ -17,6 +23,7 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tokenizers import Tokenizer
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common as C  # noqa: E402
@@ -63,6 +70,9 @@ def main():
     ap.add_argument("--steps", type=int, help="override the config's step count")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config entries (ints)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                    help="save OUT/checkpoint.pt every N steps (0: never)")
+    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     args = ap.parse_args()
     cfg = dict(CONFIGS[args.config])
     if args.steps:
@@ -73,11 +83,23 @@ def main():
             raise SystemExit(f"unknown config key {k}")
         cfg[k] = type(cfg[k])(v)
     os.makedirs(args.out, exist_ok=True)
+    ckpt_path = os.path.join(args.out, "checkpoint.pt")
+    ckpt = None
+    if args.resume:
+        if not os.path.exists(ckpt_path):
+            raise SystemExit(f"--resume: no checkpoint at {ckpt_path}; run without --resume to start")
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        saved = dict(ckpt["cfg"], steps=cfg["steps"])
+        if ckpt["config"] != args.config or saved != cfg:
+            raise SystemExit(f"--resume: {ckpt_path} was made with config {ckpt['config']} "
+                             f"{json.dumps(ckpt['cfg'])}, not {args.config} {json.dumps(cfg)}")
+        if cfg["steps"] < ckpt["step"]:
+            raise SystemExit(f"--resume: the checkpoint is at step {ckpt['step']}, past --steps {cfg['steps']}")
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
     torch.set_num_threads(cfg["threads"])
-    log = open(os.path.join(args.out, "train.log"), "w")
+    log = open(os.path.join(args.out, "train.log"), "a" if ckpt else "w")
 
     def say(*a):
         s = " ".join(str(x) for x in a)
@@ -89,7 +111,10 @@ def main():
     train_docs, val_docs = data.sample_corpus(args.corpus, cfg["corpus_bytes"])
     say(f"corpus: {len(train_docs)} train docs {sum(map(len, train_docs))} B, {len(val_docs)} val docs "
         f"{sum(map(len, val_docs))} B ({time.time() - t0:.0f}s)")
-    tok = data.train_tokenizer(train_docs, cfg["vocab"] - 1)  # the last id is BOS
+    if ckpt:
+        tok = Tokenizer.from_str(ckpt["tokenizer"])
+    else:
+        tok = data.train_tokenizer(train_docs, cfg["vocab"] - 1)  # the last id is BOS
     assert tok.get_vocab_size() == cfg["vocab"] - 1, tok.get_vocab_size()
     tok_json = tok.to_str()
     bos = cfg["vocab"] - 1
@@ -119,9 +144,21 @@ def main():
     qat_from = int(steps * QAT_FROM)
     gen = np.random.default_rng(0)
     float_bpb = None
-    for step in range(steps):
-        qat = step >= qat_from
-        if step == qat_from:
+    qat_started = False
+    first = 0
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["opt"])
+        gen.bit_generator.state = ckpt["sampler"]
+        random.setstate(ckpt["random"])
+        np.random.set_state(ckpt["np_random"])
+        torch.set_rng_state(ckpt["torch_random"])
+        first, float_bpb, qat_started = ckpt["step"], ckpt["float_bpb"], ckpt["qat_started"]
+        say(f"resumed from {ckpt_path} at step {first} of {steps}")
+    for step in range(first, steps):
+        qat = qat_started or step >= qat_from
+        if qat and not qat_started:
+            qat_started = True
             float_bpb = bpb(model, val_ids, val_bytes, W, False, device)
             say(f"step {step}: float model val {float_bpb:.4f} bpb; quantization-aware training from here")
             # start the learned activation scales at the observed range of q, k, v
@@ -139,6 +176,12 @@ def main():
         opt.step()
         if step % 50 == 0 or step == steps - 1:
             say(f"step {step} loss {loss.item():.4f} lr {lr:.2e} ({time.time() - t0:.0f}s)")
+        if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0 and step + 1 < steps:
+            save_checkpoint(ckpt_path, dict(
+                config=args.config, cfg=cfg, step=step + 1, model=model.state_dict(), opt=opt.state_dict(),
+                sampler=gen.bit_generator.state, random=random.getstate(), np_random=np.random.get_state(),
+                torch_random=torch.get_rng_state(), float_bpb=float_bpb, qat_started=qat_started,
+                tokenizer=tok_json))
     if float_bpb is None:
         float_bpb = bpb(model, val_ids, val_bytes, W, False, device)
     qat_bpb = bpb(model, val_ids, val_bytes, W, True, device)
@@ -160,9 +203,18 @@ def main():
     report = dict(config=args.config, params=nparam, steps=steps, float_val_bpb=float_bpb,
                   qat_val_bpb=qat_bpb, int_val_bpb_2048=int_bpb, seconds=time.time() - t0,
                   model_bytes=os.path.getsize(path))
+    if ckpt:
+        report["resumed_at_step"] = first
     say("report " + json.dumps(report))
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)
+
+
+def save_checkpoint(path, state):
+    """Write the checkpoint whole or not at all: a run killed while saving keeps the previous one."""
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
 
 
 def calibrate(model, ids, W, device):
