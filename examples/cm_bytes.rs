@@ -4,7 +4,7 @@
 //!
 //!     cargo run --release --example cm_bytes -- FILE...
 
-use nnz::cm::SymbolCm;
+use nnz::cm::{ByteModel, SymbolCm};
 use std::time::Instant;
 
 const CHUNK: usize = 1 << 20;
@@ -18,7 +18,14 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
     let t = Instant::now();
     let mut bits = 0.0;
     for c in data.chunks(CHUNK) {
-        let mut cm = SymbolCm::for_bytes(c.len() as u64, true, deep);
+        let mut cm = SymbolCm::for_bytes(
+            c.len() as u64,
+            ByteModel {
+                records: true,
+                histories: deep,
+                long_match: deep,
+            },
+        );
         for &b in c {
             for k in (0..8).rev() {
                 let bit = (b as u32 >> k) & 1;

@@ -7,7 +7,7 @@
 //! `xz -9e` for comparison (all in bytes).
 
 use nnz::backend::{cpu::CpuBackend, Backend};
-use nnz::cm::{classes_of, SymbolCm};
+use nnz::cm::{classes_of, ByteModel, SymbolCm};
 use nnz::model::Model;
 use nnz::table::{cumulate, table_bit, BitPred};
 use std::io::Write;
@@ -148,7 +148,13 @@ fn run_file(backend: &CpuBackend, file: &str, nbits: u32, classes: &[u8]) -> (u6
     let data = std::fs::read(file).unwrap();
     let mut byte_bits = 0.0;
     for c in data.chunks(CHUNK) {
-        let mut cm = SymbolCm::for_bytes(c.len() as u64, true, false);
+        let mut cm = SymbolCm::for_bytes(
+            c.len() as u64,
+            ByteModel {
+                records: true,
+                ..Default::default()
+            },
+        );
         for &b in c {
             for k in 0..8 {
                 let bit = (b as u32 >> (7 - k)) & 1;

@@ -3,11 +3,15 @@
 //! it. After a misprediction the pointer keeps moving ("recovery": lines that differ in one field
 //! realign at once) until `MAX_MISS` misses in a row drop the match.
 
+use super::counter::Counter;
+use super::logistic::stretch;
 use super::pages::Table;
 
 const VERIFY: usize = 32;
 const MAX_MISS: u32 = 8;
 const MAX_LEN: u32 = 65535;
+/// Values of `Matcher::state`.
+pub const STATES: usize = 20;
 
 pub struct Matcher {
     table: Table<u32>,
@@ -103,5 +107,67 @@ impl Matcher {
             }
             self.table[h] = n as u32;
         }
+    }
+}
+
+/// Deep CM frames of format 11 on: a second match model that needs `LONG_MIN` symbols to start a
+/// match, so it keeps following a long repeat where the first one (6) has jumped to a shorter,
+/// later one. Its input is a counter by its state, the expected bit and the bit position.
+pub struct LongMatch {
+    matcher: Matcher,
+    counters: Vec<Counter>,
+    /// its guess at the symbol being coded, while the bits so far agree with it
+    expected: Option<u32>,
+    /// the counter that gave this bit's input
+    used: Option<usize>,
+}
+
+/// The long match model's minimum length (measured on the bench: 10, 12, 16, 24 and 32 gain 0.36,
+/// 0.39, 0.32, 0.33 and 0.27% over deep CM frames without it).
+pub const LONG_MIN: usize = 12;
+
+impl LongMatch {
+    /// A position table of 2^`bits` entries, for symbols of `nbits` bits.
+    pub fn new(bits: u32, nbits: u32) -> Self {
+        LongMatch {
+            matcher: Matcher::new(bits, LONG_MIN),
+            counters: vec![Counter::INIT; STATES * 2 * nbits as usize],
+            expected: None,
+            used: None,
+        }
+    }
+
+    /// The input for bit `k` (0 = most significant) of a symbol of `nbits` bits whose bits so far
+    /// are `node` (with a leading 1): the counter's stretched probability that the next bit is 1,
+    /// if the guess agrees with `node`; else 0.
+    #[inline]
+    pub fn input(&mut self, nbits: u32, k: u32, node: u32) -> i32 {
+        self.used = self.expected.and_then(|e| {
+            let shift = nbits - k;
+            ((e >> shift) | (1 << k) == node).then(|| {
+                let bit = (e >> (shift - 1)) & 1;
+                (self.matcher.state() * 2 + bit as usize) * nbits as usize + k as usize
+            })
+        });
+        self.used.map_or(0, |j| stretch(self.counters[j].p12()))
+    }
+
+    /// Learn the coded bit (after `input`).
+    #[inline]
+    pub fn update(&mut self, bit: u32) {
+        if let Some(j) = self.used {
+            self.counters[j].update(bit, 1023);
+        }
+    }
+
+    /// `hist` has just grown by its last symbol.
+    pub fn push(&mut self, hist: &[u32]) {
+        self.matcher.update(hist);
+        self.expected = self.matcher.expected(hist);
+    }
+
+    /// Bytes its tables take with a position table of 2^`bits` entries.
+    pub fn memory(bits: u32) -> u64 {
+        (1u64 << bits) * 4
     }
 }

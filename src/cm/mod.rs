@@ -9,7 +9,8 @@
 //!
 //! Two alphabets use it: tokens (with the transformer's prediction) in model frames, and bytes
 //! (without) in CM frames. Deep CM frames add bit histories to the byte predictor (`history`):
-//! two inputs per context and a fourth mixer.
+//! two inputs per context and a fourth mixer; from format 11 on also a second, long match model
+//! (`matcher::LongMatch`).
 
 pub mod boundary;
 pub mod contexts;
@@ -27,14 +28,13 @@ use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_N
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use logistic::stretch;
-use matcher::Matcher;
+use matcher::{LongMatch, Matcher};
 use mix::{Apm, Mixer};
 
 /// Counters stop slowing down after this many updates (they keep adapting at 1/31.5).
 const LIMIT: u32 = 30;
 /// The shared counter table has at most 2^21 lines (128 MiB).
 const MAX_LINE_BITS: u32 = 21;
-const MATCH_STATES: usize = 20;
 const MIXER_W0: i32 = 8000;
 const FINAL_W0: i32 = 22000;
 const FINAL_RATE: i32 = 2;
@@ -99,6 +99,20 @@ pub struct SymbolCm {
     sse: Option<Apm>,
     /// deep CM frames: the counters' bit histories, their maps and the fourth mixer's selector
     histories: Option<Histories>,
+    /// deep CM frames of format 11 on: the second match model
+    long_match: Option<LongMatch>,
+}
+
+/// What a byte predictor without the transformer holds beyond format 3's byte mixer (CM and deep
+/// CM frames; which, by frame kind and format version, is `frames::cm`'s choice).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByteModel {
+    /// the record length finder (`record`; format 9 on)
+    pub records: bool,
+    /// bit histories (`history`; deep CM frames, format 10 on)
+    pub histories: bool,
+    /// the long match model (`matcher::LongMatch`; deep CM frames, format 11 on)
+    pub long_match: bool,
 }
 
 impl SymbolCm {
@@ -106,28 +120,22 @@ impl SymbolCm {
     /// `n_symbols`: how many the chunk holds (it sizes the tables; the decoder reads it from the
     /// frame). `classes`: per token, its class bits (`classes_of`).
     pub fn for_tokens(nbits: u32, n_symbols: u64, classes: Vec<u8>) -> Self {
-        Self::new(nbits, Alphabet::Tokens, n_symbols, classes, token_contexts(), 3, 8)
+        Self::new(nbits, Alphabet::Tokens, n_symbols, classes, token_contexts(), false)
     }
 
-    /// A predictor for bytes, without outside predictions; with `records`, it looks for
-    /// fixed-length records (`record`; CM frames of format 9 on); with `histories`, its counters
-    /// keep bit histories (`history`; deep CM frames, format 10 on).
-    pub fn for_bytes(n_symbols: u64, records: bool, histories: bool) -> Self {
-        let mut cm = Self::with_histories(n_symbols, histories);
-        if records {
-            cm.hist.find_records();
-        }
-        cm
-    }
-
-    fn with_histories(n_symbols: u64, histories: bool) -> Self {
+    /// A predictor for bytes, without outside predictions, holding what `model` names.
+    pub fn for_bytes(n_symbols: u64, model: ByteModel) -> Self {
         let (classes, ctxs) = (byte_classes(), byte_contexts());
-        let alphabet = if histories {
+        let alphabet = if model.histories {
             Alphabet::DeepBytes
         } else {
             Alphabet::Bytes
         };
-        Self::new(8, alphabet, n_symbols, classes, ctxs, 6, 2)
+        let mut cm = Self::new(8, alphabet, n_symbols, classes, ctxs, model.long_match);
+        if model.records {
+            cm.hist.find_records();
+        }
+        cm
     }
 
     /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
@@ -139,8 +147,7 @@ impl SymbolCm {
             n_symbols,
             byte_classes(),
             byte_contexts(),
-            6,
-            BLEND_RATE,
+            false,
         )
     }
 
@@ -150,7 +157,8 @@ impl SymbolCm {
     }
 
     /// Bytes of tables a predictor of `alphabet` allocates for `n_symbols` symbols of `nbits` bits:
-    /// what a memory limit must allow per chunk being coded (within a few percent).
+    /// what a memory limit must allow per chunk being coded (within a few percent; a deep one
+    /// counted with the long match model, which only format 11 on has).
     pub fn memory(nbits: u32, alphabet: Alphabet, n_symbols: u64) -> u64 {
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
@@ -163,22 +171,16 @@ impl SymbolCm {
         let mixers = 40 * 8 * 256 * 4 * 4;
         let deep = if alphabet == Alphabet::DeepBytes {
             let n_ctx = byte_contexts().len();
-            Histories::memory(n_ctx) + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 3) * 4) as u64
+            Histories::memory(n_ctx)
+                + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 4) * 4) as u64
+                + LongMatch::memory((need + 1).clamp(10, 20))
         } else {
             0
         };
         lines + matcher + history + apms + mixers + deep
     }
 
-    fn new(
-        nbits: u32,
-        alphabet: Alphabet,
-        n_symbols: u64,
-        classes: Vec<u8>,
-        ctxs: Vec<Ctx>,
-        min_match: usize,
-        rate: i32,
-    ) -> Self {
+    fn new(nbits: u32, alphabet: Alphabet, n_symbols: u64, classes: Vec<u8>, ctxs: Vec<Ctx>, long_match: bool) -> Self {
         assert!((1..=16).contains(&nbits));
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
@@ -189,8 +191,14 @@ impl SymbolCm {
         let blend = alphabet == Alphabet::BlendedBytes;
         let deep = alphabet == Alphabet::DeepBytes;
         // deep: the counter's and its history map's inputs per context
-        let n_in = n_ctx * (1 + deep as usize) + 3 + ext as usize + blend as usize;
+        let n_in = n_ctx * (1 + deep as usize) + 3 + ext as usize + blend as usize + long_match as usize;
         let nb = nbits as usize;
+        // the match model's minimum length, and the mixers' learning rate
+        let (min_match, rate) = match alphabet {
+            Alphabet::Tokens => (3, 8),
+            Alphabet::Bytes | Alphabet::DeepBytes => (6, 2),
+            Alphabet::BlendedBytes => (6, BLEND_RATE),
+        };
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
         // confidence or column), bit position x (previous token's class or previous byte)
         // (blend frames: the second is token depth x transformer confidence x bit position)
@@ -213,7 +221,7 @@ impl SymbolCm {
             line_hashes: vec![0; n_ctx],
             o0: vec![Counter::INIT; 1 << nbits],
             matcher: Matcher::new((need + 1).clamp(10, 20), min_match),
-            mm: vec![Counter::INIT; MATCH_STATES * 2],
+            mm: vec![Counter::INIT; matcher::STATES * 2],
             x: Vec::with_capacity(n_in),
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
             sel: Vec::with_capacity(sets.len()),
@@ -232,6 +240,7 @@ impl SymbolCm {
             mm_used: None,
             sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
             histories: deep.then(|| Histories::new(n_ctx)),
+            long_match: long_match.then(|| LongMatch::new((need + 1).clamp(10, 20), nbits)),
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -321,6 +330,9 @@ impl SymbolCm {
                 self.expected.is_some() as usize
             }
         };
+        if let Some(lm) = &mut self.long_match {
+            self.x.push(lm.input(self.nbits, self.k, self.node));
+        }
         self.x.push(256);
 
         let k = self.k as usize;
@@ -384,6 +396,9 @@ impl SymbolCm {
         if let Some(j) = self.mm_used {
             self.mm[j].update(bit, 1023);
         }
+        if let Some(lm) = &mut self.long_match {
+            lm.update(bit);
+        }
         for m in &mut self.mixers {
             m.update(&self.x, bit);
         }
@@ -427,6 +442,9 @@ impl SymbolCm {
         if self.k == self.nbits {
             self.hist.push(self.node - (1 << self.nbits));
             self.matcher.update(&self.hist.syms);
+            if let Some(lm) = &mut self.long_match {
+                lm.push(&self.hist.syms);
+            }
             self.start_symbol();
         } else if self.k.is_multiple_of(4) {
             self.find_lines();
@@ -495,7 +513,12 @@ mod tests {
     fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
         let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
         let run = |data: &[u8], deep: bool| {
-            let mut cm = SymbolCm::for_bytes(data.len() as u64, true, deep);
+            let model = ByteModel {
+                records: true,
+                histories: deep,
+                long_match: deep,
+            };
+            let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
             let mut second_half = 0.0;
             for (i, &b) in data.iter().enumerate() {

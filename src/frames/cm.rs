@@ -2,7 +2,7 @@
 //! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"), plain or
 //! deep (with bit histories, "Bit histories"). No transformer.
 
-use crate::cm::SymbolCm;
+use crate::cm::{ByteModel, SymbolCm};
 use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::Result;
@@ -24,6 +24,18 @@ pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, model: CmModel
     Ok(out)
 }
 
+/// What the byte predictor of a CM frame of `model` holds in a stream of format `version`: records
+/// from format 9 on (deep frames, format 10 on, too), the long match model in deep frames from
+/// format 11 on.
+pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
+    let deep = model == CmModel::Deep;
+    ByteModel {
+        records: version >= 9,
+        histories: deep,
+        long_match: deep && version >= 11,
+    }
+}
+
 /// Both directions, as a stream of format `version` codes them: the encoder is given `data`; the
 /// decoder appends the bytes it reads to `out`.
 fn code<C: Coder>(
@@ -35,8 +47,7 @@ fn code<C: Coder>(
     model: CmModel,
     work: &Work,
 ) -> Result<()> {
-    // format 9 on: the byte mixer looks for fixed-length records (deep frames, format 10 on, too)
-    let mut cm = SymbolCm::for_bytes(raw_len as u64, version >= 9, model == CmModel::Deep);
+    let mut cm = SymbolCm::for_bytes(raw_len as u64, byte_model(model, version));
     for i in 0..raw_len {
         work.at(i)?;
         if c.only_zeros_left() {
