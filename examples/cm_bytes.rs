@@ -51,14 +51,9 @@ fn main() {
         .collect();
     let (mut raw, mut total, mut secs) = (0usize, 0.0, 0.0);
     for (f, &(n, b, s)) in files.iter().zip(&rows) {
-        let name: String = f
-            .rsplit('/')
-            .take(2)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("/");
+        // the file and its folder
+        let name = f.rsplitn(3, '/').take(2).collect::<Vec<_>>();
+        let name = name.into_iter().rev().collect::<Vec<_>>().join("/");
         println!("{name:<32} {n:>9} {b:>10.0} {:>6.3} bpb {s:>6.2} s", 8.0 * b / n as f64);
         raw += n;
         total += b;

@@ -13,6 +13,20 @@ const MAX_LEN: u32 = 65535;
 /// Values of `Matcher::state`.
 pub const STATES: usize = 20;
 
+/// The next bit of a guessed symbol `e` of `nbits` bits at bit `k` (0 = most significant), if its
+/// first `k` bits are those of `node` (the bits so far, after a leading 1).
+#[inline]
+pub fn agreeing_bit(e: u32, nbits: u32, k: u32, node: u32) -> Option<u32> {
+    let shift = nbits - k;
+    ((e >> shift) | (1 << k) == node).then_some((e >> (shift - 1)) & 1)
+}
+
+/// Bits of the position table of a match model over `need` index bits' worth of symbols
+/// (docs/MODEL.md, "Sizes": `Mb`).
+pub fn table_bits(need: u32) -> u32 {
+    (need + 1).clamp(10, 20)
+}
+
 pub struct Matcher {
     table: Table<u32>,
     bits: u32,
@@ -116,8 +130,9 @@ impl Matcher {
 pub struct LongMatch {
     matcher: Matcher,
     counters: Vec<Counter>,
-    /// its guess at the symbol being coded, while the bits so far agree with it
+    /// its guess at the symbol being coded, and its state, from the last `push`
     expected: Option<u32>,
+    state: usize,
     /// the counter that gave this bit's input
     used: Option<usize>,
 }
@@ -133,6 +148,7 @@ impl LongMatch {
             matcher: Matcher::new(bits, LONG_MIN),
             counters: vec![Counter::INIT; STATES * 2 * nbits as usize],
             expected: None,
+            state: 0,
             used: None,
         }
     }
@@ -142,13 +158,10 @@ impl LongMatch {
     /// if the guess agrees with `node`; else 0.
     #[inline]
     pub fn input(&mut self, nbits: u32, k: u32, node: u32) -> i32 {
-        self.used = self.expected.and_then(|e| {
-            let shift = nbits - k;
-            ((e >> shift) | (1 << k) == node).then(|| {
-                let bit = (e >> (shift - 1)) & 1;
-                (self.matcher.state() * 2 + bit as usize) * nbits as usize + k as usize
-            })
-        });
+        self.used = self
+            .expected
+            .and_then(|e| agreeing_bit(e, nbits, k, node))
+            .map(|bit| (self.state * 2 + bit as usize) * nbits as usize + k as usize);
         self.used.map_or(0, |j| stretch(self.counters[j].p12()))
     }
 
@@ -164,6 +177,7 @@ impl LongMatch {
     pub fn push(&mut self, hist: &[u32]) {
         self.matcher.update(hist);
         self.expected = self.matcher.expected(hist);
+        self.state = self.matcher.state();
     }
 
     /// Bytes its tables take with a position table of 2^`bits` entries.

@@ -165,7 +165,7 @@ impl SymbolCm {
         let line_bits = (need + line_headroom(alphabet)).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
         let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
-        let matcher = (1u64 << (need + 1).clamp(10, 20)) * 4;
+        let matcher = (1u64 << matcher::table_bits(need)) * 4;
         let history = n_symbols.min(1 << 24) * 4;
         let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 2;
         let mixers = 40 * 8 * 256 * 4 * 4;
@@ -173,7 +173,7 @@ impl SymbolCm {
             let n_ctx = byte_contexts().len();
             Histories::memory(n_ctx)
                 + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 4) * 4) as u64
-                + LongMatch::memory((need + 1).clamp(10, 20))
+                + LongMatch::memory(matcher::table_bits(need))
         } else {
             0
         };
@@ -220,7 +220,7 @@ impl SymbolCm {
             lines: vec![0; n_ctx],
             line_hashes: vec![0; n_ctx],
             o0: vec![Counter::INIT; 1 << nbits],
-            matcher: Matcher::new((need + 1).clamp(10, 20), min_match),
+            matcher: Matcher::new(matcher::table_bits(need), min_match),
             mm: vec![Counter::INIT; matcher::STATES * 2],
             x: Vec::with_capacity(n_in),
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
@@ -240,7 +240,7 @@ impl SymbolCm {
             mm_used: None,
             sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
             histories: deep.then(|| Histories::new(n_ctx)),
-            long_match: long_match.then(|| LongMatch::new((need + 1).clamp(10, 20), nbits)),
+            long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -284,9 +284,7 @@ impl SymbolCm {
     /// The match model's predicted bit, while its symbol agrees with the bits coded so far.
     #[inline]
     fn expected_bit(&self) -> Option<u32> {
-        let e = self.expected?;
-        let shift = self.nbits - self.k;
-        ((e >> shift) | (1 << self.k) == self.node).then_some((e >> (shift - 1)) & 1)
+        matcher::agreeing_bit(self.expected?, self.nbits, self.k, self.node)
     }
 
     /// P(next bit = 1) in 12 bits, in [1, 4095]. `ext`: the outside prediction (12 bits), given
