@@ -20,7 +20,6 @@ use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::{Error, Result};
 use crate::format::Sorter;
-use rayon::prelude::*;
 
 /// A frame has at most this many segments.
 const MAX_SEGMENTS: usize = 8;
@@ -90,6 +89,33 @@ pub(crate) fn memory(n: usize) -> u64 {
         s as u64 * one
     };
     predictors(Sorter::Full).max(predictors(Sorter::Lean)) + 11 * n as u64
+}
+
+/// `f(k)` for every segment `k`, in order, run on the thread pool the costliest first (by the
+/// estimates in `costs`): each free core takes the costliest segment left, which keeps a frame
+/// with one dense segment among sparse ones from leaving a core idle (measured on ptt5's fast BWT
+/// frame, segments of 4.9, 4.5, 5.7 and 18.1 ms: 23.8 ms on two cores in index order, 18.1 so).
+/// Only the order of work changes: every segment is coded alone, so the bytes are the same.
+fn costliest_first<T: Send>(costs: &[u64], f: impl Fn(usize) -> Result<T> + Sync) -> Result<Vec<T>> {
+    if costs.len() == 1 {
+        return Ok(vec![f(0)?]);
+    }
+    let mut order: Vec<usize> = (0..costs.len()).collect();
+    order.sort_by_key(|&k| std::cmp::Reverse(costs[k]));
+    let mut slots: Vec<Option<Result<T>>> = costs.iter().map(|_| None).collect();
+    let mut refs: Vec<Option<&mut Option<Result<T>>>> = slots.iter_mut().map(Some).collect();
+    let f = &f;
+    // FIFO: the pool's threads take the spawned segments in the order spawned
+    rayon::scope_fifo(|scope| {
+        for &k in &order {
+            let slot = refs[k].take().expect("each segment is spawned once");
+            scope.spawn_fifo(move |_| *slot = Some(f(k)));
+        }
+    });
+    slots
+        .into_iter()
+        .map(|r| r.expect("the scope ran every segment"))
+        .collect()
 }
 
 /// Where segment `k` of `s` of a transform of `n` bytes starts.
@@ -204,15 +230,19 @@ fn rate(n: usize, sorter: Sorter) -> usize {
 pub(crate) fn encode(data: &[u8], sorter: Sorter, work: &Work) -> Result<(Vec<u8>, u32)> {
     let (last, rows) = transform(data, rate(data.len(), sorter))?;
     let (n, s) = (last.len(), segments(last.len(), sorter));
-    let coded = (0..s)
-        .into_par_iter()
+    let part = |k: usize| &last[segment_start(n, s, k)..segment_start(n, s, k + 1)];
+    // a byte that repeats the one before it costs one decision, any other byte up to eight more
+    let costs: Vec<u64> = (0..s)
         .map(|k| {
-            let part = &last[segment_start(n, s, k)..segment_start(n, s, k + 1)];
-            let mut enc = Encoder::new();
-            code(&mut enc, sorter, Some(part), part.len(), &mut Vec::new(), work)?;
-            Ok(enc.finish())
+            let p = part(k);
+            (p.len() + 7 * p.windows(2).filter(|w| w[0] != w[1]).count()) as u64
         })
-        .collect::<Result<Vec<_>>>()?;
+        .collect();
+    let coded = costliest_first(&costs, |k| {
+        let mut enc = Encoder::new();
+        code(&mut enc, sorter, Some(part(k)), part(k).len(), &mut Vec::new(), work)?;
+        Ok(enc.finish())
+    })?;
     let mut payload = Vec::with_capacity(4 * (rows.len() + s) + coded.iter().map(Vec::len).sum::<usize>());
     for r in &rows[1..] {
         payload.extend_from_slice(&r.to_le_bytes());
@@ -263,18 +293,16 @@ pub(crate) fn decode(
         parts.push(&payload[at..at + len]);
         at += len;
     }
-    let decoded = parts
-        .into_par_iter()
-        .enumerate()
-        .map(|(k, part)| {
-            let n = segment_start(raw_len, s, k + 1) - segment_start(raw_len, s, k);
-            let mut dec = Decoder::new(part, Rules::for_version(version));
-            let mut out = Vec::with_capacity(n);
-            code(&mut dec, sorter, None, n, &mut out, work)?;
-            dec.finish()?;
-            Ok(out)
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let len = |k: usize| segment_start(raw_len, s, k + 1) - segment_start(raw_len, s, k);
+    // the bytes that did not repeat the one before them cost about 1.4 coded bytes each
+    let costs: Vec<u64> = (0..s).map(|k| (len(k) + 10 * parts[k].len()) as u64).collect();
+    let decoded = costliest_first(&costs, |k| {
+        let mut dec = Decoder::new(parts[k], Rules::for_version(version));
+        let mut out = Vec::with_capacity(len(k));
+        code(&mut dec, sorter, None, len(k), &mut out, work)?;
+        dec.finish()?;
+        Ok(out)
+    })?;
     inverse(&decoded.concat(), &rows, rate)
 }
 
@@ -316,6 +344,42 @@ fn code_with<C: Coder, P: Predictor>(
 mod tests {
     use super::*;
     use crate::codec::Cancel;
+
+    #[test]
+    fn costliest_first_runs_each_segment_once_and_keeps_their_order() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let costs = [5u64, 1, 9, 9, 3, 0, 7];
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let calls: Vec<AtomicUsize> = costs.iter().map(|_| AtomicUsize::new(0)).collect();
+            let got = pool
+                .install(|| {
+                    costliest_first(&costs, |k| {
+                        calls[k].fetch_add(1, Ordering::Relaxed);
+                        Ok(k * 10)
+                    })
+                })
+                .unwrap();
+            assert_eq!(got, vec![0, 10, 20, 30, 40, 50, 60]);
+            assert!(calls.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+            // one thread takes them costliest first (ties in index order)
+            if threads == 1 {
+                let order = std::sync::Mutex::new(Vec::new());
+                pool.install(|| {
+                    costliest_first(&costs, |k| {
+                        order.lock().unwrap().push(k);
+                        Ok(())
+                    })
+                })
+                .unwrap();
+                assert_eq!(order.into_inner().unwrap(), vec![2, 3, 6, 0, 4, 1, 5]);
+            }
+            // a segment that fails fails the frame
+            let err =
+                pool.install(|| costliest_first(&costs, |k| if k == 4 { Err(Error::corrupt("bad")) } else { Ok(k) }));
+            assert!(err.is_err());
+        }
+    }
 
     /// The transform by its definition: sort the rotations of `data` + sentinel; and the rows of
     /// the rotations that start at 0, `rate`, 2·`rate`, ...
