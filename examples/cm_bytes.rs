@@ -24,6 +24,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
                 records: true,
                 histories: deep,
                 long_match: deep,
+                image: deep,
             },
         );
         for &b in c {

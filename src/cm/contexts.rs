@@ -132,6 +132,17 @@ impl History {
         self.records = Some(Box::new(Records::new()));
     }
 
+    /// The record length, once the finder has one (`find_records`) and the current line (no
+    /// line break since) is longer than two records: what the contexts of the next symbol use.
+    pub fn record_len(&self) -> Option<usize> {
+        let n = self.syms.len();
+        let line = n - self.line_start;
+        self.records
+            .as_ref()
+            .and_then(|r| r.record_len())
+            .filter(|&len| len <= n && line > 2 * len)
+    }
+
     /// The class bits of symbol `sym`.
     pub fn class(&self, sym: u32) -> u8 {
         self.classes.get(sym as usize).copied().unwrap_or(0)
@@ -186,11 +197,7 @@ impl History {
             order[o] = fmix(order[o - 1].wrapping_add(back(o)).wrapping_add(o as u32 * 0x9E37_79B9));
         }
         let line = n - self.line_start;
-        let record = self
-            .records
-            .as_ref()
-            .and_then(|r| r.record_len())
-            .filter(|&len| len <= n && line > 2 * len);
+        let record = self.record_len();
         let (above, col) = match record {
             Some(len) => (s[n - len], n % len),
             None => {

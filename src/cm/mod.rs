@@ -16,6 +16,7 @@ pub mod boundary;
 pub mod contexts;
 pub mod counter;
 mod history;
+mod image;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
@@ -27,6 +28,7 @@ pub mod sorted_lean;
 use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
+use image::ImageBits;
 use logistic::stretch;
 use matcher::{LongMatch, Matcher};
 use mix::{Apm, Mixer};
@@ -101,6 +103,8 @@ pub struct SymbolCm {
     histories: Option<Histories>,
     /// deep CM frames of format 11 on: the second match model
     long_match: Option<LongMatch>,
+    /// bi-level images (format 12 on)
+    image: Option<ImageBits>,
 }
 
 /// What a byte predictor without the transformer holds beyond format 3's byte mixer (CM and deep
@@ -113,6 +117,8 @@ pub struct ByteModel {
     pub histories: bool,
     /// the long match model (`matcher::LongMatch`; deep CM frames, format 11 on)
     pub long_match: bool,
+    /// the bi-level image model (`image`; format 12 on)
+    pub image: bool,
 }
 
 impl SymbolCm {
@@ -120,7 +126,14 @@ impl SymbolCm {
     /// `n_symbols`: how many the chunk holds (it sizes the tables; the decoder reads it from the
     /// frame). `classes`: per token, its class bits (`classes_of`).
     pub fn for_tokens(nbits: u32, n_symbols: u64, classes: Vec<u8>) -> Self {
-        Self::new(nbits, Alphabet::Tokens, n_symbols, classes, token_contexts(), false)
+        Self::new(
+            nbits,
+            Alphabet::Tokens,
+            n_symbols,
+            classes,
+            token_contexts(),
+            ByteModel::default(),
+        )
     }
 
     /// A predictor for bytes, without outside predictions, holding what `model` names.
@@ -131,7 +144,7 @@ impl SymbolCm {
         } else {
             Alphabet::Bytes
         };
-        let mut cm = Self::new(8, alphabet, n_symbols, classes, ctxs, model.long_match);
+        let mut cm = Self::new(8, alphabet, n_symbols, classes, ctxs, model);
         if model.records {
             cm.hist.find_records();
         }
@@ -147,7 +160,7 @@ impl SymbolCm {
             n_symbols,
             byte_classes(),
             byte_contexts(),
-            false,
+            ByteModel::default(),
         )
     }
 
@@ -158,7 +171,8 @@ impl SymbolCm {
 
     /// Bytes of tables a predictor of `alphabet` allocates for `n_symbols` symbols of `nbits` bits:
     /// what a memory limit must allow per chunk being coded (within a few percent; a deep one
-    /// counted with the long match model, which only format 11 on has).
+    /// counted with the long match model and the image model, which only formats 11 and 12 on
+    /// have).
     pub fn memory(nbits: u32, alphabet: Alphabet, n_symbols: u64) -> u64 {
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
@@ -174,13 +188,15 @@ impl SymbolCm {
             Histories::memory(n_ctx)
                 + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 4) * 4) as u64
                 + LongMatch::memory(matcher::table_bits(need))
+                + ImageBits::memory(2 * n_ctx + 4 + image::INPUTS)
         } else {
             0
         };
         lines + matcher + history + apms + mixers + deep
     }
 
-    fn new(nbits: u32, alphabet: Alphabet, n_symbols: u64, classes: Vec<u8>, ctxs: Vec<Ctx>, long_match: bool) -> Self {
+    /// `model`: what a byte predictor holds beyond the mixer (`records` is `for_bytes`' to start).
+    fn new(nbits: u32, alphabet: Alphabet, n_symbols: u64, classes: Vec<u8>, ctxs: Vec<Ctx>, model: ByteModel) -> Self {
         assert!((1..=16).contains(&nbits));
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
@@ -191,7 +207,13 @@ impl SymbolCm {
         let blend = alphabet == Alphabet::BlendedBytes;
         let deep = alphabet == Alphabet::DeepBytes;
         // deep: the counter's and its history map's inputs per context
-        let n_in = n_ctx * (1 + deep as usize) + 3 + ext as usize + blend as usize + long_match as usize;
+        let long_match = model.long_match;
+        let n_in = n_ctx * (1 + deep as usize)
+            + 3
+            + ext as usize
+            + blend as usize
+            + long_match as usize
+            + if model.image { image::INPUTS } else { 0 };
         let nb = nbits as usize;
         // the match model's minimum length, and the mixers' learning rate
         let (min_match, rate) = match alphabet {
@@ -225,7 +247,8 @@ impl SymbolCm {
             x: Vec::with_capacity(n_in),
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
             sel: Vec::with_capacity(sets.len()),
-            final_mixer: Mixer::new(sets.len() + 1, nb, FINAL_RATE, FINAL_W0),
+            // the mixers', the image mixer's (if any) and a bias
+            final_mixer: Mixer::new(sets.len() + model.image as usize + 1, nb, FINAL_RATE, FINAL_W0),
             xf: Vec::with_capacity(sets.len() + 1),
             apms: [
                 Apm::new(1 << nbits, APM_RATE),
@@ -241,6 +264,7 @@ impl SymbolCm {
             sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
             histories: deep.then(|| Histories::new(n_ctx)),
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
+            image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0)),
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -259,6 +283,9 @@ impl SymbolCm {
             .hashes(&self.ctxs, self.expected, self.matcher.match_len(), &mut self.hashes);
         self.k = 0;
         self.node = 1;
+        if let Some(im) = &mut self.image {
+            im.start(&self.hist);
+        }
         self.find_lines();
     }
 
@@ -331,6 +358,9 @@ impl SymbolCm {
         if let Some(lm) = &mut self.long_match {
             self.x.push(lm.input(self.nbits, self.k, self.node));
         }
+        if let Some(im) = &mut self.image {
+            im.inputs(self.k, self.node, &mut self.x);
+        }
         self.x.push(256);
 
         let k = self.k as usize;
@@ -365,6 +395,9 @@ impl SymbolCm {
         for (m, &s) in self.mixers.iter_mut().zip(&self.sel) {
             self.xf.push(stretch(m.mix(&self.x, s)));
         }
+        if let Some(im) = &mut self.image {
+            self.xf.push(im.mix(&self.x));
+        }
         self.xf.push(256);
         let pr = self.final_mixer.mix(&self.xf, k);
         let deep = self.histories.is_some();
@@ -396,6 +429,9 @@ impl SymbolCm {
         }
         if let Some(lm) = &mut self.long_match {
             lm.update(bit);
+        }
+        if let Some(im) = &mut self.image {
+            im.update(&self.x, bit);
         }
         for m in &mut self.mixers {
             m.update(&self.x, bit);
@@ -515,6 +551,7 @@ mod tests {
                 records: true,
                 histories: deep,
                 long_match: deep,
+                image: false,
             };
             let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
@@ -547,6 +584,38 @@ mod tests {
                 "two runs over the same bytes must predict the same"
             );
         }
+    }
+
+    /// A bi-level picture (testdata/golden/rings.pbm.raw, a PBM's pixels): the image model must
+    /// take a clear share off what the deep byte mixer costs without it, and predict the same
+    /// twice.
+    #[test]
+    fn image_model_learns_bi_level_pictures() {
+        let pic = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/rings.pbm.raw")).unwrap();
+        let run = |image: bool| {
+            let model = ByteModel {
+                records: true,
+                histories: true,
+                long_match: true,
+                image,
+            };
+            let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
+            let (mut bits, mut ps) = (0.0, Vec::new());
+            for &b in &pic {
+                for k in (0..8).rev() {
+                    let bit = (b as u32 >> k) & 1;
+                    let p = cm.predict(None);
+                    bits += cost(p, bit);
+                    ps.push(p);
+                    cm.update(bit);
+                }
+            }
+            (bits, ps)
+        };
+        let (without, _) = run(false);
+        let (with, ps) = run(true);
+        assert!(with < 0.9 * without, "image model: {with:.0} bits, without: {without:.0}");
+        assert_eq!(ps, run(true).1, "two runs over the same picture must predict the same");
     }
 
     #[test]
