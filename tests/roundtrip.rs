@@ -545,3 +545,27 @@ fn the_byte_mixer_finds_records() {
         old.len()
     );
 }
+
+#[test]
+fn archives_of_the_built_in_model_decode() {
+    // testdata/golden/builtin/: archives made with the models that shipped inside nnz as its
+    // default, named by the first bytes of the model's id (README, "Golden archives"). Users'
+    // archives of a former default must decode forever, so this stays when the default model
+    // changes: the binary keeps that model too.
+    let b = CpuBackend::built_in().unwrap();
+    let dir = common::root().join("testdata/golden/builtin");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let (content, id) = name.strip_suffix(".nnz").unwrap().rsplit_once('.').unwrap();
+        let archive = std::fs::read(&path).unwrap();
+        let (_, stats) = codec::list(&mut &archive[..]).unwrap().remove(0);
+        assert!(stats.blend_frames > 0, "{name}: the archive must exercise the model");
+        assert!(nnz::model::hex(&archive[8..24]).starts_with(id), "{name}: not made by model {id}");
+        let want = std::fs::read(common::root().join("testdata/golden").join(content)).unwrap();
+        assert_eq!(unpack(&b, &archive).unwrap(), want, "{name}");
+        seen += 1;
+    }
+    assert!(seen > 0, "no archive in {}", dir.display());
+}
