@@ -562,7 +562,10 @@ fn archives_of_the_built_in_model_decode() {
         let archive = std::fs::read(&path).unwrap();
         let (_, stats) = codec::list(&mut &archive[..]).unwrap().remove(0);
         assert!(stats.blend_frames > 0, "{name}: the archive must exercise the model");
-        assert!(nnz::model::hex(&archive[8..24]).starts_with(id), "{name}: not made by model {id}");
+        assert!(
+            nnz::model::hex(&archive[8..24]).starts_with(id),
+            "{name}: not made by model {id}"
+        );
         let want = std::fs::read(common::root().join("testdata/golden").join(content)).unwrap();
         assert_eq!(unpack(&b, &archive).unwrap(), want, "{name}");
         seen += 1;

@@ -2,11 +2,12 @@
 //! a scan line at a time (a fax page such as ptt5). Byte contexts see its pixels eight at a time;
 //! this model sees them one at a time, as JBIG does: for each bit, the pixels to its left in the
 //! same line and the pixels around it in the two lines above, read across byte boundaries, index
-//! counters directly, one table per template. A mixer of its own, whose weight set is the first
-//! template's pixels, mixes every input of the byte mixer again and gives the final mixer one more
-//! input (docs/MODEL.md, "Bi-level images"). Until a record length is known, or while the chunk
-//! holds fewer than two records and a byte so far, its inputs are 0 and its mixer uses one more
-//! weight set of its own.
+//! counters directly, one table per template. A mixer of its own mixes every input of the byte
+//! mixer again and gives the final mixer one more input; its weight set is the first template's
+//! pixels while a template has been predicting better than the order-2 context (a picture, not
+//! text that happens to hold records), else one set of its own (docs/MODEL.md, "Bi-level
+//! images"). Until a record length is known, or while the chunk holds fewer than two records and
+//! a byte so far, its inputs are 0.
 
 use super::contexts::History;
 use super::counter::Counter;
@@ -21,6 +22,9 @@ const TEMPLATES: [(u32, u32, u32); 4] = [(3, 3, 1), (6, 7, 3), (8, 7, 5), (1, 9,
 pub(crate) const INPUTS: usize = TEMPLATES.len();
 /// Bits of the first template's index: the image mixer has one weight set per value.
 const NEAR: u32 = TEMPLATES[0].0 + TEMPLATES[0].1 + TEMPLATES[0].2;
+/// The error means move by 1/2^ERR_RATE of each bit's error (measured: 9 beats 3, 5 and 7 on
+/// html, ptt5, kennedy.xls, sum and kppkn.gtb alike).
+const ERR_RATE: u32 = 9;
 /// Counters stop slowing down after this many updates (measured on ptt5: 30 beats 127 and 1023).
 const LIMIT: u32 = 30;
 
@@ -33,6 +37,14 @@ pub(crate) struct ImageBits {
     /// above
     rows: Option<(u32, u32, u32)>,
     mixer: Mixer,
+    /// running mean errors (|bit · 4096 − P(1)| times 16) of the third template's counter and of
+    /// the reference (the order-2 context's counter), over the bits with lines above
+    err: [i32; 2],
+    /// their probabilities for the current bit
+    p: [i32; 2],
+    /// whether the image mixer picks its weight set by pixels for the current bit: there are
+    /// lines above, and the template has predicted better than the reference
+    on: bool,
 }
 
 impl ImageBits {
@@ -47,6 +59,9 @@ impl ImageBits {
             idx: [0; INPUTS],
             rows: None,
             mixer: Mixer::new(n_in, (1 << NEAR) + 1, rate, w0),
+            err: [0; 2],
+            p: [2048; 2],
+            on: false,
         }
     }
 
@@ -70,8 +85,9 @@ impl ImageBits {
     }
 
     /// One input per template for bit `k` (0: the most significant) of the symbol whose bits so
-    /// far are `node` (with a leading 1).
-    pub(crate) fn inputs(&mut self, k: u32, node: u32, x: &mut Vec<i32>) {
+    /// far are `node` (with a leading 1); `reference`: P(1) of the order-2 context's counter.
+    pub(crate) fn inputs(&mut self, k: u32, node: u32, reference: i32, x: &mut Vec<i32>) {
+        self.on = false;
         let Some((prev, above, above2)) = self.rows else {
             x.extend([0; INPUTS]);
             return;
@@ -83,17 +99,18 @@ impl ImageBits {
         for (j, &(l, a, b)) in TEMPLATES.iter().enumerate() {
             let cx = ((((left & ((1 << l) - 1)) << a) | around(above, a)) << b) | around(above2, b);
             self.idx[j] = cx as usize;
-            x.push(stretch(self.tables[j][cx as usize].p12()));
+        }
+        self.p = [self.tables[2][self.idx[2]].p12(), reference];
+        self.on = self.err[0] < self.err[1];
+        for (t, &i) in self.tables.iter().zip(&self.idx) {
+            x.push(stretch(t[i].p12()));
         }
     }
 
     /// The image mixer's output (stretched) over all the inputs `x`: its weight set is the first
-    /// template's pixels, or the last set without lines above.
+    /// template's pixels while the model is on, else the last set.
     pub(crate) fn mix(&mut self, x: &[i32]) -> i32 {
-        let set = match self.rows {
-            Some(_) => self.idx[0],
-            None => 1 << NEAR,
-        };
+        let set = if self.on { self.idx[0] } else { 1 << NEAR };
         stretch(self.mixer.mix(x, set))
     }
 
@@ -102,6 +119,10 @@ impl ImageBits {
         if self.rows.is_some() {
             for (t, &i) in self.tables.iter_mut().zip(&self.idx) {
                 t[i].update(bit, LIMIT);
+            }
+            for (e, &p) in self.err.iter_mut().zip(&self.p) {
+                let miss = ((bit as i32) << 12) - p;
+                *e += (miss.abs() * 16 - *e) >> ERR_RATE;
             }
         }
         self.mixer.update(x, bit);

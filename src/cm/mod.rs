@@ -359,7 +359,8 @@ impl SymbolCm {
             self.x.push(lm.input(self.nbits, self.k, self.node));
         }
         if let Some(im) = &mut self.image {
-            im.inputs(self.k, self.node, &mut self.x);
+            let reference = self.table.at(self.lines[1], ln).p12();
+            im.inputs(self.k, self.node, reference, &mut self.x);
         }
         self.x.push(256);
 
@@ -614,7 +615,10 @@ mod tests {
         };
         let (without, _) = run(false);
         let (with, ps) = run(true);
-        assert!(with < 0.9 * without, "image model: {with:.0} bits, without: {without:.0}");
+        assert!(
+            with < 0.9 * without,
+            "image model: {with:.0} bits, without: {without:.0}"
+        );
         assert_eq!(ps, run(true).1, "two runs over the same picture must predict the same");
     }
 
