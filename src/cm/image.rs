@@ -22,8 +22,8 @@ const TEMPLATES: [(u32, u32, u32); 4] = [(3, 3, 1), (6, 7, 3), (8, 7, 5), (1, 9,
 pub(crate) const INPUTS: usize = TEMPLATES.len();
 /// Bits of the first template's index: the image mixer has one weight set per value.
 const NEAR: u32 = TEMPLATES[0].0 + TEMPLATES[0].1 + TEMPLATES[0].2;
-/// The error means move by 1/2^ERR_RATE of each bit's error (measured: 9 beats 3, 5 and 7 on
-/// html, ptt5, kennedy.xls, sum and kppkn.gtb alike).
+/// The error means move by 1/2^ERR_RATE of each bit's error (measured: 9 gives the smallest total
+/// of html, ptt5, kennedy.xls, sum and kppkn.gtb against 3, 5 and 7).
 const ERR_RATE: u32 = 9;
 /// Counters stop slowing down after this many updates (measured on ptt5: 30 beats 127 and 1023).
 const LIMIT: u32 = 30;
