@@ -20,8 +20,10 @@ use super::mix::Mixer;
 const TEMPLATES: [(u32, u32, u32); 4] = [(3, 3, 1), (6, 7, 3), (8, 7, 5), (1, 9, 5)];
 /// Inputs to the mixers: one per template.
 pub(crate) const INPUTS: usize = TEMPLATES.len();
-/// Bits of the first template's index: the image mixer has one weight set per value.
+/// Bits of the first template's index: the image mixer has one weight set per value, and one more
+/// (the last) for bits where the model is off.
 const NEAR: u32 = TEMPLATES[0].0 + TEMPLATES[0].1 + TEMPLATES[0].2;
+const SETS: usize = (1 << NEAR) + 1;
 /// The error means move by 1/2^ERR_RATE of each bit's error (measured: 9 gives the smallest total
 /// of html, ptt5, kennedy.xls, sum and kppkn.gtb against 3, 5 and 7).
 const ERR_RATE: u32 = 9;
@@ -58,7 +60,7 @@ impl ImageBits {
                 .collect(),
             idx: [0; INPUTS],
             rows: None,
-            mixer: Mixer::new(n_in, (1 << NEAR) + 1, rate, w0),
+            mixer: Mixer::new(n_in, SETS, rate, w0),
             err: [0; 2],
             p: [2048; 2],
             on: false,
@@ -68,14 +70,15 @@ impl ImageBits {
     /// Bytes of tables (counters and the mixer's weights) for mixers of `n_in` inputs.
     pub(crate) fn memory(n_in: usize) -> u64 {
         let counters: u64 = TEMPLATES.iter().map(|&(l, a, b)| 4u64 << (l + a + b)).sum();
-        counters + ((n_in as u64) << NEAR) * 4 + n_in as u64 * 4
+        counters + (n_in * SETS * 4) as u64
     }
 
     /// At the start of each symbol: the lines above it.
     pub(crate) fn start(&mut self, hist: &History) {
         let s = &hist.syms;
         let n = s.len();
-        self.rows = hist.record_len().filter(|&len| n > 2 * len).map(|len| {
+        // a record length comes with a line longer than two records: `n > 2 * len`
+        self.rows = hist.record_len().map(|len| {
             let window = |back: usize| {
                 let at = n - back;
                 (s[at - 1] << 16) | (s[at] << 8) | s[at + 1]

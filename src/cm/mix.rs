@@ -87,17 +87,6 @@ impl Mixer {
         }
     }
 
-    /// How many inputs, weight sets, and the learning rate.
-    pub fn inputs(&self) -> usize {
-        self.n
-    }
-    pub fn sets(&self) -> usize {
-        self.w.len() / self.n
-    }
-    pub fn rate(&self) -> i32 {
-        self.rate
-    }
-
     /// Start input 0 of every weight set at `w0`.
     pub fn set_first_weight(&mut self, w0: i32) {
         for set in self.w.chunks_exact_mut(self.n) {
