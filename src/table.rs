@@ -24,11 +24,12 @@ pub fn freq_table(logits: &[i64], exp_out: &[i32], out: &mut [u32]) {
     // M = floor(2^(44+b) / s) + 1, floor(n * M / 2^(44+b)) == floor(n / s) (the error term
     // n * (M - 2^(44+b)/s) / 2^(44+b) stays below 1/s). Same integers, far cheaper than dividing.
     let shift = 44 + (64 - s.leading_zeros());
-    let magic = (1u128 << shift) / s as u128 + 1;
+    // M < 2^45 fits a u64, so each quotient is one 64 x 64 -> 128-bit multiplication
+    let magic = ((1u128 << shift) / s as u128 + 1) as u64;
     for o in out.iter_mut() {
         let n = *o as u64 * k;
         debug_assert!(n < 1 << 44);
-        *o = 1 + ((n as u128 * magic) >> shift) as u32;
+        *o = 1 + ((n as u128 * magic as u128) >> shift) as u32;
     }
 }
 

@@ -1,10 +1,13 @@
 //! The CPU backend: the readable reference of docs/MODEL.md. Each step is a plain loop over
-//! integers; SIMD comes only from the compiler vectorising these loops (with AVX2 when the CPU has
-//! it, detected at run time), which cannot change an integer result.
+//! integers; SIMD comes from the compiler vectorising these loops (with AVX2 when the CPU has it,
+//! detected at run time) and, for the dot products of matrix rows and attention keys, from one
+//! hand-written kernel (`simd::dot_rows`, tested against its plain loop). Neither can change an
+//! integer result.
 
+use super::simd::{dot_rows, weighted_rows, widen};
 use super::{Backend, Stream};
 use crate::error::{Error, Result};
-use crate::model::arith::{clamp_i8, clamp_res, norm_row, round_div, rq, GELU_HALF};
+use crate::model::arith::{clamp_i8, clamp_res, norm_row, rq, RoundDiv, GELU_HALF};
 use crate::model::{Linear, Model, ModelInfo};
 use crate::table::freq_table;
 use std::sync::OnceLock;
@@ -170,6 +173,7 @@ impl CpuStream<'_> {
         let mut q = vec![0i8; p * qd];
         let mut o = vec![0i8; p * qd];
         let mut hid = vec![0i8; p * c.d_ff];
+        let mut scratch = Scratch::default();
         for (l, layer) in m.layers.iter().enumerate() {
             norm_rows(&x, d, &mut a);
             matmul(&a, &layer.wq, &mut acc);
@@ -189,12 +193,11 @@ impl CpuStream<'_> {
                     let g = h / (c.n_heads / c.n_kv_heads);
                     attend(
                         m,
-                        l,
-                        h,
-                        t,
+                        (l, h, t),
                         &q[r * qd + h * dh..r * qd + (h + 1) * dh],
                         (&self.k[l], &self.v[l], self.cap, kvd, g * dh),
                         &mut o[r * qd + h * dh..r * qd + (h + 1) * dh],
+                        &mut scratch,
                     );
                 }
             }
@@ -243,65 +246,94 @@ fn add_residual(x: &mut [i32], acc: &[i32], w: &Linear) {
     }
 }
 
+/// Buffers `attend` reuses from call to call.
+#[derive(Default)]
+struct Scratch {
+    q: Vec<i16>,
+    s: Vec<i32>,
+    z: Vec<i64>,
+    e: Vec<i32>,
+    rows: Vec<usize>,
+    acc: Vec<i32>,
+}
+
+/// Attention of the query at position `t`, head `h` of layer `l`, over positions
+/// `max(0, t - W + 1) ..= t`.
 #[inline(always)]
-/// Attention of the query at position `t`, head `h`, over positions `max(0, t - W + 1) ..= t`.
-fn attend(m: &Model, l: usize, h: usize, t: usize, q: &[i8], kv: (&[i8], &[i8], usize, usize, usize), out: &mut [i8]) {
+fn attend(
+    m: &Model,
+    (l, h, t): (usize, usize, usize),
+    q: &[i8],
+    kv: (&[i8], &[i8], usize, usize, usize),
+    out: &mut [i8],
+    sc: &mut Scratch,
+) {
     let (kring, vring, cap, kvd, off) = kv;
     let layer = &m.layers[l];
     let w = m.cfg.window;
     let dh = q.len();
     let lo = (t + 1).saturating_sub(w);
     let n = t + 1 - lo;
-    let mut z = Vec::with_capacity(n);
-    for j in lo..=t {
-        let slot = j % cap;
-        let s = dot(q, &kring[slot * kvd + off..slot * kvd + off + dh]);
-        z.push(rq(s as i64, layer.qk_m[h]) + layer.bias[h * w + (t - j)] as i64);
-    }
-    let zmax = *z.iter().max().unwrap();
+    // the scores q . k_j: the window is one run of ring slots, or two where it wraps
+    widen(q, &mut sc.q);
+    sc.s.clear();
+    sc.s.resize(n, 0);
+    let first = lo % cap;
+    let run = n.min(cap - first);
+    dot_rows(&sc.q, &kring[first * kvd + off..], kvd, &mut sc.s[..run]);
+    dot_rows(&sc.q, &kring[off..], kvd, &mut sc.s[run..]);
+    sc.z.clear();
+    sc.z.extend(
+        sc.s.iter()
+            .zip(lo..=t)
+            .map(|(&s, j)| rq(s as i64, layer.qk_m[h]) + layer.bias[h * w + (t - j)] as i64),
+    );
+    let zmax = *sc.z.iter().max().unwrap();
     let last = m.exp_attn.len() as i64 - 1;
     let mut s: i64 = 0;
     // |sum e_j v_j| <= W * 2^12 * 127 < 2^31 (docs/MODEL.md, "Bounds"), so i32 is exact
-    let mut acc = vec![0i32; dh];
+    // the keys with a weight, and where their values are (a key of weight 0 adds nothing)
+    sc.e.clear();
+    sc.rows.clear();
     for (idx, j) in (lo..=t).enumerate() {
-        let e = m.exp_attn[(zmax - z[idx]).min(last) as usize];
-        if e == 0 {
-            continue;
-        }
-        s += e as i64;
-        let slot = j % cap;
-        let vrow = &vring[slot * kvd + off..slot * kvd + off + dh];
-        for (a, &vv) in acc.iter_mut().zip(vrow) {
-            *a += e * vv as i32;
+        let e = m.exp_attn[(zmax - sc.z[idx]).min(last) as usize];
+        if e != 0 {
+            s += e as i64;
+            sc.e.push(e);
+            sc.rows.push((j % cap) * kvd + off);
         }
     }
-    for (o, &a) in out.iter_mut().zip(&acc) {
-        *o = round_div(a as i64, s) as i8;
+    sc.acc.resize(dh, 0);
+    weighted_rows(&sc.e, &sc.rows, vring, &mut sc.acc);
+    // s <= W * 2^12 < 2^26 and |a| < 2^31: `RoundDiv` gives round_div's integers
+    let s = RoundDiv::new(s);
+    for (o, &a) in out.iter_mut().zip(&sc.acc) {
+        *o = s.apply(a as i64) as i8;
     }
 }
 
-/// `sum_i a[i] * b[i]`, exact in i32. Inlined into `forward`, so it is vectorised with AVX2 when
-/// `feed` chose the AVX2 build of the forward pass (the only run-time dispatch point).
-#[inline(always)]
-fn dot(a: &[i8], b: &[i8]) -> i32 {
-    let mut s = 0i32;
-    for (&x, &y) in a.iter().zip(b) {
-        s += x as i16 as i32 * y as i16 as i32;
-    }
-    s
-}
-
-/// `acc[r][o] = sum_i a[r][i] * w[o][i]`, exact in i32 (|acc| <= n_in * 127^2 < 2^31).
+/// `acc[r][o] = sum_i a[r][i] * w[o][i]`, exact in i32 (|acc| <= n_in * 127^2 < 2^31). Output
+/// rows go in blocks of about 16 KiB of weights, each block for every input row in turn, so a
+/// block is read from memory once per call, not once per input row.
 #[inline(always)]
 fn matmul(a: &[i8], w: &Linear, acc: &mut Vec<i32>) {
     let n = w.n_in;
     let rows = a.len() / n;
     acc.clear();
     acc.resize(rows * w.n_out, 0);
-    for o in 0..w.n_out {
-        let wr = w.row(o);
-        for r in 0..rows {
-            acc[r * w.n_out + o] = dot(&a[r * n..(r + 1) * n], wr);
+    let widened: Vec<Vec<i16>> = a
+        .chunks_exact(n)
+        .map(|r| {
+            let mut v = Vec::with_capacity(n);
+            widen(r, &mut v);
+            v
+        })
+        .collect();
+    let block = (16384 / n).max(8) / 8 * 8;
+    for o in (0..w.n_out).step_by(block) {
+        let end = (o + block).min(w.n_out);
+        for (r, ar) in widened.iter().enumerate() {
+            dot_rows(ar, &w.w[o * n..], n, &mut acc[r * w.n_out + o..r * w.n_out + end]);
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod device;
 pub mod gpu;
 #[doc(hidden)]
 pub mod kernels;
+mod simd;
 
 use crate::error::Result;
 use crate::model::{Model, ModelInfo};

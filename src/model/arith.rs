@@ -26,6 +26,39 @@ pub fn round_div(n: i64, d: i64) -> i64 {
     (2 * n + d).div_euclid(2 * d)
 }
 
+/// `round_div(n, d)` for many `n` and one `d`, by a multiplication instead of a division: the same
+/// integers for `|n| < 2^32` and `1 <= d < 2^26` (every use in the forward pass: docs/MODEL.md,
+/// "Bounds"). With `D = 2d`, `U = 2n + d + K·D >= 0` for `K = ceil(2^34 / D)`, `U < 2^36`, and
+/// `M = floor(2^s / D) + 1` for `s = 36 + bitlength(D)`: `floor(U·M / 2^s) = floor(U / D)`, since
+/// the error `U·(M − 2^s/D) / 2^s < 2^36 / 2^s <= 1/D` cannot reach the next integer.
+#[derive(Clone, Copy, Debug)]
+pub struct RoundDiv {
+    d: i64,
+    k: u64,
+    m: u64,
+    s: u32,
+}
+
+impl RoundDiv {
+    /// Prepare division by `d` (1 <= d < 2^26).
+    pub fn new(d: i64) -> Self {
+        assert!((1..1 << 26).contains(&d), "divisor {d} out of range");
+        let big_d = 2 * d as u64;
+        let k = (1u64 << 34).div_ceil(big_d);
+        let s = 36 + (64 - big_d.leading_zeros());
+        let m = ((1u128 << s) / big_d as u128) as u64 + 1;
+        RoundDiv { d, k, m, s }
+    }
+
+    /// `round_div(n, d)`.
+    #[inline(always)]
+    pub fn apply(&self, n: i64) -> i64 {
+        debug_assert!(n.unsigned_abs() < 1 << 32);
+        let u = (2 * n + self.d) as u64 + self.k * 2 * self.d as u64;
+        ((u as u128 * self.m as u128) >> self.s) as i64 - self.k as i64
+    }
+}
+
 /// Clamp to the int8 range used for activations, [-127, 127].
 #[inline(always)]
 pub fn clamp_i8(v: i64) -> i8 {
@@ -56,9 +89,10 @@ pub fn isqrt(n: u64) -> u64 {
 /// Integer RMS norm of one residual row into int8 activations at scale `1 / NORM_A`.
 pub fn norm_row(x: &[i32], out: &mut [i8]) {
     let ss: u64 = x.iter().map(|&v| (v as i64 * v as i64) as u64).sum();
-    let r = isqrt(ss / x.len() as u64).max(1) as i64;
+    // r <= RES_MAX < 2^26 and |v * NORM_A| < 2^28: `RoundDiv` gives round_div's integers
+    let r = RoundDiv::new(isqrt(ss / x.len() as u64).max(1) as i64);
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = clamp_i8(round_div(v as i64 * NORM_A, r));
+        *o = clamp_i8(r.apply(v as i64 * NORM_A));
     }
 }
 
@@ -72,6 +106,46 @@ mod tests {
             let r = isqrt(n);
             assert!(r * r <= n, "{n}");
             assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
+        }
+    }
+
+    #[test]
+    fn round_div_by_multiplication_is_round_div() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let edges = [1i64, 2, 3, 7, 255, 4096, (1 << 24) + 1, (1 << 25) - 1, (1 << 26) - 1];
+        for i in 0..200_000 {
+            let d = if i < edges.len() * 1000 {
+                edges[i / 1000]
+            } else {
+                1 + (next() % ((1 << (1 + next() % 26)) - 1).max(1)) as i64
+            };
+            let span = 1i64 << (next() % 33);
+            let n = (next() % (2 * span as u64)) as i64 - span;
+            let n = n.clamp(-(1 << 32) + 1, (1 << 32) - 1);
+            assert_eq!(RoundDiv::new(d).apply(n), round_div(n, d), "{n} / {d}");
+        }
+        for d in edges {
+            for n in [
+                -(1i64 << 32) + 1,
+                (1 << 32) - 1,
+                0,
+                -1,
+                1,
+                -d,
+                d,
+                -d - 1,
+                d + 1,
+                d / 2,
+                -d / 2,
+            ] {
+                assert_eq!(RoundDiv::new(d).apply(n), round_div(n, d), "{n} / {d}");
+            }
         }
     }
 
