@@ -1,5 +1,5 @@
 //! Development tool: the coding cost of the byte mixer alone (CM frames, or deep CM frames with
-//! `DEEP=1`) on files, in 1 MiB chunks, and the CPU time it took: the quick loop for tuning the
+//! `DEEP=1`, less what `OFF` names) on files, in 1 MiB chunks, and the CPU time it took: the quick loop for tuning the
 //! byte mixer without running the whole codec.
 //!
 //!     cargo run --release --example cm_bytes -- FILE...
@@ -8,6 +8,11 @@ use nnz::cm::{ByteModel, SymbolCm};
 use std::time::Instant;
 
 const CHUNK: usize = 1 << 20;
+
+/// `OFF=HLI`: leave out of a deep run its bit histories (H), long match (L) or image model (I).
+fn off(part: char) -> bool {
+    std::env::var("OFF").is_ok_and(|s| s.contains(part))
+}
 
 fn cost(p1: i32, bit: u32) -> f64 {
     -((if bit == 1 { p1 } else { 4096 - p1 }) as f64 / 4096.0).log2()
@@ -22,9 +27,9 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
             c.len() as u64,
             ByteModel {
                 records: true,
-                histories: deep,
-                long_match: deep,
-                image: deep,
+                histories: deep && !off('H'),
+                long_match: deep && !off('L'),
+                image: deep && !off('I'),
             },
         );
         for &b in c {
