@@ -282,11 +282,13 @@ fn attend(
     let run = n.min(cap - first);
     dot_rows(&sc.q, &kring[first * kvd + off..], kvd, &mut sc.s[..run]);
     dot_rows(&sc.q, &kring[off..], kvd, &mut sc.s[run..]);
+    // key j's distance bias is bias[h][t - j]: the head's first n biases, backwards
+    let m_qk = layer.qk_m[h];
     sc.z.clear();
     sc.z.extend(
         sc.s.iter()
-            .zip(lo..=t)
-            .map(|(&s, j)| rq(s as i64, layer.qk_m[h]) + layer.bias[h * w + (t - j)] as i64),
+            .zip(layer.bias[h * w..h * w + n].iter().rev())
+            .map(|(&s, &b)| rq(s as i64, m_qk) + b as i64),
     );
     let zmax = *sc.z.iter().max().unwrap();
     let last = m.exp_attn.len() as i64 - 1;
@@ -295,13 +297,16 @@ fn attend(
     // the keys with a weight, and where their values are (a key of weight 0 adds nothing)
     sc.e.clear();
     sc.rows.clear();
-    for (idx, j) in (lo..=t).enumerate() {
-        let e = m.exp_attn[(zmax - sc.z[idx]).min(last) as usize];
+    // key j's ring slot is j % cap, counted along rather than divided for
+    let mut slot = first;
+    for &z in &sc.z {
+        let e = m.exp_attn[(zmax - z).min(last) as usize];
         if e != 0 {
             s += e as i64;
             sc.e.push(e);
-            sc.rows.push((j % cap) * kvd + off);
+            sc.rows.push(slot * kvd + off);
         }
+        slot = if slot + 1 == cap { 0 } else { slot + 1 };
     }
     sc.acc.resize(dh, 0);
     weighted_rows(&sc.e, &sc.rows, vring, &mut sc.acc);
