@@ -385,6 +385,39 @@ fn direct_mode_codes_text_directly_and_round_trips() {
     }
 }
 
+/// A batch of one chunk runs the model's trial on a thread of its own beside the other trials
+/// (when the pool has a second thread) and stops it where the byte mixer finds the chunk
+/// redundant: the archive must be what one thread makes, for a chunk where the model is kept
+/// (text) and one where it is stopped (a log below 1 bit per byte), at every level that runs it.
+#[test]
+fn a_lone_chunk_codes_the_same_with_its_model_trial_beside_the_others() {
+    let b = backend();
+    let log = std::fs::read(common::root().join("testdata/golden/server.log")).unwrap();
+    for (data, redundant) in [(sample_text(), false), (log, true)] {
+        for level in [7u8, 8, 9] {
+            let opts = Options {
+                chunk_size: 1 << 20,
+                level,
+                ..Default::default()
+            };
+            let archives: Vec<Vec<u8>> = [1, 2]
+                .into_iter()
+                .map(|threads| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut out = Vec::new();
+                    pool.install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
+                        .unwrap();
+                    out
+                })
+                .collect();
+            assert_eq!(archives[0], archives[1], "level {level}: one thread and two differ");
+            // the two regimes: below 1 bit per byte the byte mixer's verdict stops the model
+            assert_eq!(archives[0].len() * 8 < data.len(), redundant, "level {level}");
+            assert_eq!(unpack(&b, &archives[1]).unwrap(), data, "level {level}");
+        }
+    }
+}
+
 #[test]
 fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
     // testdata/golden/levels/mixed.LN.nnz: sample.txt then server.log, level N, tiny model, 4 KiB

@@ -364,11 +364,15 @@ impl Packer {
         let cfg = &backend.model_info().cfg;
         let workers = &self.workers;
         let meter = opts.progress.as_deref().map(|r| Meter::new(r, self.stats.raw_bytes));
+        // a batch of one chunk leaves cores idle: its model trial may run beside the others, if
+        // the memory of a second trial is free now
+        let lone = chunks.len() == 1 && rayon::current_num_threads() >= 2;
         let frames = workers.map(chunks, |c| {
             let mixing = opts.plan().mixes();
             let need = chunk_memory(cfg, c.len() as u64, mixing, true);
             let _permit = workers.permit(mixing, need)?;
-            encode_chunk(backend, c, opts, meter.as_ref())
+            let second = if lone && mixing { workers.try_permit(need) } else { None };
+            encode_chunk(backend, c, opts, meter.as_ref(), second.is_some())
         });
         for (chunk, frame) in chunks.iter().zip(frames) {
             let frame = frame?;
@@ -398,10 +402,17 @@ impl Packer {
 }
 
 /// Code one chunk as the smallest of the frames its level's plan tries (`level`) and a stored
-/// frame; report progress to `meter`, the chunk's length in all.
-pub(crate) fn encode_chunk(backend: &dyn Backend, data: &[u8], opts: &Options, meter: Option<&Meter>) -> Result<Frame> {
+/// frame; report progress to `meter`, the chunk's length in all. With `overlap`, the model's trial
+/// runs on a thread of its own beside the others (the frame is the same either way).
+pub(crate) fn encode_chunk(
+    backend: &dyn Backend,
+    data: &[u8],
+    opts: &Options,
+    meter: Option<&Meter>,
+    overlap: bool,
+) -> Result<Frame> {
     let mut trials = Trials::new(data.len(), opts, meter);
-    let frame = try_methods(backend, data, opts, &mut trials);
+    let frame = try_methods(backend, data, opts, &mut trials, overlap);
     trials.finish();
     frame
 }
@@ -450,10 +461,19 @@ impl<'a> Trials<'a> {
 
     /// Run one trial of method `m` with its share of the meter.
     fn run<T>(&mut self, m: Method, plan: &Plan, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
-        let work = Work::metered(self.cancel, self.meter, Self::cost(m, plan), self.total);
+        let work = self.work(m, plan);
         let r = f(&work);
-        self.reported += work.reported();
+        self.done(&work);
         r
+    }
+
+    /// The pass of a trial of method `m`, to be run elsewhere and then handed to `done`.
+    fn work(&self, m: Method, plan: &Plan) -> Work<'a> {
+        Work::metered(self.cancel, self.meter, Self::cost(m, plan), self.total)
+    }
+
+    fn done(&mut self, work: &Work) {
+        self.reported += work.reported();
     }
 
     /// The chunk is done: report what its trials did not (the rounding, a trial skipped).
@@ -464,7 +484,13 @@ impl<'a> Trials<'a> {
     }
 }
 
-fn try_methods(backend: &dyn Backend, data: &[u8], opts: &Options, trials: &mut Trials) -> Result<Frame> {
+fn try_methods(
+    backend: &dyn Backend,
+    data: &[u8],
+    opts: &Options,
+    trials: &mut Trials,
+    overlap: bool,
+) -> Result<Frame> {
     let allow = |m: Method| opts.allows(m);
     let checksum = chunk_checksum(data);
     let raw_len = data.len() as u32;
@@ -483,63 +509,111 @@ fn try_methods(backend: &dyn Backend, data: &[u8], opts: &Options, trials: &mut 
         }
     };
     let plan = opts.plan();
-    if let Some(preset) = plan.lzma.filter(|_| allow(Method::Lzma)) {
-        if let Some(payload) = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))? {
-            consider(Frame::Lzma {
-                raw_len,
-                checksum,
-                payload,
-            });
-        }
-    }
-    if let Some(sorter) = plan.bwt.filter(|_| allow(Method::Bwt)) {
-        let (payload, primary) = trials.run(Method::Bwt, &plan, |w| bwt::encode(data, sorter, w))?;
-        consider(Frame::Bwt {
-            sorter,
-            raw_len,
-            primary,
-            checksum,
-            payload,
-        });
-    }
-    let mut redundant = false;
-    if let Some(model) = plan.cm.filter(|_| allow(Method::Cm)) {
-        let payload = trials.run(Method::Cm, &plan, |w| cm::encode(data, model, w))?;
-        redundant = payload.len() * 8 < data.len();
-        consider(Frame::Cm {
-            model,
-            raw_len,
-            checksum,
-            payload,
-        });
-    }
     // The model is skipped where it cannot pay for its time: high-entropy chunks (already-
     // compressed data), and, below level 9, chunks the byte mixer already codes below 1 bit per
     // byte (logs, tables, repetitive data: on the bench the byte mixer beat the model on every
-    // such chunk).
+    // such chunk); the latter is known only once the byte mixer has run.
     let high_entropy = data.len() >= 4096 && entropy > 7.9;
-    let try_model = match plan.model {
-        ModelTrial::Never => false,
-        ModelTrial::WherePays => !high_entropy && !redundant,
-        ModelTrial::Always => !high_entropy,
-    };
-    if allow(Method::Model) && try_model {
-        if plan.direct {
-            if let Some((payload, n)) = trials.run(Method::Model, &plan, |w| Direct::encode(backend, data, w))? {
-                consider(Frame::Direct {
-                    raw_len,
-                    n_tokens: n as u32,
-                    checksum,
-                    payload,
-                });
-            }
-        } else if let Some((payload, n)) = trials.run(Method::Model, &plan, |w| Blend::encode(backend, data, w))? {
-            consider(Frame::Blend {
+    let may_try_model = allow(Method::Model) && plan.model != ModelTrial::Never && !high_entropy;
+    let model_trial = |w: &Work| -> Result<Option<Frame>> {
+        Ok(if plan.direct {
+            Direct::encode(backend, data, w)?.map(|(payload, n)| Frame::Direct {
                 raw_len,
                 n_tokens: n as u32,
                 checksum,
                 payload,
-            });
+            })
+        } else {
+            Blend::encode(backend, data, w)?.map(|(payload, n)| Frame::Blend {
+                raw_len,
+                n_tokens: n as u32,
+                checksum,
+                payload,
+            })
+        })
+    };
+    // With a core to spare (`overlap`), the model's trial runs on a thread of its own beside the
+    // others: at once where it is always wanted (level 9); where it may pay, once the LZMA trial
+    // has shown the chunk is not easy (2 bits per byte or more: logs and tables, which the byte
+    // mixer then codes below 1 bit per byte, stay sequential, as a trial stopped there cost more
+    // than it saved). It is stopped if the byte mixer finds the chunk redundant after all; the
+    // frame chosen is the same either way.
+    let stop = Cancel::new();
+    let work = (overlap && may_try_model).then(|| trials.work(Method::Model, &plan).stopped_by(&stop));
+    let (redundant, model) = std::thread::scope(|s| -> Result<(bool, Option<Result<Option<Frame>>>)> {
+        let mut handle = None;
+        let start = |handle: &mut Option<_>| {
+            if let (Some(w), None) = (&work, &handle) {
+                *handle = Some(s.spawn(|| model_trial(w)));
+            }
+        };
+        if plan.model == ModelTrial::Always {
+            start(&mut handle);
+        }
+        let others = (|| -> Result<bool> {
+            if let Some(preset) = plan.lzma.filter(|_| allow(Method::Lzma)) {
+                if let Some(payload) = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))? {
+                    if payload.len() * 4 >= data.len() {
+                        start(&mut handle);
+                    }
+                    consider(Frame::Lzma {
+                        raw_len,
+                        checksum,
+                        payload,
+                    });
+                } else {
+                    start(&mut handle);
+                }
+            }
+            if let Some(sorter) = plan.bwt.filter(|_| allow(Method::Bwt)) {
+                let (payload, primary) = trials.run(Method::Bwt, &plan, |w| bwt::encode(data, sorter, w))?;
+                consider(Frame::Bwt {
+                    sorter,
+                    raw_len,
+                    primary,
+                    checksum,
+                    payload,
+                });
+            }
+            let mut redundant = false;
+            if let Some(model) = plan.cm.filter(|_| allow(Method::Cm)) {
+                let payload = trials.run(Method::Cm, &plan, |w| cm::encode(data, model, w))?;
+                redundant = payload.len() * 8 < data.len();
+                consider(Frame::Cm {
+                    model,
+                    raw_len,
+                    checksum,
+                    payload,
+                });
+            }
+            Ok(redundant)
+        })();
+        let wanted = match others {
+            Ok(redundant) => !redundant || plan.model == ModelTrial::Always,
+            Err(_) => false,
+        };
+        if !wanted {
+            stop.cancel();
+        }
+        let model = handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        Ok((others?, model))
+    })?;
+    if let Some(w) = &work {
+        trials.done(w);
+    }
+    let try_model = may_try_model
+        && match plan.model {
+            ModelTrial::Never => false,
+            ModelTrial::WherePays => !redundant,
+            ModelTrial::Always => true,
+        };
+    if try_model {
+        let frame = match model {
+            Some(r) => r?,
+            None => trials.run(Method::Model, &plan, model_trial)?,
+        };
+        if let Some(f) = frame {
+            consider(f);
         }
     }
     Ok(best)

@@ -54,6 +54,8 @@ impl<'a> Meter<'a> {
 /// One pass over a chunk: where its loop looks for cancellation and reports bytes coded.
 pub(crate) struct Work<'a> {
     cancel: &'a Cancel,
+    /// a second token that stops this pass alone (a trial that turned out not to be needed)
+    stop: Option<&'a Cancel>,
     meter: Option<&'a Meter<'a>>,
     num: u64,
     den: u64,
@@ -72,6 +74,7 @@ impl<'a> Work<'a> {
     pub(crate) fn metered(cancel: &'a Cancel, meter: Option<&'a Meter<'a>>, num: u64, den: u64) -> Work<'a> {
         Work {
             cancel,
+            stop: None,
             meter,
             num,
             den: den.max(1),
@@ -79,9 +82,18 @@ impl<'a> Work<'a> {
         }
     }
 
+    /// This pass also stops once `stop` is cancelled.
+    pub(crate) fn stopped_by(mut self, stop: &'a Cancel) -> Work<'a> {
+        self.stop = Some(stop);
+        self
+    }
+
     /// `Err(Error::Interrupted)` once cancelled; else count `n` more bytes coded.
     pub(crate) fn tick(&self, n: u64) -> Result<()> {
         self.cancel.check()?;
+        if let Some(s) = self.stop {
+            s.check()?;
+        }
         if let Some(m) = self.meter {
             let after = self.coded.fetch_add(n, Ordering::Relaxed) + n;
             // the difference of two rounded totals: the pass's reports add up to `reported`

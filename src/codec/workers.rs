@@ -142,6 +142,22 @@ impl Workers {
         self.take(heavy, bytes)
     }
 
+    /// `bytes` more of the budget if they are free now, without waiting (and without a heavy
+    /// slot): for a second trial of a chunk that already holds a permit.
+    pub(super) fn try_permit(&self, bytes: u64) -> Option<Permit<'_>> {
+        let bytes = if self.limit.is_some() { bytes } else { 0 };
+        let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if f.1 < bytes {
+            return None;
+        }
+        f.1 -= bytes;
+        Some(Permit {
+            w: self,
+            heavy: false,
+            bytes,
+        })
+    }
+
     fn take(&self, heavy: bool, bytes: u64) -> Result<Permit<'_>> {
         let mut f = self.free.lock().unwrap_or_else(|e| e.into_inner());
         while (heavy && f.0 == 0) || f.1 < bytes {
