@@ -4,6 +4,8 @@
 //! (`cum`, `freq`) in the table; the token mixer codes it bit by bit with the table's mass split at
 //! each node of the token's binary code (`table_bit`).
 
+use crate::model::arith::FloorDiv;
+
 /// Frequency tables sum to at most this.
 pub const FREQ_BUDGET: u64 = 1 << 24;
 
@@ -20,16 +22,13 @@ pub fn freq_table(logits: &[i64], exp_out: &[i32], out: &mut [u32]) {
         s += e as u64;
     }
     let k = FREQ_BUDGET - v;
-    // floor(n / s) for every n = e * k < 2^44 by one multiplication: with b = bitlength(s) and
-    // M = floor(2^(44+b) / s) + 1, floor(n * M / 2^(44+b)) == floor(n / s) (the error term
-    // n * (M - 2^(44+b)/s) / 2^(44+b) stays below 1/s). Same integers, far cheaper than dividing.
-    let shift = 44 + (64 - s.leading_zeros());
-    // M < 2^45 fits a u64, so each quotient is one 64 x 64 -> 128-bit multiplication
-    let magic = ((1u128 << shift) / s as u128 + 1) as u64;
+    // every quotient e * k / s (e * k < 2^44) by one multiplication (`FloorDiv`), the same
+    // integers as dividing
+    let div = FloorDiv::new(s, 44);
     for o in out.iter_mut() {
         let n = *o as u64 * k;
         debug_assert!(n < 1 << 44);
-        *o = 1 + ((n as u128 * magic as u128) >> shift) as u32;
+        *o = 1 + div.apply(n) as u32;
     }
 }
 

@@ -1,8 +1,8 @@
 //! The CPU backend: the readable reference of docs/MODEL.md. Each step is a plain loop over
 //! integers; SIMD comes from the compiler vectorising these loops (with AVX2 when the CPU has it,
-//! detected at run time) and, for the dot products of matrix rows and attention keys, from one
-//! hand-written kernel (`simd::dot_rows`, tested against its plain loop). Neither can change an
-//! integer result.
+//! detected at run time) and from two hand-written kernels (`simd`: the dot products of matrix
+//! rows and attention keys, and attention's weighted sum of values; each tested against its plain
+//! loop). Neither can change an integer result.
 
 use super::simd::{dot_rows, weighted_rows, widen};
 use super::{Backend, Stream};
@@ -292,12 +292,11 @@ fn attend(
     );
     let zmax = *sc.z.iter().max().unwrap();
     let last = m.exp_attn.len() as i64 - 1;
+    // the keys with a weight and where their values are (a key of weight 0 adds nothing); key
+    // j's ring slot is j % cap, counted along rather than divided for
     let mut s: i64 = 0;
-    // |sum e_j v_j| <= W * 2^12 * 127 < 2^31 (docs/MODEL.md, "Bounds"), so i32 is exact
-    // the keys with a weight, and where their values are (a key of weight 0 adds nothing)
     sc.e.clear();
     sc.rows.clear();
-    // key j's ring slot is j % cap, counted along rather than divided for
     let mut slot = first;
     for &z in &sc.z {
         let e = m.exp_attn[(zmax - z).min(last) as usize];
@@ -308,6 +307,7 @@ fn attend(
         }
         slot = if slot + 1 == cap { 0 } else { slot + 1 };
     }
+    // |sum e_j v_j| <= W * 2^12 * 127 < 2^31 (docs/MODEL.md, "Bounds"), so i32 is exact
     sc.acc.resize(dh, 0);
     weighted_rows(&sc.e, &sc.rows, vring, &mut sc.acc);
     // s <= W * 2^12 < 2^26 and |a| < 2^31: `RoundDiv` gives round_div's integers
@@ -326,18 +326,12 @@ fn matmul(a: &[i8], w: &Linear, acc: &mut Vec<i32>) {
     let rows = a.len() / n;
     acc.clear();
     acc.resize(rows * w.n_out, 0);
-    let widened: Vec<Vec<i16>> = a
-        .chunks_exact(n)
-        .map(|r| {
-            let mut v = Vec::with_capacity(n);
-            widen(r, &mut v);
-            v
-        })
-        .collect();
+    let mut widened = Vec::with_capacity(a.len());
+    widen(a, &mut widened);
     let block = (16384 / n).max(8) / 8 * 8;
     for o in (0..w.n_out).step_by(block) {
         let end = (o + block).min(w.n_out);
-        for (r, ar) in widened.iter().enumerate() {
+        for (r, ar) in widened.chunks_exact(n).enumerate() {
             dot_rows(ar, &w.w[o * n..], n, &mut acc[r * w.n_out + o..r * w.n_out + end]);
         }
     }

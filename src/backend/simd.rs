@@ -155,17 +155,21 @@ mod avx2 {
 mod tests {
     use super::*;
 
-    /// The weighted sum equals the reference for odd and even row counts, repeated rows, and the
-    /// largest weights and values.
-    #[test]
-    fn weighted_rows_equals_the_reference() {
-        let mut seed = 0x8765_4321u32;
-        let mut next = move || {
+    /// A 32-bit xorshift generator from `seed` (not 0).
+    fn xorshift(mut seed: u32) -> impl FnMut() -> u32 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 17;
             seed ^= seed << 5;
             seed
-        };
+        }
+    }
+
+    /// The weighted sum equals the reference for odd and even row counts, repeated rows, and the
+    /// largest weights and values.
+    #[test]
+    fn weighted_rows_equals_the_reference() {
+        let mut next = xorshift(0x8765_4321);
         for dh in [16, 32, 64, 8, 24] {
             for n in [0, 1, 2, 3, 8, 31, 512] {
                 for extreme in [false, true] {
@@ -189,13 +193,7 @@ mod tests {
     /// extreme values (where a wrong lane order or a lost carry would show).
     #[test]
     fn dot_rows_equals_the_reference() {
-        let mut seed = 0x1234_5678u32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = xorshift(0x1234_5678);
         for n in [16, 32, 48, 128, 512, 7, 33] {
             for rows in [1, 7, 8, 9, 16, 23, 64] {
                 for extreme in [false, true] {

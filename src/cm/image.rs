@@ -113,7 +113,7 @@ impl ImageBits {
     /// The image mixer's output (stretched) over all the inputs `x`: its weight set is the first
     /// template's pixels while the model is on, else the last set.
     pub(crate) fn mix(&mut self, x: &[i32]) -> i32 {
-        let set = if self.on { self.idx[0] } else { 1 << NEAR };
+        let set = if self.on { self.idx[0] } else { SETS - 1 };
         stretch(self.mixer.mix(x, set))
     }
 

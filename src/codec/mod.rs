@@ -515,6 +515,7 @@ fn try_methods(
     // such chunk); the latter is known only once the byte mixer has run.
     let high_entropy = data.len() >= 4096 && entropy > 7.9;
     let may_try_model = allow(Method::Model) && plan.model != ModelTrial::Never && !high_entropy;
+    let wants_model = |redundant: bool| may_try_model && (plan.model == ModelTrial::Always || !redundant);
     let model_trial = |w: &Work| -> Result<Option<Frame>> {
         Ok(if plan.direct {
             Direct::encode(backend, data, w)?.map(|(payload, n)| Frame::Direct {
@@ -588,11 +589,7 @@ fn try_methods(
             }
             Ok(redundant)
         })();
-        let wanted = match others {
-            Ok(redundant) => !redundant || plan.model == ModelTrial::Always,
-            Err(_) => false,
-        };
-        if !wanted {
+        if !matches!(others, Ok(redundant) if wants_model(redundant)) {
             stop.cancel();
         }
         let model = handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
@@ -601,13 +598,7 @@ fn try_methods(
     if let Some(w) = &work {
         trials.done(w);
     }
-    let try_model = may_try_model
-        && match plan.model {
-            ModelTrial::Never => false,
-            ModelTrial::WherePays => !redundant,
-            ModelTrial::Always => true,
-        };
-    if try_model {
+    if wants_model(redundant) {
         let frame = match model {
             Some(r) => r?,
             None => trials.run(Method::Model, &plan, model_trial)?,

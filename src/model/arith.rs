@@ -26,17 +26,43 @@ pub fn round_div(n: i64, d: i64) -> i64 {
     (2 * n + d).div_euclid(2 * d)
 }
 
+/// `floor(n / d)` for many `n < 2^bits` and one `d`, by one multiplication instead of a division:
+/// with `b` = bitlength(d), `s = bits + b` and `M = floor(2^s / d) + 1`, `floor(n·M / 2^s)` is
+/// `floor(n / d)`, since the error `n·(M − 2^s/d) / 2^s < 2^bits / 2^s <= 1/d` cannot reach the next
+/// integer. `M <= 2^(bits+1)` must fit a u64 and `n·M` a u128: `bits <= 62`.
+#[derive(Clone, Copy, Debug)]
+pub struct FloorDiv {
+    m: u64,
+    s: u32,
+}
+
+impl FloorDiv {
+    /// Prepare division by `d >= 1` of numerators below `2^bits`.
+    pub fn new(d: u64, bits: u32) -> Self {
+        assert!(d >= 1 && bits <= 62);
+        let s = bits + (64 - d.leading_zeros());
+        FloorDiv {
+            m: ((1u128 << s) / d as u128 + 1) as u64,
+            s,
+        }
+    }
+
+    /// `floor(n / d)`.
+    #[inline(always)]
+    pub fn apply(&self, n: u64) -> u64 {
+        ((n as u128 * self.m as u128) >> self.s) as u64
+    }
+}
+
 /// `round_div(n, d)` for many `n` and one `d`, by a multiplication instead of a division: the same
 /// integers for `|n| < 2^32` and `1 <= d < 2^26` (every use in the forward pass: docs/MODEL.md,
-/// "Bounds"). With `D = 2d`, `U = 2n + d + K·D >= 0` for `K = ceil(2^34 / D)`, `U < 2^36`, and
-/// `M = floor(2^s / D) + 1` for `s = 36 + bitlength(D)`: `floor(U·M / 2^s) = floor(U / D)`, since
-/// the error `U·(M − 2^s/D) / 2^s < 2^36 / 2^s <= 1/D` cannot reach the next integer.
+/// "Bounds"). With `D = 2d` and `K = ceil(2^34 / D)`, `U = 2n + d + K·D` lies in `[0, 2^36)` and
+/// `round_div(n, d) = floor(U / D) − K`.
 #[derive(Clone, Copy, Debug)]
 pub struct RoundDiv {
     d: i64,
     k: u64,
-    m: u64,
-    s: u32,
+    div: FloorDiv,
 }
 
 impl RoundDiv {
@@ -45,9 +71,11 @@ impl RoundDiv {
         assert!((1..1 << 26).contains(&d), "divisor {d} out of range");
         let big_d = 2 * d as u64;
         let k = (1u64 << 34).div_ceil(big_d);
-        let s = 36 + (64 - big_d.leading_zeros());
-        let m = ((1u128 << s) / big_d as u128) as u64 + 1;
-        RoundDiv { d, k, m, s }
+        RoundDiv {
+            d,
+            k,
+            div: FloorDiv::new(big_d, 36),
+        }
     }
 
     /// `round_div(n, d)`.
@@ -55,7 +83,7 @@ impl RoundDiv {
     pub fn apply(&self, n: i64) -> i64 {
         debug_assert!(n.unsigned_abs() < 1 << 32);
         let u = (2 * n + self.d) as u64 + self.k * 2 * self.d as u64;
-        ((u as u128 * self.m as u128) >> self.s) as i64 - self.k as i64
+        self.div.apply(u) as i64 - self.k as i64
     }
 }
 
@@ -106,6 +134,22 @@ mod tests {
             let r = isqrt(n);
             assert!(r * r <= n, "{n}");
             assert!((r + 1).checked_mul(r + 1).is_none_or(|s| s > n), "{n}");
+        }
+    }
+
+    #[test]
+    fn floor_div_by_multiplication_is_division() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // the frequency table's range: numerators below 2^44, divisors up to 2^37
+            let d = 1 + (x >> 27) % (1 << (x % 38));
+            let n = (x.rotate_left(21)) % (1 << 44);
+            for n in [n, (1 << 44) - 1, d * (n / d.max(1)), 0] {
+                assert_eq!(FloorDiv::new(d, 44).apply(n), n / d, "{n} / {d}");
+            }
         }
     }
 
