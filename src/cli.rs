@@ -243,7 +243,12 @@ pub fn parse_args(mut argv: Vec<OsString>) -> Args {
 
 /// `--version`: the program, its built-in model and where GPU kernels would come from.
 fn version_text() -> &'static str {
-    let model = Model::default_model().map_or_else(|e| format!("unusable ({e})"), |m| m.id_hex());
+    let mut model = Model::default_model().map_or_else(|e| format!("unusable ({e})"), |m| m.id_hex());
+    let former = crate::model::BUILT_IN.len() - 1;
+    if former > 0 {
+        let s = if former == 1 { "" } else { "s" };
+        model += &format!(" (and {former} former default{s}, for their archives)");
+    }
     let ptx = if crate::backend::kernels::EMBEDDED.is_empty() {
         "GPU kernels: compiled by NVRTC at start-up (no PTX built in)".to_string()
     } else {

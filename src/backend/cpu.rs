@@ -8,7 +8,7 @@ use super::simd::{dot_rows, weighted_rows, widen};
 use super::{Backend, Stream};
 use crate::error::{Error, Result};
 use crate::model::arith::{clamp_i8, clamp_res, norm_row, rq, RoundDiv, GELU_HALF};
-use crate::model::{Linear, Model, ModelInfo};
+use crate::model::{BuiltIn, Linear, Model, ModelInfo, BUILT_IN};
 use crate::table::freq_table;
 use std::sync::OnceLock;
 
@@ -21,6 +21,8 @@ pub struct CpuBackend {
     info: ModelInfo,
     /// the model, or for [`CpuBackend::built_in`] nothing until a chunk first needs it
     model: OnceLock<Model>,
+    /// the built-in model file to load it from, if the model was not given
+    file: Option<&'static BuiltIn>,
 }
 
 impl CpuBackend {
@@ -29,23 +31,33 @@ impl CpuBackend {
         CpuBackend {
             info: model.summary(),
             model: OnceLock::from(model),
+            file: None,
         }
     }
 
-    /// A backend that runs the built-in model, loading it the first time a chunk needs it: the
-    /// levels and frame kinds without the transformer never pay its start-up (about 15 ms).
+    /// A backend that runs the built-in default model, loading it the first time a chunk needs
+    /// it: the levels and frame kinds without the transformer never pay its start-up (about 15 ms).
     pub fn built_in() -> Result<Self> {
+        Self::built_in_model(&BUILT_IN[0])
+    }
+
+    /// A backend that runs one of the built-in models ([`crate::model::BUILT_IN`]), loaded the
+    /// first time a chunk needs it.
+    pub fn built_in_model(file: &'static BuiltIn) -> Result<Self> {
         Ok(CpuBackend {
-            info: Model::built_in_info()?,
+            info: file.info()?,
             model: OnceLock::new(),
+            file: Some(file),
         })
     }
 
     fn loaded(&self) -> &Model {
-        // the built-in model is part of the binary and `built_in_model_loads_when_first_needed` loads it: this
+        // a built-in model is part of the binary and `built_in_ids_are_the_files` loads each: this
         // cannot fail on a build whose tests passed
-        self.model
-            .get_or_init(|| Model::default_model().expect("the built-in model loads"))
+        self.model.get_or_init(|| {
+            Model::from_bytes(self.file.expect("a backend without a model file holds its model").bytes)
+                .expect("the built-in model loads")
+        })
     }
 
     /// A CPU reference over a model owned elsewhere (used to check other backends).

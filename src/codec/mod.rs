@@ -728,6 +728,8 @@ struct StreamState {
     total: u64,
     /// a frame shorter than the chunk size was read: only the end frame may follow
     short: bool,
+    /// the built-in model this stream names, where the caller's backend runs another
+    own: Option<Box<dyn Backend>>,
 }
 
 impl Unpacker {
@@ -738,13 +740,21 @@ impl Unpacker {
         opts: &Options,
         input: &mut dyn Read,
     ) -> Result<Option<Vec<Vec<u8>>>> {
-        let model = backend.model_info();
         if self.stream.is_none() {
             let Some(header) = next_header(input, self.started)? else {
                 return Ok(None);
             };
             self.started = true;
             self.stats.packed_bytes += crate::format::HEADER_LEN as u64;
+            // an archive of a model this backend does not run, but that once shipped inside nnz
+            // as its default, decodes with that model on the CPU
+            let own: Option<Box<dyn Backend>> = match crate::model::built_in(&header.model_id) {
+                Some(b) if header.model_id != backend.model_info().id => {
+                    Some(Box::new(crate::backend::cpu::CpuBackend::built_in_model(b)?))
+                }
+                _ => None,
+            };
+            let model = own.as_deref().unwrap_or(backend).model_info();
             if header.model_id != model.id {
                 return Err(Error::WrongModel {
                     archive: crate::model::hex(&header.model_id),
@@ -753,15 +763,20 @@ impl Unpacker {
             }
             // the decoder cannot know which frame kinds follow: it sizes for context mixing
             let need = chunk_memory(&model.cfg, header.chunk_size as u64, true, false);
+            let b = own.as_deref().unwrap_or(backend);
+            let workers = Workers::new(b, header.chunk_size, need, opts.memory_limit, false)?;
             self.stream = Some(StreamState {
-                workers: Workers::new(backend, header.chunk_size, need, opts.memory_limit, false)?,
+                workers,
                 hash: header.content_hash(),
                 header,
                 total: 0,
                 short: false,
+                own,
             });
         }
         let st = self.stream.as_mut().unwrap();
+        let backend = st.own.as_deref().unwrap_or(backend);
+        let model = backend.model_info();
         let (chunk, version) = (st.header.chunk_size, st.header.version);
         // read a batch of frames (bounded: batch_len frames of at most chunk_size bytes each)
         let mut frames = Vec::new();

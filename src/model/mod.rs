@@ -9,11 +9,33 @@ use safetensors::{Dtype, SafeTensors};
 use sha2::{Digest, Sha256};
 
 /// The default model, trained by `train/train.py` and shipped inside the binary.
-pub static DEFAULT_MODEL: &[u8] = include_bytes!("../../models/default.safetensors");
-/// The built-in model's id (the first 16 bytes of its SHA-256; `built_in_id_is_the_files`).
-pub const DEFAULT_MODEL_ID: [u8; 16] = [
-    0x35, 0xc1, 0x2c, 0xd8, 0x5b, 0xb8, 0xae, 0xcd, 0xd7, 0x84, 0x59, 0x6e, 0x13, 0x0b, 0x30, 0xba,
-];
+pub static DEFAULT_MODEL: &[u8] = BUILT_IN[0].bytes;
+/// The built-in model's id (the first 16 bytes of its SHA-256; `built_in_ids_are_the_files`).
+pub const DEFAULT_MODEL_ID: [u8; 16] = BUILT_IN[0].id;
+
+/// A model file inside the binary, with its id written out (hashing 1.5 MB at every start would
+/// cost more than the fast levels' whole run on a small file; a test checks each id).
+pub struct BuiltIn {
+    /// first 16 bytes of the SHA-256 of the file
+    pub id: [u8; 16],
+    /// the model file
+    pub bytes: &'static [u8],
+}
+
+/// Every model that shipped as nnz's default, the default first. Archives name their model by
+/// id, and users' archives must decode forever: an entry is never removed, and a new default goes
+/// in front of the old ones (`models/`, README "Golden archives").
+pub static BUILT_IN: &[BuiltIn] = &[BuiltIn {
+    id: [
+        0x35, 0xc1, 0x2c, 0xd8, 0x5b, 0xb8, 0xae, 0xcd, 0xd7, 0x84, 0x59, 0x6e, 0x13, 0x0b, 0x30, 0xba,
+    ],
+    bytes: include_bytes!("../../models/default.safetensors"),
+}];
+
+/// The built-in model with this id, if any.
+pub fn built_in(id: &[u8; 16]) -> Option<&'static BuiltIn> {
+    BUILT_IN.iter().find(|b| &b.id == id)
+}
 
 /// The model's shape (docs/MODEL.md, "The model file").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,14 +256,10 @@ impl Model {
         })
     }
 
-    /// What [`Model::info`] says of the built-in model, without hashing its 1.5 MB again at every
-    /// start (a test checks the stored id against the file).
+    /// What [`Model::info`] says of the built-in default model, without hashing its 1.5 MB again
+    /// at every start.
     pub fn built_in_info() -> Result<ModelInfo> {
-        Ok(ModelInfo {
-            cfg: Model::config(DEFAULT_MODEL)?,
-            id: DEFAULT_MODEL_ID,
-            file_len: DEFAULT_MODEL.len() as u64,
-        })
+        BUILT_IN[0].info()
     }
 
     /// The shape a model file's header declares, checked.
@@ -359,6 +377,17 @@ impl Model {
     }
 }
 
+impl BuiltIn {
+    /// What [`Model::info`] says of this file, from its header and the id written out.
+    pub fn info(&self) -> Result<ModelInfo> {
+        Ok(ModelInfo {
+            cfg: Model::config(self.bytes)?,
+            id: self.id,
+            file_len: self.bytes.len() as u64,
+        })
+    }
+}
+
 /// Bytes in lowercase hex.
 pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -371,14 +400,13 @@ mod tests {
     use crate::backend::Backend;
 
     #[test]
-    fn built_in_id_is_the_files() {
-        let info = Model::info(DEFAULT_MODEL).unwrap();
-        assert_eq!(
-            info,
-            Model::built_in_info().unwrap(),
-            "update DEFAULT_MODEL_ID to {}",
-            hex(&info.id)
-        );
+    fn built_in_ids_are_the_files() {
+        for (i, b) in BUILT_IN.iter().enumerate() {
+            let info = Model::info(b.bytes).unwrap();
+            assert_eq!(info, b.info().unwrap(), "update BUILT_IN[{i}].id to {}", hex(&info.id));
+            assert!(std::ptr::eq(built_in(&b.id).unwrap(), b), "model {i}'s id is not unique");
+            Model::from_bytes(b.bytes).unwrap();
+        }
     }
 
     #[test]
