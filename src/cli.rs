@@ -129,7 +129,8 @@ pub struct Args {
     /// method alone. Archives stay valid
     #[arg(long, value_enum, value_name = "METHOD")]
     pub only: Option<Only>,
-    /// Use this model file instead of the built-in one (decompression needs the same model)
+    /// Use this model file instead of the built-in one (decompression needs the model the archive
+    /// names: this file, or one of the models built into nnz)
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
     /// Most memory for the chunks being coded, e.g. 2G or 512M (both directions; 0 = no limit).
