@@ -13,6 +13,18 @@ fn tiny() -> Arc<dyn Backend> {
     Arc::new(CpuBackend::new(common::tiny_model()))
 }
 
+/// The content of `archive`, read back through a `Decoder` over `b`.
+fn decode(b: Arc<dyn Backend>, archive: &[u8]) -> Vec<u8> {
+    let mut back = Vec::new();
+    DecompressOptions::new()
+        .backend(b)
+        .decoder(archive)
+        .unwrap()
+        .read_to_end(&mut back)
+        .unwrap();
+    back
+}
+
 fn data() -> Vec<u8> {
     let mut d = std::fs::read(common::root().join("testdata/golden/sample.txt")).unwrap();
     d.extend(common::Lcg(9).bytes(3000));
@@ -86,26 +98,12 @@ fn empty_and_concatenated_streams() {
         .unwrap()
         .finish()
         .unwrap();
-    let mut back = Vec::new();
-    DecompressOptions::new()
-        .backend(b.clone())
-        .decoder(&empty[..])
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
-    assert!(back.is_empty());
+    assert!(decode(b.clone(), &empty).is_empty());
     let mut one = CompressOptions::new().backend(b.clone()).encoder(Vec::new()).unwrap();
     one.write_all(b"hello ").unwrap();
     let one = one.finish().unwrap();
     let both = [one.clone(), empty, one].concat();
-    let mut back = Vec::new();
-    DecompressOptions::new()
-        .backend(b)
-        .decoder(&both[..])
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
-    assert_eq!(back, b"hello hello ");
+    assert_eq!(decode(b, &both), b"hello hello ");
 }
 
 #[test]
@@ -150,18 +148,9 @@ fn damage_is_invalid_data_with_the_error_inside() {
         Some(nnz::Error::WrongModel { .. })
     ));
     // an archive of a built-in model decodes whatever model the backend runs
-    let builtin = CompressOptions::new().encoder(Vec::new()).unwrap();
-    let mut builtin = builtin;
+    let mut builtin = CompressOptions::new().encoder(Vec::new()).unwrap();
     builtin.write_all(b"made with the built-in model").unwrap();
-    let builtin = builtin.finish().unwrap();
-    let mut back = Vec::new();
-    DecompressOptions::new()
-        .backend(b)
-        .decoder(&builtin[..])
-        .unwrap()
-        .read_to_end(&mut back)
-        .unwrap();
-    assert_eq!(back, b"made with the built-in model");
+    assert_eq!(decode(b, &builtin.finish().unwrap()), b"made with the built-in model");
 }
 
 #[test]

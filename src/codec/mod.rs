@@ -754,7 +754,8 @@ impl Unpacker {
                 }
                 _ => None,
             };
-            let model = own.as_deref().unwrap_or(backend).model_info();
+            let b = own.as_deref().unwrap_or(backend);
+            let model = b.model_info();
             if header.model_id != model.id {
                 return Err(Error::WrongModel {
                     archive: crate::model::hex(&header.model_id),
@@ -763,7 +764,6 @@ impl Unpacker {
             }
             // the decoder cannot know which frame kinds follow: it sizes for context mixing
             let need = chunk_memory(&model.cfg, header.chunk_size as u64, true, false);
-            let b = own.as_deref().unwrap_or(backend);
             let workers = Workers::new(b, header.chunk_size, need, opts.memory_limit, false)?;
             self.stream = Some(StreamState {
                 workers,

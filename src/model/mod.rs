@@ -10,8 +10,6 @@ use sha2::{Digest, Sha256};
 
 /// The default model, trained by `train/train.py` and shipped inside the binary.
 pub static DEFAULT_MODEL: &[u8] = BUILT_IN[0].bytes;
-/// The built-in model's id (the first 16 bytes of its SHA-256; `built_in_ids_are_the_files`).
-pub const DEFAULT_MODEL_ID: [u8; 16] = BUILT_IN[0].id;
 
 /// A model file inside the binary, with its id written out (hashing 1.5 MB at every start would
 /// cost more than the fast levels' whole run on a small file; a test checks each id).
@@ -263,12 +261,6 @@ impl Model {
             id: Sha256::digest(bytes)[..16].try_into().unwrap(),
             file_len: bytes.len() as u64,
         })
-    }
-
-    /// What [`Model::info`] says of the built-in default model, without hashing its 1.5 MB again
-    /// at every start.
-    pub fn built_in_info() -> Result<ModelInfo> {
-        BUILT_IN[0].info()
     }
 
     /// The shape a model file's header declares, checked.
