@@ -4,7 +4,7 @@
 //! rows and attention keys, and attention's weighted sum of values; each tested against its plain
 //! loop). Neither can change an integer result.
 
-use super::simd::{dot_rows, weighted_rows, widen};
+use super::simd::{attention_weights, dot_rows, weighted_rows, widen};
 use super::{Backend, Stream};
 use crate::error::{Error, Result};
 use crate::model::arith::{clamp_i8, clamp_res, norm_row, rq, RoundDiv, GELU_HALF};
@@ -112,6 +112,9 @@ pub struct CpuStream<'m> {
     cap: usize,
     k: Vec<Vec<i8>>,
     v: Vec<Vec<i8>>,
+    /// per layer, each head's distance biases backwards (`[n_heads][window]`), so that the keys
+    /// of a window, oldest first, read theirs as one forward slice
+    bias_rev: Vec<Vec<i32>>,
 }
 
 impl<'m> CpuStream<'m> {
@@ -127,6 +130,11 @@ impl<'m> CpuStream<'m> {
             cap,
             k: vec![ring.clone(); c.n_layers],
             v: vec![ring; c.n_layers],
+            bias_rev: model
+                .layers
+                .iter()
+                .map(|l| l.bias.chunks(c.window).flat_map(|h| h.iter().rev().copied()).collect())
+                .collect(),
         }
     }
 }
@@ -206,6 +214,7 @@ impl CpuStream<'_> {
                     attend(
                         m,
                         (l, h, t),
+                        &self.bias_rev[l][h * c.window..(h + 1) * c.window],
                         &q[r * qd + h * dh..r * qd + (h + 1) * dh],
                         (&self.k[l], &self.v[l], self.cap, kvd, g * dh),
                         &mut o[r * qd + h * dh..r * qd + (h + 1) * dh],
@@ -228,8 +237,12 @@ impl CpuStream<'_> {
         matmul(&a, &m.head, &mut acc);
         let mut logits = vec![0i64; c.vocab];
         for r in 0..p {
-            for (v, lg) in logits.iter_mut().enumerate() {
-                *lg = rq(acc[r * c.vocab + v] as i64, m.head.m[v]);
+            for ((lg, &a), &mv) in logits
+                .iter_mut()
+                .zip(&acc[r * c.vocab..(r + 1) * c.vocab])
+                .zip(&m.head.m)
+            {
+                *lg = rq(a as i64, mv);
             }
             freq_table(&logits, &m.exp_out, &mut tables[r * c.vocab..(r + 1) * c.vocab]);
         }
@@ -275,6 +288,7 @@ struct Scratch {
 fn attend(
     m: &Model,
     (l, h, t): (usize, usize, usize),
+    bias_rev: &[i32],
     q: &[i8],
     kv: (&[i8], &[i8], usize, usize, usize),
     out: &mut [i8],
@@ -294,34 +308,29 @@ fn attend(
     let run = n.min(cap - first);
     dot_rows(&sc.q, &kring[first * kvd + off..], kvd, &mut sc.s[..run]);
     dot_rows(&sc.q, &kring[off..], kvd, &mut sc.s[run..]);
-    // key j's distance bias is bias[h][t - j]: the head's first n biases, backwards
-    let m_qk = layer.qk_m[h];
-    sc.z.clear();
-    sc.z.extend(
-        sc.s.iter()
-            .zip(layer.bias[h * w..h * w + n].iter().rev())
-            .map(|(&s, &b)| rq(s as i64, m_qk) + b as i64),
+    // key j's distance bias is bias[h][t - j]: the last n of the head's biases backwards
+    sc.z.resize(n, 0);
+    sc.e.resize(n, 0);
+    let s = attention_weights(
+        &sc.s,
+        layer.qk_m[h],
+        &bias_rev[w - n..],
+        &m.exp_attn,
+        &mut sc.z,
+        &mut sc.e,
     );
-    let zmax = *sc.z.iter().max().unwrap();
-    let last = m.exp_attn.len() as i64 - 1;
-    // the keys with a weight and where their values are (a key of weight 0 adds nothing); key
-    // j's ring slot is j % cap, counted along rather than divided for
-    let mut s: i64 = 0;
-    sc.e.clear();
+    // the keys from the oldest of nonzero weight on, and where their values are (older keys of
+    // weight 0 add nothing); key j's ring slot is j % cap, counted along rather than divided for
+    let from = sc.e.iter().position(|&e| e != 0).unwrap_or(n);
     sc.rows.clear();
-    let mut slot = first;
-    for &z in &sc.z {
-        let e = m.exp_attn[(zmax - z).min(last) as usize];
-        if e != 0 {
-            s += e as i64;
-            sc.e.push(e);
-            sc.rows.push(slot * kvd + off);
-        }
+    let mut slot = (lo + from) % cap;
+    for _ in from..n {
+        sc.rows.push(slot * kvd + off);
         slot = if slot + 1 == cap { 0 } else { slot + 1 };
     }
     // |sum e_j v_j| <= W * 2^12 * 127 < 2^31 (docs/MODEL.md, "Bounds"), so i32 is exact
     sc.acc.resize(dh, 0);
-    weighted_rows(&sc.e, &sc.rows, vring, &mut sc.acc);
+    weighted_rows(&sc.e[from..], &sc.rows, vring, &mut sc.acc);
     // s <= W * 2^12 < 2^26 and |a| < 2^31: `RoundDiv` gives round_div's integers
     let s = RoundDiv::new(s);
     for (o, &a) in out.iter_mut().zip(&sc.acc) {

@@ -1,9 +1,12 @@
-//! The CPU backend's two hand-vectorised kernels: many int8 dot products against one vector (the
-//! inner loop of every matrix product and of the attention scores), and a weighted sum of int8
-//! rows (attention's values). Each has a plain loop it must equal (`*_ref`); the AVX2 versions sum
-//! the same products in another order, which for integers that cannot overflow (|sum| < 2^31, as
-//! docs/MODEL.md, "Bounds", guarantees) gives the same integers. The compiler alone vectorised
+//! The CPU backend's hand-vectorised kernels: many int8 dot products against one vector (the
+//! inner loop of every matrix product and of the attention scores), attention's weights from its
+//! scores, and a weighted sum of int8 rows (attention's values). Each has a plain loop it must
+//! equal (`*_ref`); the AVX2 versions sum the same products in another order, which for integers
+//! that cannot overflow (|sum| < 2^31, as docs/MODEL.md, "Bounds", guarantees) gives the same
+//! integers. The compiler alone vectorised
 //! each dot product separately and paid a horizontal sum per output; here eight outputs share one.
+
+use crate::model::arith::{rq, MUL_SHIFT};
 
 /// `out[o] = sum_i a[i] * w[o * stride + i]` for every `o < out.len()` and `i < a.len()`.
 /// `a` holds int8 values widened to i16; every sum must fit in an i32.
@@ -65,9 +68,99 @@ pub fn weighted_rows_ref(e: &[i32], rows: &[usize], w: &[i8], out: &mut [i32]) {
     }
 }
 
+/// Attention's weights for one query: with `z[j] = rq(s[j], m) + bias[j]` and `zmax` the largest
+/// `z`, `e[j] = exp[min(zmax - z[j], exp.len() - 1)]` for every key `j`; returns the sum of the
+/// weights. `z` is scratch. Exact for every i32 input.
+#[inline]
+pub fn attention_weights(s: &[i32], m: i32, bias: &[i32], exp: &[i32], z: &mut [i64], e: &mut [i32]) -> i64 {
+    let n = s.len();
+    assert!(n > 0 && bias.len() == n && z.len() == n && e.len() == n && !exp.is_empty());
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, the slices have the lengths asserted above, and every index
+        // gathered from `exp` is clamped to its last entry.
+        return unsafe { avx2::attention_weights(s, m, bias, exp, z, e) };
+    }
+    attention_weights_ref(s, m, bias, exp, z, e)
+}
+
+/// The reference: one key at a time.
+pub fn attention_weights_ref(s: &[i32], m: i32, bias: &[i32], exp: &[i32], z: &mut [i64], e: &mut [i32]) -> i64 {
+    for ((z, &s), &b) in z.iter_mut().zip(s).zip(bias) {
+        *z = rq(s as i64, m) + b as i64;
+    }
+    let zmax = *z.iter().max().unwrap();
+    let last = exp.len() as i64 - 1;
+    let mut sum = 0;
+    for (e, &z) in e.iter_mut().zip(z.iter()) {
+        *e = exp[(zmax - z).min(last) as usize];
+        sum += *e as i64;
+    }
+    sum
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::{rq, MUL_SHIFT};
     use std::arch::x86_64::*;
+
+    /// `attention_weights`, four keys at a time in 64-bit lanes. `rq` without an arithmetic
+    /// 64-bit shift (AVX2 has none): `s * m + 2^23` lies in (-2^62, 2^62 + 2^23] for any i32
+    /// `s` and `m`, so adding 2^62 makes it non-negative below 2^64, the logical shift by 24 is
+    /// then the floor, and subtracting 2^62 >> 24 = 2^38 gives `rq` exactly.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `s`, `bias`, `z` and `e` must have one length, and `exp` must not
+    /// be empty.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn attention_weights(s: &[i32], m: i32, bias: &[i32], exp: &[i32], z: &mut [i64], e: &mut [i32]) -> i64 {
+        let n = s.len();
+        let quads = n / 4 * 4;
+        let mv = _mm256_set1_epi64x(m as i64);
+        let offset = _mm256_set1_epi64x((1 << 62) + (1 << (MUL_SHIFT - 1)));
+        let unoffset = _mm256_set1_epi64x(1 << (62 - MUL_SHIFT));
+        let mut zmax = _mm256_set1_epi64x(i64::MIN);
+        let (sp, bp, zp) = (s.as_ptr(), bias.as_ptr(), z.as_mut_ptr());
+        let mut j = 0;
+        while j < quads {
+            let sv = _mm256_cvtepi32_epi64(_mm_loadu_si128(sp.add(j) as *const __m128i));
+            let bv = _mm256_cvtepi32_epi64(_mm_loadu_si128(bp.add(j) as *const __m128i));
+            // `mul_epi32` multiplies the low, sign-extended 32 bits of each lane: s * m exactly
+            let prod = _mm256_add_epi64(_mm256_mul_epi32(sv, mv), offset);
+            let r = _mm256_sub_epi64(_mm256_srli_epi64::<{ MUL_SHIFT as i32 }>(prod), unoffset);
+            let zv = _mm256_add_epi64(r, bv);
+            _mm256_storeu_si256(zp.add(j) as *mut __m256i, zv);
+            zmax = _mm256_blendv_epi8(zmax, zv, _mm256_cmpgt_epi64(zv, zmax));
+            j += 4;
+        }
+        let mut lanes = [0i64; 4];
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, zmax);
+        let mut top = lanes.into_iter().max().unwrap();
+        for k in quads..n {
+            z[k] = rq(s[k] as i64, m) + bias[k] as i64;
+            top = top.max(z[k]);
+        }
+        let last = exp.len() as i64 - 1;
+        let (topv, lastv) = (_mm256_set1_epi64x(top), _mm256_set1_epi64x(last));
+        let mut sum = _mm256_setzero_si256();
+        let (zp, ep) = (z.as_ptr(), e.as_mut_ptr());
+        let mut j = 0;
+        while j < quads {
+            let d = _mm256_sub_epi64(topv, _mm256_loadu_si256(zp.add(j) as *const __m256i));
+            let d = _mm256_blendv_epi8(d, lastv, _mm256_cmpgt_epi64(d, lastv));
+            let ev = _mm256_i64gather_epi32::<4>(exp.as_ptr(), d);
+            _mm_storeu_si128(ep.add(j) as *mut __m128i, ev);
+            sum = _mm256_add_epi64(sum, _mm256_cvtepi32_epi64(ev));
+            j += 4;
+        }
+        _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum);
+        let mut total: i64 = lanes.iter().sum();
+        for k in quads..n {
+            e[k] = exp[(top - z[k]).min(last) as usize];
+            total += e[k] as i64;
+        }
+        total
+    }
 
     /// `weighted_rows` for `out.len()` a multiple of 16: two rows at a time, their values
     /// interleaved as i16 pairs so that one `madd` multiplies both by their weights and adds.
@@ -154,6 +247,46 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The weights equal the reference for every length class, the extreme scores, multipliers
+    /// and biases, and tables shorter than the distances.
+    #[test]
+    fn attention_weights_equal_the_reference() {
+        let mut next = xorshift(0x2468_ace1);
+        for n in [1, 2, 3, 4, 5, 7, 8, 31, 512] {
+            for case in 0..4 {
+                let s: Vec<i32> = (0..n)
+                    .map(|_| match case {
+                        0 => (next() % 1000) as i32 - 500,
+                        1 => next() as i32 >> 10,
+                        2 => i32::MIN,
+                        _ => next() as i32,
+                    })
+                    .collect();
+                let bias: Vec<i32> = (0..n)
+                    .map(|_| {
+                        if case == 3 {
+                            next() as i32
+                        } else {
+                            -((next() % 5000) as i32)
+                        }
+                    })
+                    .collect();
+                let m = match case {
+                    0 => 58935,
+                    1 => -163875,
+                    2 => i32::MIN,
+                    _ => next() as i32,
+                };
+                let exp: Vec<i32> = (0..[320, 1, 7, 4097][case]).map(|i| 4096 >> (i / 8).min(13)).collect();
+                let (mut zf, mut zs) = (vec![0; n], vec![0; n]);
+                let (mut fast, mut slow) = (vec![-1; n], vec![-1; n]);
+                let a = attention_weights(&s, m, &bias, &exp, &mut zf, &mut fast);
+                let b = attention_weights_ref(&s, m, &bias, &exp, &mut zs, &mut slow);
+                assert_eq!((a, &fast, &zf), (b, &slow, &zs), "n {n}, case {case}");
+            }
+        }
+    }
 
     /// A 32-bit xorshift generator from `seed` (not 0).
     fn xorshift(mut seed: u32) -> impl FnMut() -> u32 {
