@@ -1,8 +1,8 @@
 //! The CPU backend: the readable reference of docs/MODEL.md. Each step is a plain loop over
 //! integers; SIMD comes from the compiler vectorising these loops (with AVX2 when the CPU has it,
-//! detected at run time) and from two hand-written kernels (`simd`: the dot products of matrix
-//! rows and attention keys, and attention's weighted sum of values; each tested against its plain
-//! loop). Neither can change an integer result.
+//! detected at run time) and from three hand-written kernels (`simd`: the dot products of matrix
+//! rows and attention keys, attention's weights from its scores, and its weighted sum of values;
+//! each tested against its plain loop). Neither can change an integer result.
 
 use super::simd::{attention_weights, dot_rows, weighted_rows, widen};
 use super::{Backend, Stream};
@@ -308,7 +308,8 @@ fn attend(
     let run = n.min(cap - first);
     dot_rows(&sc.q, &kring[first * kvd + off..], kvd, &mut sc.s[..run]);
     dot_rows(&sc.q, &kring[off..], kvd, &mut sc.s[run..]);
-    // key j's distance bias is bias[h][t - j]: the last n of the head's biases backwards
+    // key j's distance bias is bias[h][t - j]: the head's first n biases backwards, which are the
+    // last n of `bias_rev`
     sc.z.resize(n, 0);
     sc.e.resize(n, 0);
     let s = attention_weights(
