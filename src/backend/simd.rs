@@ -3,8 +3,8 @@
 //! scores, and a weighted sum of int8 rows (attention's values). Each has a plain loop it must
 //! equal (`*_ref`); the AVX2 versions sum the same products in another order, which for integers
 //! that cannot overflow (|sum| < 2^31, as docs/MODEL.md, "Bounds", guarantees) gives the same
-//! integers. The compiler alone vectorised
-//! each dot product separately and paid a horizontal sum per output; here eight outputs share one.
+//! integers. The compiler alone vectorised each dot product separately and paid a horizontal sum
+//! per output; here eight outputs share one.
 
 use crate::model::arith::{rq, MUL_SHIFT};
 
