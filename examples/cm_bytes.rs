@@ -1,6 +1,7 @@
 //! Development tool: the coding cost of the byte mixer alone (CM frames, or deep CM frames with
-//! `DEEP=1`, less what `OFF` names) on files, in 1 MiB chunks, and the CPU time it took: the quick loop for tuning the
-//! byte mixer without running the whole codec.
+//! `DEEP=1`, less what `OFF` names; format 12's contexts and rates with `FORMAT12=1`) on files,
+//! in 1 MiB chunks, and the CPU time it took: the quick loop for tuning the byte mixer without
+//! running the whole codec.
 //!
 //!     cargo run --release --example cm_bytes -- FILE...
 
@@ -30,6 +31,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
                 histories: deep && !off('H'),
                 long_match: deep && !off('L'),
                 image: deep && !off('I'),
+                words: std::env::var_os("FORMAT12").is_none(),
             },
         );
         for &b in c {

@@ -79,7 +79,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 13), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 14), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -106,8 +106,14 @@ case("deep-cm-v11-read-as-v10.nnz", changed(read("levels/mixed.L6.v11.nnz"), 4, 
 case("deep-cm-v10-read-as-v11.nnz", changed(read("levels/mixed.L6.v10.nnz"), 4, 11), "Corrupt", "is corrupt")
 # a bi-level image's deep CM frames of format 12 (with the image model) read as format 11's, and
 # format 11's read as format 12's
-case("deep-cm-v12-read-as-v11.nnz", changed(read("rings.pbm.raw.nnz"), 4, 11), "Corrupt", "is corrupt")
+case("deep-cm-v12-read-as-v11.nnz", changed(read("rings.pbm.raw.v12.nnz"), 4, 11), "Corrupt", "is corrupt")
 case("deep-cm-v11-read-as-v12.nnz", changed(read("rings.pbm.raw.v11.nnz"), 4, 12), "Corrupt", "is corrupt")
+# CM and deep CM frames of format 13 (its contexts and rates) read as format 12's, and format 12's
+# read as format 13's
+case("cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L4.nnz"), 4, 12), "Corrupt", "is corrupt")
+case("cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L4.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
+case("deep-cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L6.nnz"), 4, 12), "Corrupt", "is corrupt")
+case("deep-cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L6.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -187,6 +193,7 @@ bomb_deep = b"\x09" + struct.pack("<III", M, 0, 0)
 case("bomb-deep-cm-v10.nnz", header(10, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v11.nnz", header(11, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v12.nnz", header(12, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-deep-cm-v13.nnz", header(13, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

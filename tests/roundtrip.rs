@@ -181,10 +181,11 @@ fn older_versions_still_decode() {
     // by the token mixer), before blend frames; version 6: before BWT frames; version 7: before
     // fast BWT frames; version 8: before the byte mixer looked for records; version 9: before deep
     // CM frames; version 10: deep CM frames before the long match model; version 11: deep CM
-    // frames before the bi-level image model
+    // frames before the bi-level image model; version 12: CM and deep CM frames before format 13's
+    // contexts
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -210,16 +211,19 @@ fn older_versions_still_decode() {
         ("sample.txt.direct.v11.nnz", "sample.txt", 11),
         ("server.log.v11.nnz", "server.log", 11),
         ("rings.pbm.raw.v11.nnz", "rings.pbm.raw", 11),
+        ("sample.txt.direct.v12.nnz", "sample.txt", 12),
+        ("server.log.v12.nnz", "server.log", 12),
+        ("rings.pbm.raw.v12.nnz", "rings.pbm.raw", 12),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
-    // the default level of versions 5 (model frames and CM frames) and 6 to 11 (blend frames and CM
+    // the default level of versions 5 (model frames and CM frames) and 6 to 12 (blend frames and CM
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11] {
+    for version in [5, 6, 7, 9, 10, 11, 12] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -231,15 +235,21 @@ fn older_versions_still_decode() {
         assert!(tokens > 0 && stats.cm_frames + stats.deep_cm_frames > 0, "{stats:?}");
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
-    // level 6 of versions 10 and 11: deep CM frames only, as those versions wrote them (10: no long
-    // match model, 11: no image model)
-    for version in [10, 11] {
+    // level 6 of versions 10 to 12: deep CM frames only, as those versions wrote them (10: no long
+    // match model, 11: no image model, 12: format 12's contexts)
+    for version in [10, 11, 12] {
         let old = golden(&format!("levels/mixed.L6.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
         assert!(stats.deep_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
+    // level 4 of version 12: plain CM frames with format 12's contexts and rates
+    let old = golden("levels/mixed.L4.v12.nnz");
+    assert_eq!(old[4], 12);
+    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+    assert!(stats.cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
+    assert_eq!(unpack(&b, &old).unwrap(), mixed);
     // level 2 of version 7: BWT frames as version 7 wrote them
     let old = golden("levels/mixed.L2.v7.nnz");
     assert_eq!(old[4], 7);

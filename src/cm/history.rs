@@ -5,6 +5,7 @@
 //! the counter's own probability. A fourth mixer chooses its weights by the histories of two
 //! contexts (orders 4 and 8).
 
+use super::contexts::Ctx;
 use super::counter::{Counter, LineTable};
 use super::logistic::{squash, stretch};
 
@@ -13,9 +14,8 @@ const ROWS: usize = 32 * 4;
 const COLS: usize = 16;
 /// A map entry moves 1/64 of the way to each bit.
 const RATE: u32 = 6;
-/// The contexts whose histories choose the fourth mixer's weight set (orders 4 and 8 of
-/// `contexts::byte_contexts`).
-const SELECT: [usize; 2] = [3, 6];
+/// The contexts whose histories choose the fourth mixer's weight set.
+const SELECT: [Ctx; 2] = [Ctx::Order(4), Ctx::Order(8)];
 /// Weight sets of the fourth mixer.
 pub const SETS: usize = 32 * 32;
 
@@ -26,6 +26,8 @@ pub struct Histories {
     at: Vec<usize>,
     /// per context, the history `inputs` saw
     seen: Vec<u8>,
+    /// where the contexts of `SELECT` are in the predictor's list
+    select: [usize; 2],
 }
 
 /// The count bucket of a line counter's update count (0..=30).
@@ -39,7 +41,14 @@ fn bucket(n: u32) -> usize {
 }
 
 impl Histories {
-    pub fn new(n_ctx: usize) -> Self {
+    /// For the contexts `ctxs` of a byte predictor (which hold those of `SELECT`).
+    pub fn new(ctxs: &[Ctx]) -> Self {
+        let n_ctx = ctxs.len();
+        let select = SELECT.map(|c| {
+            ctxs.iter()
+                .position(|&x| x == c)
+                .expect("orders 4 and 8 are byte contexts")
+        });
         // every row starts at its column's probability: the map begins as the identity
         let maps = (0..n_ctx * ROWS * COLS)
             .map(|j| (squash((j % COLS) as i32 * 256 - 2048 + 128) * 16) as u16)
@@ -48,6 +57,7 @@ impl Histories {
             maps,
             at: vec![0; n_ctx],
             seen: vec![0; n_ctx],
+            select,
         }
     }
 
@@ -79,7 +89,7 @@ impl Histories {
     /// The fourth mixer's weight set, from the histories `inputs` saw.
     #[inline]
     pub fn select(&self) -> usize {
-        self.seen[SELECT[0]] as usize * 32 + self.seen[SELECT[1]] as usize
+        self.seen[self.select[0]] as usize * 32 + self.seen[self.select[1]] as usize
     }
 
     /// Train the entries `inputs` read, and the counters, on the coded bit.
@@ -150,11 +160,12 @@ mod tests {
     #[test]
     fn maps_start_as_the_identity_and_learn() {
         let mut t = LineTable::new(4);
-        let lines = [t.find(0x1234_5678)];
-        let mut h = Histories::new(1);
+        // two contexts (the selecting ones) on two lines that see the same bits
+        let lines = [t.find(0x1234_5678), t.find(0x8765_4321)];
+        let mut h = Histories::new(&SELECT);
         let mut x = Vec::new();
         h.inputs(&t, &lines, 1, &mut x);
-        assert_eq!(x, [0, 0], "a context never seen says nothing");
+        assert_eq!(x, [0, 0, 0, 0], "a context never seen says nothing");
         // a context that alternates 1, 0, 1, 0: its counter hovers near 1/2, its map learns that
         // after ...0 comes 1
         for _ in 0..400 {

@@ -25,7 +25,7 @@ mod record;
 pub mod sorted;
 pub mod sorted_lean;
 
-use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
+use contexts::{byte_contexts, token_contexts, Ctx, History, BYTE_CONTEXTS_13, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use image::ImageBits;
@@ -119,6 +119,10 @@ pub struct ByteModel {
     pub long_match: bool,
     /// the bi-level image model (`image`; format 12 on)
     pub image: bool,
+    /// format 13's revision: the contexts of `contexts::BYTE_CONTEXTS_13` (case-folded words in
+    /// place of five contexts that earned nothing), and, tuned with them, mixers that learn at
+    /// rate 4 instead of 2 and line tables of half the size
+    pub words: bool,
 }
 
 impl SymbolCm {
@@ -138,7 +142,12 @@ impl SymbolCm {
 
     /// A predictor for bytes, without outside predictions, holding what `model` names.
     pub fn for_bytes(n_symbols: u64, model: ByteModel) -> Self {
-        let (classes, ctxs) = (byte_classes(), byte_contexts());
+        let ctxs = if model.words {
+            BYTE_CONTEXTS_13.to_vec()
+        } else {
+            byte_contexts()
+        };
+        let classes = byte_classes();
         let alphabet = if model.histories {
             Alphabet::DeepBytes
         } else {
@@ -172,7 +181,8 @@ impl SymbolCm {
     /// Bytes of tables a predictor of `alphabet` allocates for `n_symbols` symbols of `nbits` bits:
     /// what a memory limit must allow per chunk being coded (within a few percent; a deep one
     /// counted with the long match model and the image model, which only formats 11 and 12 on
-    /// have).
+    /// have, and bytes with format 12's contexts and line tables, which are larger than format
+    /// 13's).
     pub fn memory(nbits: u32, alphabet: Alphabet, n_symbols: u64) -> u64 {
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
@@ -200,7 +210,8 @@ impl SymbolCm {
         assert!((1..=16).contains(&nbits));
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
-        let line_bits = (need + line_headroom(alphabet)).clamp(10, MAX_LINE_BITS);
+        let headroom = line_headroom(alphabet) - model.words as u32;
+        let line_bits = (need + headroom).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
         let ext = alphabet.ext();
         let n_ctx = ctxs.len();
@@ -218,7 +229,7 @@ impl SymbolCm {
         // the match model's minimum length, and the mixers' learning rate
         let (min_match, rate) = match alphabet {
             Alphabet::Tokens => (3, 8),
-            Alphabet::Bytes | Alphabet::DeepBytes => (6, 2),
+            Alphabet::Bytes | Alphabet::DeepBytes => (6, if model.words { 4 } else { 2 }),
             Alphabet::BlendedBytes => (6, BLEND_RATE),
         };
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
@@ -231,6 +242,7 @@ impl SymbolCm {
             Alphabet::DeepBytes => &[256 * 4, nb * 8, nb * 256, history::SETS],
             Alphabet::BlendedBytes => &[256 * 4, 4 * 8 * nb, nb * 256],
         };
+        let histories = deep.then(|| Histories::new(&ctxs));
         let mut cm = SymbolCm {
             nbits,
             alphabet,
@@ -262,7 +274,7 @@ impl SymbolCm {
             mstate: 0,
             mm_used: None,
             sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
-            histories: deep.then(|| Histories::new(n_ctx)),
+            histories,
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
             image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0)),
         };
@@ -547,12 +559,13 @@ mod tests {
     #[test]
     fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
         let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let run = |data: &[u8], deep: bool| {
+        let run = |data: &[u8], deep: bool, words: bool| {
             let model = ByteModel {
                 records: true,
                 histories: deep,
                 long_match: deep,
                 image: false,
+                words,
             };
             let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
@@ -573,15 +586,15 @@ mod tests {
             (ps, second_half)
         };
         let data: Vec<u8> = block.iter().cycle().take(1000).copied().collect();
-        for deep in [false, true] {
-            let (a, bits) = run(&data, deep);
+        for (deep, words) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a, bits) = run(&data, deep, words);
             assert!(
                 bits < 0.3 * 8.0 * 500.0,
-                "deep {deep}: the repeat still costs {bits} bits"
+                "deep {deep}, words {words}: the repeat still costs {bits} bits"
             );
             assert_eq!(
                 a,
-                run(&data, deep).0,
+                run(&data, deep, words).0,
                 "two runs over the same bytes must predict the same"
             );
         }
@@ -599,6 +612,7 @@ mod tests {
                 histories: true,
                 long_match: true,
                 image,
+                words: true,
             };
             let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
             let (mut bits, mut ps) = (0.0, Vec::new());

@@ -26,7 +26,8 @@ pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, model: CmModel
 
 /// What the byte predictor of a CM frame of `model` holds in a stream of format `version`: records
 /// from format 9 on (deep frames, format 10 on, too), the long match model in deep frames from
-/// format 11 on, the bi-level image model in deep frames from format 12 on.
+/// format 11 on, the bi-level image model in deep frames from format 12 on, format 13's contexts
+/// and rates in both from format 13 on.
 pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
     let deep = model == CmModel::Deep;
     ByteModel {
@@ -34,6 +35,7 @@ pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
         histories: deep,
         long_match: deep && version >= 11,
         image: deep && version >= 12,
+        words: version >= 13,
     }
 }
 
