@@ -114,6 +114,10 @@ case("cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L4.nnz"), 4, 12), "Cor
 case("cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L4.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
 case("deep-cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L6.nnz"), 4, 12), "Corrupt", "is corrupt")
 case("deep-cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L6.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
+# blend frames of format 13 (its contexts and rate) read as format 12's, and format 12's read as
+# format 13's
+case("blend-v13-read-as-v12.nnz", changed(read("sample.txt.nnz"), 4, 12), "Corrupt", "is corrupt")
+case("blend-v12-read-as-v13.nnz", changed(read("sample.txt.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:

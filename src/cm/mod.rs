@@ -43,6 +43,9 @@ const FINAL_RATE: i32 = 2;
 const APM_RATE: u32 = 6;
 /// Blend frames: the mixers' learning rate, and the transformer input's initial weight (16.16).
 const BLEND_RATE: i32 = 5;
+/// The mixers' learning rate in blend frames of format 13 on (measured on alice29, asyoulik and
+/// fields.c: 7 to 9 about equal, 5 and 12 worse).
+const BLEND_RATE_13: i32 = 9;
 const BLEND_EXT_W0: i32 = 50000;
 
 fn ceil_log2(n: u64) -> u32 {
@@ -121,7 +124,8 @@ pub struct ByteModel {
     pub image: bool,
     /// format 13's revision: the contexts of `contexts::BYTE_CONTEXTS_13` (case-folded words in
     /// place of five contexts that earned nothing), and, tuned with them, mixers that learn at
-    /// rate 4 instead of 2 and line tables of half the size
+    /// rate 4 instead of 2 and line tables of half the size (blend frames: at rate 9 instead of 5,
+    /// tables unchanged)
     pub words: bool,
 }
 
@@ -162,15 +166,18 @@ impl SymbolCm {
 
     /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
     /// frame tells it each byte's position in its token (`set_depth`).
-    pub fn for_blended_bytes(n_symbols: u64) -> Self {
-        Self::new(
-            8,
-            Alphabet::BlendedBytes,
-            n_symbols,
-            byte_classes(),
-            byte_contexts(),
-            ByteModel::default(),
-        )
+    /// `words`: format 13's contexts and rate (blend frames of format 13 on).
+    pub fn for_blended_bytes(n_symbols: u64, words: bool) -> Self {
+        let ctxs = if words {
+            BYTE_CONTEXTS_13.to_vec()
+        } else {
+            byte_contexts()
+        };
+        let model = ByteModel {
+            words,
+            ..ByteModel::default()
+        };
+        Self::new(8, Alphabet::BlendedBytes, n_symbols, byte_classes(), ctxs, model)
     }
 
     /// The position in its token of the byte that is coded next (blend frames).
@@ -210,7 +217,8 @@ impl SymbolCm {
         assert!((1..=16).contains(&nbits));
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
-        let headroom = line_headroom(alphabet) - model.words as u32;
+        // format 13's smaller tables: not in blend frames (measured: a little bigger there)
+        let headroom = line_headroom(alphabet) - (model.words && alphabet != Alphabet::BlendedBytes) as u32;
         let line_bits = (need + headroom).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
         let ext = alphabet.ext();
@@ -230,7 +238,7 @@ impl SymbolCm {
         let (min_match, rate) = match alphabet {
             Alphabet::Tokens => (3, 8),
             Alphabet::Bytes | Alphabet::DeepBytes => (6, if model.words { 4 } else { 2 }),
-            Alphabet::BlendedBytes => (6, BLEND_RATE),
+            Alphabet::BlendedBytes => (6, if model.words { BLEND_RATE_13 } else { BLEND_RATE }),
         };
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
         // confidence or column), bit position x (previous token's class or previous byte)

@@ -644,7 +644,7 @@ pub(crate) fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, wo
             checksum,
             payload,
         } => {
-            let job = token_job(backend, *raw_len, *n_tokens, work);
+            let job = token_job(backend, *raw_len, *n_tokens, work, version);
             let data = if version <= 2 {
                 legacy::decode_whole_tokens(&job, payload, version)?
             } else {
@@ -664,7 +664,7 @@ pub(crate) fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, wo
             checksum,
             payload,
         } => {
-            let job = token_job(backend, *raw_len, *n_tokens, work);
+            let job = token_job(backend, *raw_len, *n_tokens, work, version);
             let data = if matches!(frame, Frame::Direct { .. }) {
                 Direct::decode(&job, payload, version)?
             } else {
@@ -680,12 +680,19 @@ pub(crate) fn decode_frame(backend: &dyn Backend, frame: &Frame, version: u8, wo
     Ok(data)
 }
 
-fn token_job<'a>(backend: &'a dyn Backend, raw_len: u32, n_tokens: u32, work: &'a Work<'a>) -> TokenJob<'a> {
+fn token_job<'a>(
+    backend: &'a dyn Backend,
+    raw_len: u32,
+    n_tokens: u32,
+    work: &'a Work<'a>,
+    version: u8,
+) -> TokenJob<'a> {
     TokenJob {
         backend,
         n_tokens: n_tokens as usize,
         raw_len: raw_len as usize,
         work,
+        version,
     }
 }
 

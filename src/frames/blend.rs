@@ -38,7 +38,7 @@ impl TokenFrame for Blend {
         let (mut row, mut rows) = (0, 0);
         let mut inputs = Vec::with_capacity(block);
         let mut cum = Vec::with_capacity(lex.len() + 1);
-        let mut cm = SymbolCm::for_blended_bytes(job.raw_len as u64);
+        let mut cm = SymbolCm::for_blended_bytes(job.raw_len as u64, job.version >= 13);
         let mut ends = Boundary::new(vocab);
         let mut prev = bos;
         let mut pos = 0;

@@ -25,6 +25,7 @@ use crate::cm::classes_of;
 use crate::codec::Work;
 use crate::coder::{Coder, Decoder, Encoder, Rules};
 use crate::error::{Error, Result};
+use crate::format::VERSION;
 use crate::model::Model;
 
 /// A frame kind that codes a chunk as tokens (model and direct frames): its `code` serves both
@@ -45,6 +46,7 @@ pub(crate) trait TokenFrame {
             n_tokens: ids.len(),
             raw_len: data.len(),
             work,
+            version: VERSION,
         };
         let mut enc = Encoder::new();
         Self::code(&mut enc, &job, Some(&ids), &mut Vec::new())?;
@@ -72,6 +74,8 @@ pub(crate) struct TokenJob<'a> {
     pub raw_len: usize,
     /// where the coding loop looks for cancellation and reports progress
     pub work: &'a Work<'a>,
+    /// the stream's format version
+    pub version: u8,
 }
 
 impl TokenJob<'_> {
