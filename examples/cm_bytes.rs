@@ -1,6 +1,6 @@
 //! Development tool: the coding cost of the byte mixer alone (CM frames, or deep CM frames with
 //! `DEEP=1`, less what `OFF` names; format 12's contexts and rates with `FORMAT12=1`) on files,
-//! in 1 MiB chunks, and the CPU time it took: the quick loop for tuning the byte mixer without
+//! in 1 MiB chunks (`CHUNK_KIB` to change), and the CPU time it took: the quick loop for tuning the byte mixer without
 //! running the whole codec.
 //!
 //!     cargo run --release --example cm_bytes -- FILE...
@@ -8,7 +8,9 @@
 use nnz::cm::{ByteModel, SymbolCm};
 use std::time::Instant;
 
-const CHUNK: usize = 1 << 20;
+fn chunk() -> usize {
+    std::env::var("CHUNK_KIB").map_or(1 << 20, |s| s.parse::<usize>().unwrap() << 10)
+}
 
 /// `OFF=HLI`: leave out of a deep run its bit histories (H), long match (L) or image model (I).
 fn off(part: char) -> bool {
@@ -23,7 +25,7 @@ fn cost(p1: i32, bit: u32) -> f64 {
 fn run(data: &[u8], deep: bool) -> (f64, f64) {
     let t = Instant::now();
     let mut bits = 0.0;
-    for c in data.chunks(CHUNK) {
+    for c in data.chunks(chunk()) {
         let mut cm = SymbolCm::for_bytes(
             c.len() as u64,
             ByteModel {

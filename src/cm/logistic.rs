@@ -2,8 +2,6 @@
 //! [-2047, 2047]) to a 12-bit probability, `stretch` is its inverse. Both are integer tables, so
 //! every machine computes the same values (docs/MODEL.md, "Context mixing").
 
-use std::sync::OnceLock;
-
 /// `4096 / (1 + e^-(i - 16) / 2)` for i in 0..33, rounded; `squash` interpolates linearly.
 const SQUASH_T: [i32; 33] = [
     1, 2, 3, 6, 10, 16, 27, 45, 73, 120, 194, 310, 488, 747, 1101, 1546, 2047, 2549, 2994, 3348, 3607, 3785, 3901,
@@ -11,7 +9,7 @@ const SQUASH_T: [i32; 33] = [
 ];
 
 #[inline]
-pub fn squash(d: i32) -> i32 {
+pub const fn squash(d: i32) -> i32 {
     if d > 2047 {
         return 4095;
     }
@@ -20,31 +18,43 @@ pub fn squash(d: i32) -> i32 {
     }
     let w = d & 127;
     let i = ((d >> 7) + 16) as usize;
-    ((SQUASH_T[i] * (128 - w) + SQUASH_T[i + 1] * w + 64) >> 7).clamp(1, 4095)
+    let p = (SQUASH_T[i] * (128 - w) + SQUASH_T[i + 1] * w + 64) >> 7;
+    if p < 1 {
+        1
+    } else if p > 4095 {
+        4095
+    } else {
+        p
+    }
 }
 
-fn build_stretch() -> Box<[i16; 4096]> {
-    let mut t = Box::new([2047i16; 4096]);
+/// `STRETCH[p]` is the smallest `d` in [-2047, 2047] with `squash(d) >= p` (2047 if none); built
+/// when compiling, so reading it needs no check that it exists.
+static STRETCH: [i16; 4096] = build_stretch();
+
+const fn build_stretch() -> [i16; 4096] {
+    let mut t = [2047i16; 4096];
     let mut pi = 0usize;
-    for x in -2047..=2047 {
+    let mut x = -2047;
+    while x <= 2047 {
         let v = squash(x) as usize;
-        for slot in t.iter_mut().take(v + 1).skip(pi) {
-            *slot = x as i16;
+        while pi <= v {
+            t[pi] = x as i16;
+            pi += 1;
         }
-        pi = pi.max(v + 1);
+        x += 1;
     }
     t
 }
 
-/// `stretch()[p]` is the smallest `d` in [-2047, 2047] with `squash(d) >= p` (2047 if none).
+/// The stretch table (see `STRETCH`).
 pub fn stretch_table() -> &'static [i16; 4096] {
-    static T: OnceLock<Box<[i16; 4096]>> = OnceLock::new();
-    T.get_or_init(build_stretch)
+    &STRETCH
 }
 
 #[inline]
 pub fn stretch(p: i32) -> i32 {
-    stretch_table()[p as usize] as i32
+    STRETCH[p as usize] as i32
 }
 
 #[cfg(test)]
