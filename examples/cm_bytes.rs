@@ -1,7 +1,7 @@
 //! Development tool: the coding cost of the byte mixer alone (CM frames, or deep CM frames with
 //! `DEEP=1`, less what `OFF` names; format 12's contexts and rates with `FORMAT12=1`) on files,
-//! in 1 MiB chunks (`CHUNK_KIB` to change), and the CPU time it took: the quick loop for tuning the byte mixer without
-//! running the whole codec.
+//! in 1 MiB chunks (`CHUNK_KIB` to change), and the CPU time it took: the quick loop for tuning
+//! the byte mixer without running the whole codec.
 //!
 //!     cargo run --release --example cm_bytes -- FILE...
 
