@@ -79,8 +79,12 @@ pub fn token_contexts() -> Vec<Ctx> {
         .collect()
 }
 
-/// The contexts for bytes: orders, `STRUCTURE`, then `WORDS`.
-pub fn byte_contexts() -> Vec<Ctx> {
+/// The contexts for bytes: with `words` (format 13 on), `BYTE_CONTEXTS_13`; else orders,
+/// `STRUCTURE`, then `WORDS`.
+pub fn byte_contexts(words: bool) -> Vec<Ctx> {
+    if words {
+        return BYTE_CONTEXTS_13.to_vec();
+    }
     BYTE_ORDERS
         .iter()
         .map(|&o| Ctx::Order(o))
@@ -89,7 +93,7 @@ pub fn byte_contexts() -> Vec<Ctx> {
         .collect()
 }
 
-/// The contexts for bytes of CM and deep CM frames from format 13 on: `byte_contexts` less five
+/// The contexts for bytes from format 13 on: format 12's less five
 /// whose removal, one at a time, made the deep byte mixer's bench no bigger (orders 6 and 12,
 /// AboveS1, AboveS12, WordFieldAbove), and two of case-folded words (-0.6% on the bench, more on
 /// text). The first two are orders 1 and 2; orders 4 and 8 are the fourth and sixth.

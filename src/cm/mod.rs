@@ -25,7 +25,7 @@ mod record;
 pub mod sorted;
 pub mod sorted_lean;
 
-use contexts::{byte_contexts, token_contexts, Ctx, History, BYTE_CONTEXTS_13, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
+use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use image::ImageBits;
@@ -146,12 +146,7 @@ impl SymbolCm {
 
     /// A predictor for bytes, without outside predictions, holding what `model` names.
     pub fn for_bytes(n_symbols: u64, model: ByteModel) -> Self {
-        let ctxs = if model.words {
-            BYTE_CONTEXTS_13.to_vec()
-        } else {
-            byte_contexts()
-        };
-        let classes = byte_classes();
+        let (ctxs, classes) = (byte_contexts(model.words), byte_classes());
         let alphabet = if model.histories {
             Alphabet::DeepBytes
         } else {
@@ -168,11 +163,7 @@ impl SymbolCm {
     /// frame tells it each byte's position in its token (`set_depth`).
     /// `words`: format 13's contexts and rate (blend frames of format 13 on).
     pub fn for_blended_bytes(n_symbols: u64, words: bool) -> Self {
-        let ctxs = if words {
-            BYTE_CONTEXTS_13.to_vec()
-        } else {
-            byte_contexts()
-        };
+        let ctxs = byte_contexts(words);
         let model = ByteModel {
             words,
             ..ByteModel::default()
@@ -201,7 +192,7 @@ impl SymbolCm {
         let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 2;
         let mixers = 40 * 8 * 256 * 4 * 4;
         let deep = if alphabet == Alphabet::DeepBytes {
-            let n_ctx = byte_contexts().len();
+            let n_ctx = byte_contexts(false).len();
             Histories::memory(n_ctx)
                 + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 4) * 4) as u64
                 + LongMatch::memory(matcher::table_bits(need))
