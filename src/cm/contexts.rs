@@ -303,3 +303,48 @@ impl History {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hashes of `ctxs` for the symbol after the bytes `text`.
+    fn after(text: &[u8], ctxs: &[Ctx]) -> Vec<u32> {
+        let mut h = History::new(super::super::byte_classes(), text.len());
+        for &b in text {
+            h.push(b as u32);
+        }
+        let mut out = vec![0; ctxs.len()];
+        h.hashes(ctxs, None, 0, &mut out);
+        out
+    }
+
+    #[test]
+    fn case_folded_word_contexts_ignore_case_and_see_the_previous_word() {
+        let ctxs = [Ctx::LowerWord, Ctx::LowerWordPair, Ctx::WordS1];
+        // the same word in other cases: the case-folded contexts agree, the word context does not
+        let (a, b) = (after(b"say The", &ctxs), after(b"say tHE", &ctxs));
+        assert_eq!(a[..2], b[..2]);
+        assert_ne!(a[2], b[2]);
+        // the same word after other words: only the pair tells them apart
+        let (a, b) = (after(b"red cat", &ctxs), after(b"big cat", &ctxs));
+        assert_eq!(a[0], b[0]);
+        assert_ne!(a[1], b[1]);
+        // between words: no current word, the previous one still counts
+        let (a, b) = (after(b"red cat, ", &ctxs), after(b"big dog; ", &ctxs));
+        assert_eq!(a[0], b[0]);
+        assert_ne!(a[1], b[1]);
+        // a word is not its prefix
+        assert_ne!(after(b"ca", &ctxs)[0], after(b"cat", &ctxs)[0]);
+    }
+
+    #[test]
+    fn format_13_keeps_the_contexts_others_read_by_position() {
+        // the probability maps (and the image model) read orders 1 and 2 as the first two contexts
+        for words in [false, true] {
+            assert_eq!(byte_contexts(words)[..2], [Ctx::Order(1), Ctx::Order(2)]);
+        }
+        assert_eq!(byte_contexts(true).len(), 18);
+        assert_eq!(byte_contexts(false).len(), 21);
+    }
+}
