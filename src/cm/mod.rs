@@ -41,6 +41,10 @@ const MIXER_W0: i32 = 8000;
 const FINAL_W0: i32 = 22000;
 const FINAL_RATE: i32 = 2;
 const APM_RATE: u32 = 6;
+/// CM and deep CM frames: the mixers' learning rate, and from format 13 on (measured on the
+/// bench: 4 to 8 about equal for CM frames, 3 and 6 worse than 4 for deep ones).
+const BYTE_RATE: i32 = 2;
+const BYTE_RATE_13: i32 = 4;
 /// Blend frames: the mixers' learning rate, and the transformer input's initial weight (16.16).
 const BLEND_RATE: i32 = 5;
 /// The mixers' learning rate in blend frames of format 13 on (measured on alice29, asyoulik and
@@ -146,13 +150,12 @@ impl SymbolCm {
 
     /// A predictor for bytes, without outside predictions, holding what `model` names.
     pub fn for_bytes(n_symbols: u64, model: ByteModel) -> Self {
-        let (ctxs, classes) = (byte_contexts(model.words), byte_classes());
         let alphabet = if model.histories {
             Alphabet::DeepBytes
         } else {
             Alphabet::Bytes
         };
-        let mut cm = Self::new(8, alphabet, n_symbols, classes, ctxs, model);
+        let mut cm = Self::for_byte_alphabet(alphabet, n_symbols, model);
         if model.records {
             cm.hist.find_records();
         }
@@ -163,12 +166,23 @@ impl SymbolCm {
     /// frame tells it each byte's position in its token (`set_depth`).
     /// `words`: format 13's contexts and rate (blend frames of format 13 on).
     pub fn for_blended_bytes(n_symbols: u64, words: bool) -> Self {
-        let ctxs = byte_contexts(words);
         let model = ByteModel {
             words,
             ..ByteModel::default()
         };
-        Self::new(8, Alphabet::BlendedBytes, n_symbols, byte_classes(), ctxs, model)
+        Self::for_byte_alphabet(Alphabet::BlendedBytes, n_symbols, model)
+    }
+
+    /// A predictor of bytes with the contexts `model` names (format 12's or 13's).
+    fn for_byte_alphabet(alphabet: Alphabet, n_symbols: u64, model: ByteModel) -> Self {
+        Self::new(
+            8,
+            alphabet,
+            n_symbols,
+            byte_classes(),
+            byte_contexts(model.words),
+            model,
+        )
     }
 
     /// The position in its token of the byte that is coded next (blend frames).
@@ -184,7 +198,7 @@ impl SymbolCm {
     pub fn memory(nbits: u32, alphabet: Alphabet, n_symbols: u64) -> u64 {
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
-        let line_bits = (need + line_headroom(alphabet)).clamp(10, MAX_LINE_BITS);
+        let line_bits = (need + line_headroom(alphabet, false)).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
         let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
         let matcher = (1u64 << matcher::table_bits(need)) * 4;
@@ -208,9 +222,7 @@ impl SymbolCm {
         assert!((1..=16).contains(&nbits));
         let nibbles = nbits.div_ceil(4) as u64;
         let need = ceil_log2(n_symbols.max(1) * nibbles);
-        // format 13's smaller tables: not in blend frames (measured: a little bigger there)
-        let headroom = line_headroom(alphabet) - (model.words && alphabet != Alphabet::BlendedBytes) as u32;
-        let line_bits = (need + headroom).clamp(10, MAX_LINE_BITS);
+        let line_bits = (need + line_headroom(alphabet, model.words)).clamp(10, MAX_LINE_BITS);
         let apm_bits = need.clamp(10, 16);
         let ext = alphabet.ext();
         let n_ctx = ctxs.len();
@@ -228,7 +240,7 @@ impl SymbolCm {
         // the match model's minimum length, and the mixers' learning rate
         let (min_match, rate) = match alphabet {
             Alphabet::Tokens => (3, 8),
-            Alphabet::Bytes | Alphabet::DeepBytes => (6, if model.words { 4 } else { 2 }),
+            Alphabet::Bytes | Alphabet::DeepBytes => (6, if model.words { BYTE_RATE_13 } else { BYTE_RATE }),
             Alphabet::BlendedBytes => (6, if model.words { BLEND_RATE_13 } else { BLEND_RATE }),
         };
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
@@ -500,10 +512,12 @@ impl SymbolCm {
 
 /// How many more counter-table index bits than symbols x nibbles: about 8 lines per (context x
 /// nibble) for bytes and 4 for tokens (which have fewer distinct contexts per symbol); measured,
-/// bigger tables gain < 0.05%.
-fn line_headroom(alphabet: Alphabet) -> u32 {
+/// bigger tables gain < 0.05%. With format 13's contexts (`words`), CM and deep CM frames have
+/// half that (0.015% bigger, ~4% faster); blend frames keep it (half measured a little bigger).
+fn line_headroom(alphabet: Alphabet, words: bool) -> u32 {
     match alphabet {
         Alphabet::Tokens => 2,
+        Alphabet::Bytes | Alphabet::DeepBytes if words => 2,
         Alphabet::Bytes | Alphabet::DeepBytes | Alphabet::BlendedBytes => 3,
     }
 }
