@@ -14,7 +14,7 @@ const fn recip() -> [u32; 1024] {
     }
     t
 }
-static RECIP: [u32; 1024] = recip();
+pub(super) static RECIP: [u32; 1024] = recip();
 
 /// P(1) in 22 bits (high) and an update count in 10 bits (low).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

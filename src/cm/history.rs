@@ -6,7 +6,7 @@
 //! contexts (orders 4 and 8).
 
 use super::contexts::Ctx;
-use super::counter::{Counter, LineTable};
+use super::counter::{Counter, LineTable, RECIP};
 use super::logistic::{squash, stretch};
 
 /// Rows per context: 32 histories x 4 count buckets; each row has `COLS` probability buckets.
@@ -31,7 +31,7 @@ pub struct Histories {
 }
 
 /// The count bucket of a line counter's update count (0..=30).
-fn bucket(n: u32) -> usize {
+const fn bucket(n: u32) -> usize {
     match n {
         0..=4 => 0,
         5..=10 => 1,
@@ -39,6 +39,18 @@ fn bucket(n: u32) -> usize {
         _ => 3,
     }
 }
+
+/// `ROW_OF[c & 1023]`: a line counter's row offset in its context's map, `(history · 4 +
+/// bucket(count)) · COLS`, from the low ten bits of the counter (count, then history).
+static ROW_OF: [u16; 1024] = {
+    let mut t = [0u16; 1024];
+    let mut v = 0;
+    while v < 1024 {
+        t[v] = ((((v >> 5) & 31) * 4 + bucket((v & 31) as u32)) * COLS) as u16;
+        v += 1;
+    }
+    t
+};
 
 impl Histories {
     /// For the contexts `ctxs` of a byte predictor (which hold those of `SELECT`).
@@ -70,18 +82,19 @@ impl Histories {
     /// counter's stretched probability and its history map's, both 0 for a counter never updated.
     #[inline]
     pub fn inputs(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut Vec<i32>) {
-        for (i, &line) in lines.iter().enumerate() {
+        let start = x.len();
+        x.resize(start + 2 * lines.len(), 0);
+        let maps = &self.maps[..];
+        let per_ctx = lines.iter().zip(&mut self.at).zip(&mut self.seen);
+        for (i, (((&line, at), seen), pair)) in per_ctx.zip(x[start..].chunks_exact_mut(2)).enumerate() {
             let c = table.at(line, node);
-            let h = c.history();
-            self.seen[i] = h as u8;
-            let n = c.line_count();
+            *seen = c.history() as u8;
             let st = stretch(c.p12());
-            let j = ((i * ROWS + h * 4 + bucket(n)) * COLS) + ((st + 2048) >> 8) as usize;
-            self.at[i] = j;
-            if n == 0 {
-                x.extend([0, 0]);
-            } else {
-                x.extend([st, stretch((self.maps[j] >> 4) as i32)]);
+            let j = i * ROWS * COLS + ROW_OF[(c.0 & 1023) as usize] as usize + ((st + 2048) >> 8) as usize;
+            *at = j;
+            if c.line_count() != 0 {
+                pair[0] = st;
+                pair[1] = stretch((maps[j] >> 4) as i32);
             }
         }
     }
@@ -106,6 +119,19 @@ impl Histories {
     }
 }
 
+/// `NEXT_HISTORY[h · 2 + bit]`: history `h` after `bit` (a leading 1 and at most four bits).
+static NEXT_HISTORY: [u8; 64] = {
+    let mut t = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        let h = (i >> 1) as u32;
+        let h = ((if h > 1 { h } else { 1 }) << 1) | (i as u32 & 1);
+        t[i] = (if h >= 32 { 16 | (h & 15) } else { h }) as u8;
+        i += 1;
+    }
+    t
+};
+
 impl Counter {
     /// The last (up to) four bits a line counter saw, after a leading 1 (2..=31); 0 before its
     /// first update. Only deep CM frames keep it (bits 5..10, free because a line counter's count
@@ -125,11 +151,15 @@ impl Counter {
     #[inline]
     pub fn update_with_history(&mut self, bit: u32, limit: u32) {
         debug_assert!(limit < 32);
-        let h = ((self.history() as u32).max(1) << 1) | bit;
-        let h = if h >= 32 { 16 | (h & 15) } else { h };
-        self.0 &= !(31 << 5);
-        self.update(bit, limit);
-        self.0 |= h << 5;
+        // `update`'s steps on the count (bits 0..5) and probability (bits 10..32), in one pass
+        let v = self.0;
+        let n = v & 31;
+        let h = NEXT_HISTORY[(self.history() << 1) | bit as usize] as u32;
+        let p = (v >> 10) as i64;
+        let target = if bit != 0 { (1i64 << 22) - 1 } else { 0 };
+        let p = p + (((target - p) * RECIP[n as usize] as i64) >> 16);
+        let n = n + (n < limit) as u32;
+        self.0 = ((p as u32) << 10) | (h << 5) | n;
     }
 }
 

@@ -30,22 +30,62 @@ fn train(w: &mut [i32], x: &[i32], err: i32) {
     }
 }
 
-/// `dot` and `train` compiled for AVX2, called only where `has_avx2()` said the CPU has it:
-/// integer sums in any order are the same sums, so this changes the speed only.
+/// `dot` and `train` in AVX2, called only where `has_avx2()` said the CPU has it, on inputs
+/// whose count is a multiple of 8: the same integers, eight lanes at a time.
 mod avx2 {
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
+
+    /// Each weight is split as `w = hi · 2^11 + lo` with `0 <= lo < 2^11`, so that every product
+    /// and the sum of up to 128 of them fits in 32 bits (|x| < 2^12, |hi| <= 2^11): two 32-bit
+    /// multiplies per lane instead of 64-bit ones, the same exact sum.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn dot_avx2(x: &[i32], w: &[i32]) -> i64 {
-        super::dot(x, w)
+        let (mut hi, mut lo) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let low_bits = _mm256_set1_epi32((1 << 11) - 1);
+        for (x, w) in x.chunks_exact(8).zip(w.chunks_exact(8)) {
+            // SAFETY: both chunks hold 8 i32s; unaligned loads.
+            let (xv, wv) = unsafe {
+                (
+                    _mm256_loadu_si256(x.as_ptr() as *const __m256i),
+                    _mm256_loadu_si256(w.as_ptr() as *const __m256i),
+                )
+            };
+            hi = _mm256_add_epi32(hi, _mm256_mullo_epi32(xv, _mm256_srai_epi32(wv, 11)));
+            lo = _mm256_add_epi32(lo, _mm256_mullo_epi32(xv, _mm256_and_si256(wv, low_bits)));
+        }
+        // the eight lanes' total fits too (below 2^12 · 2^11 · 128 = 2^30)
+        let sum = |v: __m256i| {
+            let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            _mm_cvtsi128_si32(s) as i64
+        };
+        (sum(hi) << 11) + sum(lo)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn train_avx2(w: &mut [i32], x: &[i32], err: i32) {
-        super::train(w, x, err)
+        let e = _mm256_set1_epi32(err);
+        let round = _mm256_set1_epi32(8192);
+        let (lo, hi) = (_mm256_set1_epi32(-(1 << 22)), _mm256_set1_epi32(1 << 22));
+        for (w, x) in w.chunks_exact_mut(8).zip(x.chunks_exact(8)) {
+            // SAFETY: both chunks hold 8 i32s; unaligned loads and store.
+            unsafe {
+                let xv = _mm256_loadu_si256(x.as_ptr() as *const __m256i);
+                let wv = _mm256_loadu_si256(w.as_ptr() as *const __m256i);
+                // |x · err| < 2^12 · 2^16: no overflow, as in `super::train`
+                let step = _mm256_srai_epi32(_mm256_add_epi32(_mm256_mullo_epi32(xv, e), round), 14);
+                let wv = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(wv, step), lo), hi);
+                _mm256_storeu_si256(w.as_mut_ptr() as *mut __m256i, wv);
+            }
+        }
     }
 
     pub(super) fn dot(x: &[i32], w: &[i32]) -> i64 {
+        debug_assert!(x.len() == w.len() && x.len() % 8 == 0 && x.len() <= 128);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: only called where the CPU has AVX2 (`Mixer::avx2`).
         return unsafe { dot_avx2(x, w) };
@@ -54,6 +94,7 @@ mod avx2 {
     }
 
     pub(super) fn train(w: &mut [i32], x: &[i32], err: i32) {
+        debug_assert!(x.len() == w.len() && x.len() % 8 == 0);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         return unsafe { train_avx2(w, x, err) };
@@ -82,8 +123,9 @@ impl Mixer {
             set: 0,
             pr: 2048,
             rate,
-            // a few inputs are summed faster inline than through a call
-            avx2: n >= 16 && has_avx2(),
+            // a few inputs are summed faster inline than through a call; the AVX2 routines
+            // take whole groups of eight (predictors pad their inputs with zeros to get them)
+            avx2: n >= 16 && n % 8 == 0 && n <= 128 && has_avx2(),
         }
     }
 
@@ -199,6 +241,40 @@ mod tests {
             m.update(&x, 1);
         }
         assert!(m.mix(&x, 0) > 3900);
+    }
+
+    /// The AVX2 routines must give the scalar ones' integers, at the extremes of the inputs'
+    /// and weights' ranges too, for every whole number of groups of eight up to 128 inputs.
+    #[test]
+    fn avx2_dot_and_train_match_the_scalar_loops() {
+        if !has_avx2() {
+            return;
+        }
+        let mut seed = 0x9E37_79B9u32;
+        let mut next = move |range: i32| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as i32 % (2 * range + 1) - range
+        };
+        for n in (8..=128).step_by(8) {
+            for round in 0..50 {
+                let (x, w): (Vec<i32>, Vec<i32>) = match round {
+                    // every product at its largest, of either sign
+                    0 => (vec![4095; n], vec![1 << 22; n]),
+                    1 => (vec![-4095; n], vec![1 << 22; n]),
+                    2 => (vec![4095; n], vec![-(1 << 22); n]),
+                    _ => (
+                        (0..n).map(|_| next(4095)).collect(),
+                        (0..n).map(|_| next(1 << 22)).collect(),
+                    ),
+                };
+                assert_eq!(avx2::dot(&x, &w), dot(&x, &w), "{n} inputs, round {round}");
+                let err = next(1 << 15);
+                let (mut a, mut b) = (w.clone(), w.clone());
+                avx2::train(&mut a, &x, err);
+                train(&mut b, &x, err);
+                assert_eq!(a, b, "{n} inputs, round {round}");
+            }
+        }
     }
 
     #[test]

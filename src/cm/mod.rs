@@ -91,6 +91,8 @@ pub struct SymbolCm {
     matcher: Matcher,
     mm: Vec<Counter>,
     x: Vec<i32>,
+    /// how many inputs the mixers take (a multiple of 8: the last are zeros)
+    n_in: usize,
     mixers: Vec<Mixer>,
     sel: Vec<usize>,
     final_mixer: Mixer,
@@ -207,10 +209,12 @@ impl SymbolCm {
         let mixers = 40 * 8 * 256 * 4 * 4;
         let deep = if alphabet == Alphabet::DeepBytes {
             let n_ctx = byte_contexts(false).len();
+            // the mixers' inputs, padded to whole groups of eight as `new` does
+            let n_in = (2 * n_ctx + 4 + image::INPUTS).next_multiple_of(8);
             Histories::memory(n_ctx)
-                + ((history::SETS + 40 * 8 * 256) * (2 * n_ctx + 4) * 4) as u64
+                + ((history::SETS + 40 * 8 * 256) * n_in * 4) as u64
                 + LongMatch::memory(matcher::table_bits(need))
-                + ImageBits::memory(2 * n_ctx + 4 + image::INPUTS)
+                + ImageBits::memory(n_in)
         } else {
             0
         };
@@ -236,6 +240,10 @@ impl SymbolCm {
             + blend as usize
             + long_match as usize
             + if model.image { image::INPUTS } else { 0 };
+        // zeros after the inputs make whole groups of eight for the mixers' AVX2 routines; a zero
+        // input adds nothing to a dot product and its weight never moves, so the mixing is the
+        // same as without them
+        let n_in = n_in.next_multiple_of(8);
         let nb = nbits as usize;
         // the match model's minimum length, and the mixers' learning rate
         let (min_match, rate) = match alphabet {
@@ -268,6 +276,7 @@ impl SymbolCm {
             matcher: Matcher::new(matcher::table_bits(need), min_match),
             mm: vec![Counter::INIT; matcher::STATES * 2],
             x: Vec::with_capacity(n_in),
+            n_in,
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
             sel: Vec::with_capacity(sets.len()),
             // the mixers', the image mixer's (if any) and a bias
@@ -360,9 +369,13 @@ impl SymbolCm {
         if let Some(h) = &mut self.histories {
             h.inputs(&self.table, &self.lines, ln, &mut self.x);
         } else {
-            for &line in &self.lines {
+            let start = self.x.len();
+            self.x.resize(start + self.lines.len(), 0);
+            for (x, &line) in self.x[start..].iter_mut().zip(&self.lines) {
                 let c = self.table.at(line, ln);
-                self.x.push(if c.count() == 0 { 0 } else { stretch(c.p12()) });
+                if c.count() != 0 {
+                    *x = stretch(c.p12());
+                }
             }
         }
         self.x.push(stretch(self.o0[self.node as usize].p12()));
@@ -386,6 +399,7 @@ impl SymbolCm {
             im.inputs(self.k, self.node, reference, &mut self.x);
         }
         self.x.push(256);
+        self.x.resize(self.n_in, 0);
 
         let k = self.k as usize;
         let prev = self.hist.last();
