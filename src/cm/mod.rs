@@ -85,7 +85,7 @@ pub struct SymbolCm {
     hist: History,
     table: LineTable,
     hashes: Vec<u32>,
-    lines: Vec<usize>,
+    lines: Vec<u32>,
     line_hashes: Vec<u32>,
     o0: Vec<Counter>,
     matcher: Matcher,
@@ -371,12 +371,7 @@ impl SymbolCm {
         } else {
             let start = self.x.len();
             self.x.resize(start + self.lines.len(), 0);
-            for (x, &line) in self.x[start..].iter_mut().zip(&self.lines) {
-                let c = self.table.at(line, ln);
-                if c.count() != 0 {
-                    *x = stretch(c.p12());
-                }
-            }
+            self.table.stretched(&self.lines, ln, &mut self.x[start..]);
         }
         self.x.push(stretch(self.o0[self.node as usize].p12()));
         let eb = self.expected_bit();
@@ -457,9 +452,7 @@ impl SymbolCm {
         if let Some(h) = &mut self.histories {
             h.update(&mut self.table, &self.lines, ln, bit, LIMIT);
         } else {
-            for &line in &self.lines {
-                self.table.get(line, ln).update(bit, LIMIT);
-            }
+            self.table.update_all(&self.lines, ln, bit, LIMIT, false);
         }
         self.o0[self.node as usize].update(bit, LIMIT);
         if let Some(j) = self.mm_used {
