@@ -29,12 +29,11 @@ pub const fn squash(d: i32) -> i32 {
 }
 
 /// `STRETCH[p]` is the smallest `d` in [-2047, 2047] with `squash(d) >= p` (2047 if none); built
-/// when compiling, so reading it needs no check that it exists. Two more entries (2047, never a
-/// result) let a 32-bit gather read entry 4095 and the two bytes after it (`stretch_padded`).
-static STRETCH: [i16; 4098] = build_stretch();
+/// when compiling, so reading it needs no check that it exists.
+static STRETCH: [i16; 4096] = build_stretch();
 
-const fn build_stretch() -> [i16; 4098] {
-    let mut t = [2047i16; 4098];
+const fn build_stretch() -> [i16; 4096] {
+    let mut t = [2047i16; 4096];
     let mut pi = 0usize;
     let mut x = -2047;
     while x <= 2047 {
@@ -50,11 +49,6 @@ const fn build_stretch() -> [i16; 4098] {
 
 /// The stretch table (see `STRETCH`).
 pub fn stretch_table() -> &'static [i16; 4096] {
-    STRETCH.first_chunk().expect("the table holds 4098 entries")
-}
-
-/// The stretch table and two entries after it, for readers of 32 bits at a time at any entry.
-pub fn stretch_padded() -> &'static [i16; 4098] {
     &STRETCH
 }
 

@@ -85,7 +85,7 @@ pub struct SymbolCm {
     hist: History,
     table: LineTable,
     hashes: Vec<u32>,
-    lines: Vec<u32>,
+    lines: Vec<usize>,
     line_hashes: Vec<u32>,
     o0: Vec<Counter>,
     matcher: Matcher,
@@ -371,7 +371,12 @@ impl SymbolCm {
         } else {
             let start = self.x.len();
             self.x.resize(start + self.lines.len(), 0);
-            self.table.stretched(&self.lines, ln, &mut self.x[start..]);
+            for (x, &line) in self.x[start..].iter_mut().zip(&self.lines) {
+                let c = self.table.at(line, ln);
+                if c.count() != 0 {
+                    *x = stretch(c.p12());
+                }
+            }
         }
         self.x.push(stretch(self.o0[self.node as usize].p12()));
         let eb = self.expected_bit();
@@ -452,7 +457,9 @@ impl SymbolCm {
         if let Some(h) = &mut self.histories {
             h.update(&mut self.table, &self.lines, ln, bit, LIMIT);
         } else {
-            self.table.update_all(&self.lines, ln, bit, LIMIT, false);
+            for &line in &self.lines {
+                self.table.get(line, ln).update(bit, LIMIT);
+            }
         }
         self.o0[self.node as usize].update(bit, LIMIT);
         if let Some(j) = self.mm_used {

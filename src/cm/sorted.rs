@@ -49,7 +49,7 @@ pub struct SortedCm {
     fast: Vec<Counter>,
     slow: Vec<Counter>,
     o2: LineTable,
-    o2_line: u32,
+    o2_line: usize,
     run_t: Vec<Counter>,
     mixer: Mixer,
     apm1: Apm,
