@@ -85,7 +85,7 @@ mod avx2 {
     }
 
     pub(super) fn dot(x: &[i32], w: &[i32]) -> i64 {
-        debug_assert!(x.len() == w.len() && x.len() % 8 == 0 && x.len() <= 128);
+        debug_assert!(x.len() == w.len() && x.len().is_multiple_of(8) && x.len() <= 128);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: only called where the CPU has AVX2 (`Mixer::avx2`).
         return unsafe { dot_avx2(x, w) };
@@ -94,7 +94,7 @@ mod avx2 {
     }
 
     pub(super) fn train(w: &mut [i32], x: &[i32], err: i32) {
-        debug_assert!(x.len() == w.len() && x.len() % 8 == 0);
+        debug_assert!(x.len() == w.len() && x.len().is_multiple_of(8));
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         return unsafe { train_avx2(w, x, err) };
@@ -125,7 +125,7 @@ impl Mixer {
             rate,
             // a few inputs are summed faster inline than through a call; the AVX2 routines
             // take whole groups of eight (predictors pad their inputs with zeros to get them)
-            avx2: n >= 16 && n % 8 == 0 && n <= 128 && has_avx2(),
+            avx2: n >= 16 && n.is_multiple_of(8) && n <= 128 && has_avx2(),
         }
     }
 
