@@ -14,7 +14,7 @@ const fn recip() -> [u32; 1024] {
     }
     t
 }
-pub(super) static RECIP: [u32; 1024] = recip();
+static RECIP: [u32; 1024] = recip();
 
 /// P(1) in 22 bits (high) and an update count in 10 bits (low).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,12 +43,18 @@ impl Counter {
     #[inline]
     pub fn update(&mut self, bit: u32, limit: u32) {
         let n = self.0 & 1023;
-        let p = (self.0 >> 10) as i64;
-        let target = if bit != 0 { (1i64 << 22) - 1 } else { 0 };
-        let p = p + (((target - p) * RECIP[n as usize] as i64) >> 16);
-        let n = if n < limit { n + 1 } else { n };
-        self.0 = ((p as u32) << 10) | n;
+        let n_next = if n < limit { n + 1 } else { n };
+        self.0 = (moved(self.0 >> 10, n, bit) << 10) | n_next;
     }
+}
+
+/// P(1) in 22 bits, `p`, moved towards `bit` by 1/(n + 1.5) (`n` <= 1023): the step of every
+/// counter update.
+#[inline]
+pub(super) fn moved(p: u32, n: u32, bit: u32) -> u32 {
+    let p = p as i64;
+    let target = if bit != 0 { (1i64 << 22) - 1 } else { 0 };
+    (p + (((target - p) * RECIP[n as usize] as i64) >> 16)) as u32
 }
 
 /// A 32-bit mixing function (the murmur3 finaliser).

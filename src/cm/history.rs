@@ -6,7 +6,7 @@
 //! contexts (orders 4 and 8).
 
 use super::contexts::Ctx;
-use super::counter::{Counter, LineTable, RECIP};
+use super::counter::{moved, Counter, LineTable};
 use super::logistic::{squash, stretch};
 
 /// Rows per context: 32 histories x 4 count buckets; each row has `COLS` probability buckets.
@@ -152,14 +152,10 @@ impl Counter {
     pub fn update_with_history(&mut self, bit: u32, limit: u32) {
         debug_assert!(limit < 32);
         // `update`'s steps on the count (bits 0..5) and probability (bits 10..32), in one pass
-        let v = self.0;
-        let n = v & 31;
+        let n = self.line_count();
         let h = NEXT_HISTORY[(self.history() << 1) | bit as usize] as u32;
-        let p = (v >> 10) as i64;
-        let target = if bit != 0 { (1i64 << 22) - 1 } else { 0 };
-        let p = p + (((target - p) * RECIP[n as usize] as i64) >> 16);
-        let n = n + (n < limit) as u32;
-        self.0 = ((p as u32) << 10) | (h << 5) | n;
+        let n_next = n + (n < limit) as u32;
+        self.0 = (moved(self.0 >> 10, n, bit) << 10) | (h << 5) | n_next;
     }
 }
 
