@@ -118,6 +118,37 @@ fn archive_bytes_do_not_depend_on_threads() {
     assert_eq!(from_reader, archives[0]);
 }
 
+/// A file of one chunk leaves a core idle: there its LZMA trial (and the model's) run beside the
+/// byte mixer's. The frame chosen must be the one a single thread chooses, the LZMA frame included
+/// where it wins (random bytes repeated: LZMA codes each repeat in a few bytes).
+#[test]
+fn a_lone_chunks_trials_side_by_side_choose_what_one_thread_does() {
+    let b = backend();
+    let block = Lcg(11).bytes(3000);
+    let data: Vec<u8> = block.iter().cycle().take(5 * block.len()).copied().collect();
+    for level in [5u8, 6, 8, 9] {
+        let opts = Options {
+            chunk_size: 1 << 16,
+            level,
+            ..Default::default()
+        };
+        let mut archives = Vec::new();
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut out = Vec::new();
+            pool.install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
+                .unwrap();
+            archives.push(out);
+        }
+        assert_eq!(archives[0], archives[1], "level {level}: one thread and two differ");
+        assert_eq!(unpack(&b, &archives[1]).unwrap(), data, "level {level}");
+        if level == 5 {
+            let (_, stats) = codec::list(&mut &archives[1][..]).unwrap().remove(0);
+            assert_eq!(stats.lzma_frames, 1, "level 5: {stats:?}");
+        }
+    }
+}
+
 #[test]
 fn concatenated_archives_decode_to_concatenated_content() {
     let b = backend();

@@ -533,42 +533,56 @@ fn try_methods(
             })
         })
     };
-    // With a core to spare (`overlap`), the model's trial runs on a thread of its own beside the
-    // others: at once where it is always wanted (level 9); where it may pay, once the LZMA trial
-    // has shown the chunk is not easy (2 bits per byte or more: logs and tables, which the byte
-    // mixer then codes below 1 bit per byte, stay sequential, as a trial stopped there cost more
-    // than it saved). It is stopped if the byte mixer finds the chunk redundant after all; the
-    // frame chosen is the same either way.
+    // With a core to spare (`overlap`), the LZMA trial runs on a thread of its own beside the
+    // others, and the model's trial after it on the same thread where it may pay and the LZMA
+    // trial has shown the chunk is not easy (2 bits per byte or more: logs and tables, which the
+    // byte mixer then codes below 1 bit per byte, stay sequential, as a trial stopped there cost
+    // more than it saved); where the model is always wanted (level 9) its trial takes that thread
+    // at once and LZMA stays with the others. The model's trial is stopped if the byte mixer finds
+    // the chunk redundant after all. Frames are considered in one order whichever thread made
+    // them, so the frame chosen is the same either way.
     let stop = Cancel::new();
     let work = (overlap && may_try_model).then(|| trials.work(Method::Model, &plan).stopped_by(&stop));
-    let (redundant, model) = std::thread::scope(|s| -> Result<(bool, Option<Result<Option<Frame>>>)> {
-        let mut handle = None;
-        let start = |handle: &mut Option<_>| {
-            if let (Some(w), None) = (&work, &handle) {
-                *handle = Some(s.spawn(|| model_trial(w)));
-            }
+    let lzma_preset = plan.lzma.filter(|_| allow(Method::Lzma));
+    let lzma_aside = overlap && plan.model != ModelTrial::Always;
+    let lzma_work = lzma_preset
+        .filter(|_| lzma_aside)
+        .map(|_| trials.work(Method::Lzma, &plan));
+    // whether a chunk with this LZMA result is worth the model's trial beside the others
+    let not_easy = |payload: &Option<Vec<u8>>| payload.as_ref().is_none_or(|p| p.len() * 4 >= data.len());
+    type Aside = (Option<Result<Option<Vec<u8>>>>, Option<Result<Option<Frame>>>);
+    // the LZMA payload (if tried), the BWT and CM frames (if tried), whether the byte mixer found
+    // the chunk redundant, and the model's frame if its trial ran beside the others
+    type Tried = (Option<Option<Vec<u8>>>, Option<Frame>, Option<Frame>, bool);
+    let (model_work, model_trial, not_easy) = (work.as_ref(), &model_trial, &not_easy);
+    let (lzma, sorted, mixed, redundant, model) = std::thread::scope(|s| -> Result<_> {
+        let aside = if plan.model == ModelTrial::Always {
+            model_work.map(|w| s.spawn(move || -> Aside { (None, Some(model_trial(w))) }))
+        } else if let (Some(preset), Some(lw)) = (lzma_preset, lzma_work.as_ref()) {
+            Some(s.spawn(move || -> Aside {
+                let payload = lzma::compress(data, preset, lw);
+                let model = match (&payload, model_work) {
+                    (Ok(p), Some(w)) if not_easy(p) => Some(model_trial(w)),
+                    _ => None,
+                };
+                (Some(payload), model)
+            }))
+        } else {
+            None
         };
-        if plan.model == ModelTrial::Always {
-            start(&mut handle);
-        }
-        let others = (|| -> Result<bool> {
-            if let Some(preset) = plan.lzma.filter(|_| allow(Method::Lzma)) {
-                if let Some(payload) = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))? {
-                    if payload.len() * 4 >= data.len() {
-                        start(&mut handle);
-                    }
-                    consider(Frame::Lzma {
-                        raw_len,
-                        checksum,
-                        payload,
-                    });
-                } else {
-                    start(&mut handle);
+        let mut handle = None;
+        let others = (|| -> Result<Tried> {
+            let (mut lzma, mut sorted, mut mixed) = (None, None, None);
+            if let Some(preset) = lzma_preset.filter(|_| !lzma_aside) {
+                let payload = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))?;
+                if let (true, Some(w)) = (not_easy(&payload), model_work) {
+                    handle = Some(s.spawn(move || model_trial(w)));
                 }
+                lzma = Some(payload);
             }
             if let Some(sorter) = plan.bwt.filter(|_| allow(Method::Bwt)) {
                 let (payload, primary) = trials.run(Method::Bwt, &plan, |w| bwt::encode(data, sorter, w))?;
-                consider(Frame::Bwt {
+                sorted = Some(Frame::Bwt {
                     sorter,
                     raw_len,
                     primary,
@@ -580,21 +594,40 @@ fn try_methods(
             if let Some(model) = plan.cm.filter(|_| allow(Method::Cm)) {
                 let payload = trials.run(Method::Cm, &plan, |w| cm::encode(data, model, w))?;
                 redundant = payload.len() * 8 < data.len();
-                consider(Frame::Cm {
+                mixed = Some(Frame::Cm {
                     model,
                     raw_len,
                     checksum,
                     payload,
                 });
             }
-            Ok(redundant)
+            Ok((lzma, sorted, mixed, redundant))
         })();
-        if !matches!(others, Ok(redundant) if wants_model(redundant)) {
+        if !matches!(others, Ok((.., redundant)) if wants_model(redundant)) {
             stop.cancel();
         }
-        let model = handle.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        Ok((others?, model))
+        let (aside_lzma, aside_model) = aside.map(joined).unwrap_or((None, None));
+        let model = handle.map(joined).or(aside_model);
+        let (lzma, sorted, mixed, redundant) = others?;
+        let lzma = match aside_lzma {
+            Some(r) => Some(r?),
+            None => lzma,
+        };
+        Ok((lzma, sorted, mixed, redundant, model))
     })?;
+    if let Some(w) = &lzma_work {
+        trials.done(w);
+    }
+    if let Some(Some(payload)) = lzma {
+        consider(Frame::Lzma {
+            raw_len,
+            checksum,
+            payload,
+        });
+    }
+    for f in [sorted, mixed].into_iter().flatten() {
+        consider(f);
+    }
     if let Some(w) = &work {
         trials.done(w);
     }
@@ -608,6 +641,11 @@ fn try_methods(
         }
     }
     Ok(best)
+}
+
+/// A scoped thread's result, its panic passed on.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// Decode one frame's content (`Frame::End` is not content) of a stream of format `version`.
