@@ -48,6 +48,17 @@ fn gpu_err(e: impl std::fmt::Display) -> Error {
 
 /// Whether a CUDA driver library is installed at all (without it there is nothing to try).
 pub fn driver_present() -> bool {
+    // Every Linux driver install provides the soname libcuda.so.1, so where the dynamic loader
+    // cannot find it, none of the other names cudarc tries can be there either; asking for it
+    // first spares every run on a machine without a GPU cudarc's search of each library path for
+    // each name (about 170 failed opens, 1 to 1.5 ms a run on the dev machine).
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: only tries to dlopen libcuda (and closes it again)
+        if unsafe { libloading::Library::new("libcuda.so.1") }.is_err() {
+            return false;
+        }
+    }
     // SAFETY: only tries to dlopen libcuda
     unsafe { cudarc::driver::sys::is_culib_present() }
 }

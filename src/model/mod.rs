@@ -11,11 +11,14 @@ use sha2::{Digest, Sha256};
 /// The default model, trained by `train/train.py` and shipped inside the binary.
 pub static DEFAULT_MODEL: &[u8] = BUILT_IN[0].bytes;
 
-/// A model file inside the binary, with its id written out (hashing 1.5 MB at every start would
-/// cost more than the fast levels' whole run on a small file; a test checks each id).
+/// A model file inside the binary, with its id and shape written out (hashing 1.5 MB at every
+/// start would cost more than the fast levels' whole run on a small file, and parsing the 130 KB
+/// header, the tokenizer's text included, 1.5 ms of every run; a test checks both).
 pub struct BuiltIn {
     /// first 16 bytes of the SHA-256 of the file
     pub id: [u8; 16],
+    /// the file's `nnz.config` metadata (JSON)
+    pub config: &'static str,
     /// the model file
     pub bytes: &'static [u8],
 }
@@ -28,6 +31,7 @@ pub static BUILT_IN: &[BuiltIn] = &[
         id: [
             0x2e, 0x7c, 0x35, 0xde, 0x80, 0x7c, 0x36, 0x47, 0x4a, 0x40, 0x74, 0x26, 0xea, 0xa0, 0x55, 0x4a,
         ],
+        config: "{\"d_ff\": 512, \"d_model\": 128, \"head_dim\": 32, \"n_heads\": 4, \"n_kv_heads\": 1, \"n_layers\": 2, \"vocab\": 4096, \"window\": 512}",
         bytes: include_bytes!("../../models/default.safetensors"),
     },
     // the default after 35c12cd8, until 2e7c35de (format 12; train/RESULTS.md)
@@ -35,6 +39,7 @@ pub static BUILT_IN: &[BuiltIn] = &[
         id: [
             0xf9, 0xef, 0xec, 0x63, 0x62, 0x12, 0xdb, 0x17, 0x07, 0x54, 0x53, 0x3c, 0xd7, 0xad, 0x95, 0xb5,
         ],
+        config: "{\"d_ff\": 512, \"d_model\": 128, \"head_dim\": 32, \"n_heads\": 4, \"n_kv_heads\": 1, \"n_layers\": 2, \"vocab\": 4096, \"window\": 512}",
         bytes: include_bytes!("../../models/f9efec63.safetensors"),
     },
     // the default of formats 1 to 12 (train/RESULTS.md)
@@ -42,6 +47,7 @@ pub static BUILT_IN: &[BuiltIn] = &[
         id: [
             0x35, 0xc1, 0x2c, 0xd8, 0x5b, 0xb8, 0xae, 0xcd, 0xd7, 0x84, 0x59, 0x6e, 0x13, 0x0b, 0x30, 0xba,
         ],
+        config: "{\"d_ff\": 512, \"d_model\": 128, \"head_dim\": 32, \"n_heads\": 4, \"n_kv_heads\": 1, \"n_layers\": 2, \"vocab\": 4096, \"window\": 512}",
         bytes: include_bytes!("../../models/35c12cd8.safetensors"),
     },
 ];
@@ -84,6 +90,35 @@ impl Config {
     /// Width of all key (or value) heads together.
     pub fn kv_dim(&self) -> usize {
         self.n_kv_heads * self.head_dim
+    }
+
+    /// The shape a model file's `nnz.config` metadata declares, checked.
+    fn from_json(json: &str) -> Result<Config> {
+        let c: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(format!("nnz.config: {e}")))?;
+        let field = |k: &str, max: u64| -> Result<usize> {
+            let v = c
+                .get(k)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| bad(format!("nnz.config.{k} missing")))?;
+            if v == 0 || v > max {
+                return Err(bad(format!("nnz.config.{k} = {v} is outside 1..={max}")));
+            }
+            Ok(v as usize)
+        };
+        let cfg = Config {
+            vocab: field("vocab", 1 << 17)?,
+            d_model: field("d_model", 8192)?,
+            n_layers: field("n_layers", 64)?,
+            n_heads: field("n_heads", 64)?,
+            n_kv_heads: field("n_kv_heads", 64)?,
+            head_dim: field("head_dim", 256)?,
+            d_ff: field("d_ff", 32768)?,
+            window: field("window", 4096)?,
+        };
+        if !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) || cfg.vocab < 258 {
+            return Err(bad("n_heads must be a multiple of n_kv_heads, and vocab >= 258"));
+        }
+        Ok(cfg)
     }
 }
 
@@ -287,32 +322,7 @@ impl Model {
                 arith::ARITH_VERSION
             )));
         }
-        let c: serde_json::Value =
-            serde_json::from_str(get("nnz.config")?).map_err(|e| bad(format!("nnz.config: {e}")))?;
-        let field = |k: &str, max: u64| -> Result<usize> {
-            let v = c
-                .get(k)
-                .and_then(|v| v.as_u64())
-                .ok_or_else(|| bad(format!("nnz.config.{k} missing")))?;
-            if v == 0 || v > max {
-                return Err(bad(format!("nnz.config.{k} = {v} is outside 1..={max}")));
-            }
-            Ok(v as usize)
-        };
-        let cfg = Config {
-            vocab: field("vocab", 1 << 17)?,
-            d_model: field("d_model", 8192)?,
-            n_layers: field("n_layers", 64)?,
-            n_heads: field("n_heads", 64)?,
-            n_kv_heads: field("n_kv_heads", 64)?,
-            head_dim: field("head_dim", 256)?,
-            d_ff: field("d_ff", 32768)?,
-            window: field("window", 4096)?,
-        };
-        if !cfg.n_heads.is_multiple_of(cfg.n_kv_heads) || cfg.vocab < 258 {
-            return Err(bad("n_heads must be a multiple of n_kv_heads, and vocab >= 258"));
-        }
-        Ok(cfg)
+        Config::from_json(get("nnz.config")?)
     }
 
     /// Load a model file (safetensors) from its bytes, checking every tensor's shape and range.
@@ -389,7 +399,7 @@ impl BuiltIn {
     /// What [`Model::info`] says of this file, from its header and the id written out.
     pub fn info(&self) -> Result<ModelInfo> {
         Ok(ModelInfo {
-            cfg: Model::config(self.bytes)?,
+            cfg: Config::from_json(self.config)?,
             id: self.id,
             file_len: self.bytes.len() as u64,
         })
@@ -411,7 +421,13 @@ mod tests {
     fn built_in_ids_are_the_files() {
         for (i, b) in BUILT_IN.iter().enumerate() {
             let info = Model::info(b.bytes).unwrap();
-            assert_eq!(info, b.info().unwrap(), "update BUILT_IN[{i}].id to {}", hex(&info.id));
+            assert_eq!(
+                info,
+                b.info().unwrap(),
+                "update BUILT_IN[{i}]: id {}, config {:?} (its header's nnz.config)",
+                hex(&info.id),
+                info.cfg
+            );
             assert!(
                 std::ptr::eq(built_in(&b.id).unwrap(), b),
                 "model {i}'s id is not unique"
