@@ -54,9 +54,11 @@ pub fn driver_present() -> bool {
     // each name (about 170 failed opens, 1 to 1.5 ms a run on the dev machine).
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: only tries to dlopen libcuda (and closes it again)
-        if unsafe { libloading::Library::new("libcuda.so.1") }.is_err() {
-            return false;
+        // SAFETY: only tries to dlopen libcuda
+        match unsafe { libloading::Library::new("libcuda.so.1") } {
+            // kept open: cudarc opens it again at once, and a driver is better never closed
+            Ok(lib) => std::mem::forget(lib),
+            Err(_) => return false,
         }
     }
     // SAFETY: only tries to dlopen libcuda
