@@ -575,7 +575,9 @@ fn try_methods(
             let (mut lzma, mut sorted, mut mixed) = (None, None, None);
             if let Some(preset) = lzma_preset.filter(|_| !lzma_aside) {
                 let payload = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))?;
-                if let (true, Some(w)) = (not_easy(&payload), model_work) {
+                // (at level 9 the model's trial is already running beside)
+                let running = plan.model == ModelTrial::Always;
+                if let (true, false, Some(w)) = (not_easy(&payload), running, model_work) {
                     handle = Some(s.spawn(move || model_trial(w)));
                 }
                 lzma = Some(payload);
