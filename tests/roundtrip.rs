@@ -118,6 +118,15 @@ fn archive_bytes_do_not_depend_on_threads() {
     assert_eq!(from_reader, archives[0]);
 }
 
+/// `data` compressed with `opts` in a pool of `threads` threads.
+fn compress_on_threads(b: &CpuBackend, data: &[u8], opts: &Options, threads: usize) -> Vec<u8> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let mut out = Vec::new();
+    pool.install(|| codec::compress(b, Input::Slice(data), &mut out, opts))
+        .unwrap();
+    out
+}
+
 /// A file of one chunk leaves a core idle: there its LZMA trial (and the model's) run beside the
 /// byte mixer's. The frame chosen must be the one a single thread chooses, the LZMA frame included
 /// where it wins (random bytes repeated: LZMA codes each repeat in a few bytes).
@@ -132,14 +141,7 @@ fn a_lone_chunks_trials_side_by_side_choose_what_one_thread_does() {
             level,
             ..Default::default()
         };
-        let mut archives = Vec::new();
-        for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut out = Vec::new();
-            pool.install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
-                .unwrap();
-            archives.push(out);
-        }
+        let archives: Vec<_> = [1, 2].map(|t| compress_on_threads(&b, &data, &opts, t)).into();
         assert_eq!(archives[0], archives[1], "level {level}: one thread and two differ");
         assert_eq!(unpack(&b, &archives[1]).unwrap(), data, "level {level}");
         if level == 5 {
@@ -473,14 +475,7 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
             level,
             ..Default::default()
         };
-        let mut archives = Vec::new();
-        for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut out = Vec::new();
-            pool.install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
-                .unwrap();
-            archives.push(out);
-        }
+        let archives: Vec<_> = [1, 3].map(|t| compress_on_threads(&b, &data, &opts, t)).into();
         assert_eq!(
             archives[0], archives[1],
             "level {level}: archives differ between thread counts"

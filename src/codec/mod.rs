@@ -544,7 +544,9 @@ fn try_methods(
     let stop = Cancel::new();
     let work = (overlap && may_try_model).then(|| trials.work(Method::Model, &plan).stopped_by(&stop));
     let lzma_preset = plan.lzma.filter(|_| allow(Method::Lzma));
-    let lzma_aside = overlap && plan.model != ModelTrial::Always;
+    // level 9: the model's trial, where it runs beside, starts at once
+    let model_first = plan.model == ModelTrial::Always;
+    let lzma_aside = overlap && !model_first;
     let lzma_work = lzma_preset
         .filter(|_| lzma_aside)
         .map(|_| trials.work(Method::Lzma, &plan));
@@ -556,7 +558,7 @@ fn try_methods(
     type Tried = (Option<Option<Vec<u8>>>, Option<Frame>, Option<Frame>, bool);
     let (model_work, model_trial, not_easy) = (work.as_ref(), &model_trial, &not_easy);
     let (lzma, sorted, mixed, redundant, model) = std::thread::scope(|s| -> Result<_> {
-        let aside = if plan.model == ModelTrial::Always {
+        let aside = if model_first {
             model_work.map(|w| s.spawn(move || -> Aside { (None, Some(model_trial(w))) }))
         } else if let (Some(preset), Some(lw)) = (lzma_preset, lzma_work.as_ref()) {
             Some(s.spawn(move || -> Aside {
@@ -575,9 +577,7 @@ fn try_methods(
             let (mut lzma, mut sorted, mut mixed) = (None, None, None);
             if let Some(preset) = lzma_preset.filter(|_| !lzma_aside) {
                 let payload = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))?;
-                // (at level 9 the model's trial is already running beside)
-                let running = plan.model == ModelTrial::Always;
-                if let (true, false, Some(w)) = (not_easy(&payload), running, model_work) {
+                if let (true, false, Some(w)) = (not_easy(&payload), model_first, model_work) {
                     handle = Some(s.spawn(move || model_trial(w)));
                 }
                 lzma = Some(payload);
