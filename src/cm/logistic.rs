@@ -8,8 +8,27 @@ const SQUASH_T: [i32; 33] = [
     3975, 4024, 4050, 4068, 4079, 4085, 4089, 4092, 4093, 4094,
 ];
 
+/// `squash` by its table: the formula's values for every `d` (clamping to [-2048, 2048] changes
+/// none, since the formula gives 1 below -2047 and 4095 above 2047).
 #[inline]
-pub const fn squash(d: i32) -> i32 {
+pub fn squash(d: i32) -> i32 {
+    SQUASH[(d.clamp(-2048, 2048) + 2048) as usize] as i32
+}
+
+/// `SQUASH[d + 2048]` is `squash(d)` for d in [-2048, 2048]; built when compiling.
+static SQUASH: [i16; 4097] = {
+    let mut t = [0i16; 4097];
+    let mut i = 0;
+    while i < 4097 {
+        t[i] = squash_formula(i as i32 - 2048) as i16;
+        i += 1;
+    }
+    t
+};
+
+/// The squashing function itself: `SQUASH_T` interpolated linearly, 1 below -2047 and 4095
+/// above 2047.
+const fn squash_formula(d: i32) -> i32 {
     if d > 2047 {
         return 4095;
     }
@@ -37,7 +56,7 @@ const fn build_stretch() -> [i16; 4096] {
     let mut pi = 0usize;
     let mut x = -2047;
     while x <= 2047 {
-        let v = squash(x) as usize;
+        let v = squash_formula(x) as usize;
         while pi <= v {
             t[pi] = x as i16;
             pi += 1;
@@ -60,6 +79,15 @@ pub fn stretch(p: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn squash_by_table_is_the_formula() {
+        for d in -5000..5000 {
+            assert_eq!(squash(d), squash_formula(d), "{d}");
+        }
+        assert_eq!(squash(i32::MIN), 1);
+        assert_eq!(squash(i32::MAX), 4095);
+    }
 
     #[test]
     fn squash_and_stretch_are_monotone_inverses() {

@@ -16,7 +16,7 @@
 
 use super::counter::Counter;
 use super::logistic::{squash, stretch_table};
-use super::mix::{Apm, Mixer};
+use super::mix::Apm;
 use super::sorted::run_bucket;
 use crate::coder::Coder;
 use crate::error::Result;
@@ -46,6 +46,28 @@ fn learn(p: &mut u16, bit: u32, shift: u32) {
     let v = *p as i32;
     let target = (bit as i32) * 65535;
     *p = (v + ((target - v) >> shift)) as u16;
+}
+
+/// `mix::Mixer::mix`'s dot product of `N` inputs, in the stretched domain (clamped).
+#[inline(always)]
+fn dot<const N: usize>(x: &[i32; N], w: &[i32; N]) -> i32 {
+    let dot: i64 = x.iter().zip(w).map(|(&x, &w)| x as i64 * w as i64).sum();
+    (dot >> 16).clamp(-2047, 2047) as i32
+}
+
+/// `mix::Mixer::mix` of `N` inputs with weights `w`.
+#[inline(always)]
+fn mix<const N: usize>(x: &[i32; N], w: &[i32; N]) -> i32 {
+    squash(dot(x, w))
+}
+
+/// `mix::Mixer::update`: weights `w` of the inputs `x` that predicted `pr`, trained on `bit`.
+#[inline(always)]
+fn train<const N: usize>(w: &mut [i32; N], x: &[i32; N], bit: u32, pr: i32) {
+    let err = (((bit as i32) << 12) - pr) * RATE;
+    for (w, &x) in w.iter_mut().zip(x) {
+        *w = (*w + ((x * err + 8192) >> 14)).clamp(-(1 << 22), 1 << 22);
+    }
 }
 
 /// Predicts each bit of a block-sorted chunk; `predict` then `update` for every bit.
@@ -79,7 +101,11 @@ pub struct LeanSortedCm {
     flag_hist: Vec<u16>,
     flag_o1: Vec<Counter>,
     flag_o2: Vec<Counter>,
-    flag_mixer: Mixer,
+    /// the flag's mixer, by run bucket and the last two flags: `mix::Mixer`'s arithmetic over a
+    /// fixed-size input array, as `w`
+    flag_w: Vec<[i32; FLAG_INPUTS]>,
+    flag_set: usize,
+    flag_pr: i32,
     flag_apm: Apm,
 }
 
@@ -115,7 +141,9 @@ impl LeanSortedCm {
             flag_hist: vec![32768; 8 << 8],
             flag_o1: vec![Counter::INIT; 8 << 8],
             flag_o2: vec![Counter::INIT; 1 << FLAG_O2_BITS],
-            flag_mixer: Mixer::new(FLAG_INPUTS, 8 * 4, RATE, W0),
+            flag_w: vec![[W0; FLAG_INPUTS]; 8 * 4],
+            flag_set: 0,
+            flag_pr: 2048,
             flag_apm: Apm::new(8 << 8, APM_RATE),
         }
     }
@@ -136,14 +164,16 @@ impl LeanSortedCm {
             self.stretch[self.flag_o2[f_o2].p12() as usize] as i32,
             256,
         ];
-        let pr = self.flag_mixer.mix(&x, bucket << 2 | (self.hist & 3) as usize);
+        self.flag_set = bucket << 2 | (self.hist & 3) as usize;
+        let pr = mix(&x, &self.flag_w[self.flag_set]);
+        self.flag_pr = pr;
         let p = self.flag_apm.refine(pr, f_o1);
         let q = ((pr + 3 * p + 2) >> 2).clamp(1, 4095);
         let flag = c.code_bit(q, (byte == self.c1) as u32)?;
         learn(&mut self.flag_hist[f_hist], flag, SHIFT_HIST);
         self.flag_o1[f_o1].update(flag, FLAG_LIMIT);
         self.flag_o2[f_o2].update(flag, FLAG_LIMIT);
-        self.flag_mixer.update(&x, flag);
+        train(&mut self.flag_w[self.flag_set], &x, flag, self.flag_pr);
         self.flag_apm.update(flag);
         if flag != 0 {
             let b = self.c1;
@@ -218,9 +248,7 @@ impl LeanSortedCm {
         }
         self.x[5] = 256;
         self.set = (bucket * 8 + self.depth as usize) * 2 + agrees as usize;
-        let w = &self.w[self.set];
-        let dot: i64 = self.x.iter().zip(w).map(|(&x, &w)| x as i64 * w as i64).sum();
-        let d = (dot >> 16).clamp(-2047, 2047) as i32;
+        let d = dot(&self.x, &self.w[self.set]);
         self.pr_mix = squash(d);
         // the map reads the mixer's output where it is still in the stretched domain
         let p = self
@@ -242,10 +270,7 @@ impl LeanSortedCm {
         if let Some((i, expected)) = self.run_at {
             learn(&mut self.run_t[i], (bit == expected) as u32, SHIFT_RUN);
         }
-        let err = (((bit as i32) << 12) - self.pr_mix) * RATE;
-        for (w, &x) in self.w[self.set].iter_mut().zip(&self.x) {
-            *w = (*w + ((x * err + 8192) >> 14)).clamp(-(1 << 22), 1 << 22);
-        }
+        train(&mut self.w[self.set], &self.x, bit, self.pr_mix);
         self.apm.update(bit);
         self.c0 = self.c0 << 1 | bit;
         self.depth += 1;
