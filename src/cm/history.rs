@@ -78,15 +78,14 @@ impl Histories {
         (n_ctx * (ROWS * COLS * 2 + 9)) as u64
     }
 
-    /// Two inputs per context for node slot `node` of `lines` (one line per context): the
-    /// counter's stretched probability and its history map's, both 0 for a counter never updated.
+    /// Two inputs per context for node slot `node` of `lines` (one line per context), into `x`
+    /// (two per context): the counter's stretched probability and its history map's, both 0 for
+    /// a counter never updated.
     #[inline]
-    pub fn inputs(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut Vec<i32>) {
-        let start = x.len();
-        x.resize(start + 2 * lines.len(), 0);
+    pub fn inputs(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut [i32]) {
         let maps = &self.maps[..];
         let per_ctx = lines.iter().zip(&mut self.at).zip(&mut self.seen);
-        for (i, (((&line, at), seen), pair)) in per_ctx.zip(x[start..].chunks_exact_mut(2)).enumerate() {
+        for (i, (((&line, at), seen), pair)) in per_ctx.zip(x.chunks_exact_mut(2)).enumerate() {
             let c = table.at(line, node);
             *seen = c.history() as u8;
             let st = stretch(c.p12());
@@ -95,6 +94,9 @@ impl Histories {
             if c.line_count() != 0 {
                 pair[0] = st;
                 pair[1] = stretch((maps[j] >> 4) as i32);
+            } else {
+                pair[0] = 0;
+                pair[1] = 0;
             }
         }
     }
@@ -189,19 +191,17 @@ mod tests {
         // two contexts (the selecting ones) on two lines that see the same bits
         let lines = [t.find(0x1234_5678), t.find(0x8765_4321)];
         let mut h = Histories::new(&SELECT);
-        let mut x = Vec::new();
+        let mut x = [9; 4];
         h.inputs(&t, &lines, 1, &mut x);
         assert_eq!(x, [0, 0, 0, 0], "a context never seen says nothing");
         // a context that alternates 1, 0, 1, 0: its counter hovers near 1/2, its map learns that
         // after ...0 comes 1
         for _ in 0..400 {
             for bit in [1, 0] {
-                x.clear();
                 h.inputs(&t, &lines, 1, &mut x);
                 h.update(&mut t, &lines, 1, bit, 30);
             }
         }
-        x.clear();
         h.inputs(&t, &lines, 1, &mut x);
         assert!(x[0].abs() < 400, "counter {}", x[0]);
         assert!(x[1] > 1000, "map {}", x[1]);

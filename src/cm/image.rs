@@ -89,10 +89,10 @@ impl ImageBits {
 
     /// One input per template for bit `k` (0: the most significant) of the symbol whose bits so
     /// far are `node` (with a leading 1); `reference`: P(1) of the order-2 context's counter.
-    pub(crate) fn inputs(&mut self, k: u32, node: u32, reference: i32, x: &mut Vec<i32>) {
+    pub(crate) fn inputs(&mut self, k: u32, node: u32, reference: i32, x: &mut [i32; INPUTS]) {
         self.on = false;
         let Some((prev, above, above2)) = self.rows else {
-            x.extend([0; INPUTS]);
+            *x = [0; INPUTS];
             return;
         };
         // the pixels coded before this one, the latest lowest
@@ -105,8 +105,8 @@ impl ImageBits {
         }
         self.p = [self.tables[2][self.idx[2]].p12(), reference];
         self.on = self.err[0] < self.err[1];
-        for (t, &i) in self.tables.iter().zip(&self.idx) {
-            x.push(stretch(t[i].p12()));
+        for ((x, t), &i) in x.iter_mut().zip(&self.tables).zip(&self.idx) {
+            *x = stretch(t[i].p12());
         }
     }
 

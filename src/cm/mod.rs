@@ -90,9 +90,8 @@ pub struct SymbolCm {
     o0: Vec<Counter>,
     matcher: Matcher,
     mm: Vec<Counter>,
+    /// the mixers' inputs (a multiple of 8: the last are zeros, never written)
     x: Vec<i32>,
-    /// how many inputs the mixers take (a multiple of 8: the last are zeros)
-    n_in: usize,
     mixers: Vec<Mixer>,
     sel: Vec<usize>,
     final_mixer: Mixer,
@@ -275,8 +274,7 @@ impl SymbolCm {
             o0: vec![Counter::INIT; 1 << nbits],
             matcher: Matcher::new(matcher::table_bits(need), min_match),
             mm: vec![Counter::INIT; matcher::STATES * 2],
-            x: Vec::with_capacity(n_in),
-            n_in,
+            x: vec![0; n_in],
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
             sel: Vec::with_capacity(sets.len()),
             // the mixers', the image mixer's (if any) and a bias
@@ -350,56 +348,66 @@ impl SymbolCm {
     /// iff the predictor was made for tokens.
     pub fn predict(&mut self, ext: Option<i32>) -> i32 {
         debug_assert_eq!(ext.is_some(), self.alphabet.ext());
-        debug_assert!(self.x.is_empty());
         // the maps' contexts by orders 1 and 2: their rows are fetched while the mixers work
         let salted = |h: u32| (fmix(h ^ self.node.wrapping_mul(0x9E37_79B1)) >> (32 - self.apm_bits)) as usize;
         let (c1, c2) = (salted(self.hashes[0]), salted(self.hashes[1]));
         self.apms[1].prefetch(c1);
         self.apms[2].prefetch(c2);
+        let eb = self.expected_bit();
+        self.mm_used = eb.map(|b| self.mstate * 2 + b as usize);
+        // the inputs, written in place: every one each bit, so the zeros after them stay zeros
+        let x = &mut self.x[..];
+        let mut at = 0;
         let ext_st = ext.map(|p| stretch(p.clamp(1, 4095)));
         if let Some(s) = ext_st {
-            self.x.push(s);
+            x[at] = s;
+            at += 1;
             if let Some(a) = &mut self.sse {
                 let prev = self.hist.last().unwrap_or(0) as usize;
                 let p = a.refine(ext.unwrap().clamp(1, 4095), (prev << 8) | self.node as usize);
-                self.x.push(stretch(p));
+                x[at] = stretch(p);
+                at += 1;
             }
         }
-        let ln = self.line_node();
+        let b = self.k % 4;
+        let ln = ((1 << b) | (self.node & ((1 << b) - 1))) as usize;
+        let n_ctx = self.lines.len();
         if let Some(h) = &mut self.histories {
-            h.inputs(&self.table, &self.lines, ln, &mut self.x);
+            h.inputs(&self.table, &self.lines, ln, &mut x[at..at + 2 * n_ctx]);
+            at += 2 * n_ctx;
         } else {
-            let start = self.x.len();
-            self.x.resize(start + self.lines.len(), 0);
-            for (x, &line) in self.x[start..].iter_mut().zip(&self.lines) {
+            for (x, &line) in x[at..at + n_ctx].iter_mut().zip(&self.lines) {
                 let c = self.table.at(line, ln);
-                if c.count() != 0 {
-                    *x = stretch(c.p12());
-                }
+                *x = if c.count() != 0 { stretch(c.p12()) } else { 0 };
             }
+            at += n_ctx;
         }
-        self.x.push(stretch(self.o0[self.node as usize].p12()));
-        let eb = self.expected_bit();
-        self.mm_used = eb.map(|b| self.mstate * 2 + b as usize);
+        x[at] = stretch(self.o0[self.node as usize].p12());
         let mset = match self.mm_used {
             Some(j) => {
-                self.x.push(stretch(self.mm[j].p12()));
+                x[at + 1] = stretch(self.mm[j].p12());
                 2 + (self.matcher.match_len() >= 16) as usize
             }
             None => {
-                self.x.push(0);
+                x[at + 1] = 0;
                 self.expected.is_some() as usize
             }
         };
+        at += 2;
         if let Some(lm) = &mut self.long_match {
-            self.x.push(lm.input(self.nbits, self.k, self.node));
+            x[at] = lm.input(self.nbits, self.k, self.node);
+            at += 1;
         }
         if let Some(im) = &mut self.image {
             let reference = self.table.at(self.lines[1], ln).p12();
-            im.inputs(self.k, self.node, reference, &mut self.x);
+            let inputs = (&mut x[at..at + image::INPUTS])
+                .try_into()
+                .expect("image::INPUTS inputs");
+            im.inputs(self.k, self.node, reference, inputs);
+            at += image::INPUTS;
         }
-        self.x.push(256);
-        self.x.resize(self.n_in, 0);
+        x[at] = 256;
+        debug_assert!(x[at + 1..].iter().all(|&v| v == 0));
 
         let k = self.k as usize;
         let prev = self.hist.last();
@@ -475,7 +483,6 @@ impl SymbolCm {
             m.update(&self.x, bit);
         }
         self.final_mixer.update(&self.xf, bit);
-        self.x.clear();
         for a in &mut self.apms {
             a.update(bit);
         }
