@@ -58,7 +58,7 @@ impl Encoder {
 
     /// Code one bit with P(1) = `p1` / 4096 (`p1` in [1, 4095]): 1 takes `[0, p1)`, 0 takes
     /// `[p1, 4096)`.
-    #[inline]
+    #[inline(always)]
     pub fn encode_bit(&mut self, p1: i32, bit: u32) {
         // `encode` with a total of 4096, its division a shift
         let r = self.range >> 12;
@@ -73,8 +73,16 @@ impl Encoder {
     }
 
     /// Renormalise: a byte at a time while `range` is below 2^48.
-    #[inline]
+    #[inline(always)]
     fn normalize(&mut self) {
+        if self.range < TOP {
+            self.refill();
+        }
+    }
+
+    /// `normalize`'s loop, out of line: most bits need no byte.
+    #[inline(never)]
+    fn refill(&mut self) {
         while self.range < TOP {
             self.range <<= 8;
             self.shift_low();
@@ -279,8 +287,16 @@ impl<'a> Decoder<'a> {
     }
 
     /// Renormalise: a byte at a time while `range` is below 2^48.
-    #[inline]
+    #[inline(always)]
     fn normalize(&mut self) {
+        if self.range < TOP {
+            self.refill();
+        }
+    }
+
+    /// `normalize`'s loop, out of line: most bits need no byte.
+    #[inline(never)]
+    fn refill(&mut self) {
         while self.range < TOP {
             self.range <<= 8;
             self.code = ((self.code << 8) | self.next_byte() as u64) & LOW_MASK;
@@ -288,7 +304,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Decode one bit coded by `Encoder::encode_bit` with the same `p1`.
-    #[inline]
+    #[inline(always)]
     pub fn decode_bit(&mut self, p1: i32) -> Result<u32> {
         // `target` and `consume` with a total of 4096, without a division: with r = range / 4096,
         // code / r < p1 exactly when code < r * p1
@@ -351,7 +367,7 @@ pub trait Coder {
 impl Coder for Encoder {
     const DECODES: bool = false;
 
-    #[inline]
+    #[inline(always)]
     fn code_bit(&mut self, p1: i32, bit: u32) -> Result<u32> {
         self.encode_bit(p1, bit);
         Ok(bit)
@@ -376,7 +392,7 @@ impl Coder for Encoder {
 impl Coder for Decoder<'_> {
     const DECODES: bool = true;
 
-    #[inline]
+    #[inline(always)]
     fn code_bit(&mut self, p1: i32, _: u32) -> Result<u32> {
         self.decode_bit(p1)
     }
