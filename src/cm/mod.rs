@@ -355,6 +355,7 @@ impl SymbolCm {
         self.apms[2].prefetch(c2);
         let eb = self.expected_bit();
         self.mm_used = eb.map(|b| self.mstate * 2 + b as usize);
+        let ln = self.line_node();
         // the inputs, written in place: every one each bit, so the zeros after them stay zeros
         let x = &mut self.x[..];
         let mut at = 0;
@@ -369,8 +370,6 @@ impl SymbolCm {
                 at += 1;
             }
         }
-        let b = self.k % 4;
-        let ln = ((1 << b) | (self.node & ((1 << b) - 1))) as usize;
         let n_ctx = self.lines.len();
         if let Some(h) = &mut self.histories {
             h.inputs(&self.table, &self.lines, ln, &mut x[at..at + 2 * n_ctx]);

@@ -104,8 +104,6 @@ pub struct LeanSortedCm {
     /// the flag's mixer, by run bucket and the last two flags: `mix::Mixer`'s arithmetic over a
     /// fixed-size input array, as `w`
     flag_w: Vec<[i32; FLAG_INPUTS]>,
-    flag_set: usize,
-    flag_pr: i32,
     flag_apm: Apm,
 }
 
@@ -142,8 +140,6 @@ impl LeanSortedCm {
             flag_o1: vec![Counter::INIT; 8 << 8],
             flag_o2: vec![Counter::INIT; 1 << FLAG_O2_BITS],
             flag_w: vec![[W0; FLAG_INPUTS]; 8 * 4],
-            flag_set: 0,
-            flag_pr: 2048,
             flag_apm: Apm::new(8 << 8, APM_RATE),
         }
     }
@@ -164,16 +160,15 @@ impl LeanSortedCm {
             self.stretch[self.flag_o2[f_o2].p12() as usize] as i32,
             256,
         ];
-        self.flag_set = bucket << 2 | (self.hist & 3) as usize;
-        let pr = mix(&x, &self.flag_w[self.flag_set]);
-        self.flag_pr = pr;
+        let flag_set = bucket << 2 | (self.hist & 3) as usize;
+        let pr = mix(&x, &self.flag_w[flag_set]);
         let p = self.flag_apm.refine(pr, f_o1);
         let q = ((pr + 3 * p + 2) >> 2).clamp(1, 4095);
         let flag = c.code_bit(q, (byte == self.c1) as u32)?;
         learn(&mut self.flag_hist[f_hist], flag, SHIFT_HIST);
         self.flag_o1[f_o1].update(flag, FLAG_LIMIT);
         self.flag_o2[f_o2].update(flag, FLAG_LIMIT);
-        train(&mut self.flag_w[self.flag_set], &x, flag, self.flag_pr);
+        train(&mut self.flag_w[flag_set], &x, flag, pr);
         self.flag_apm.update(flag);
         if flag != 0 {
             let b = self.c1;
