@@ -1,5 +1,5 @@
 //! Development tool: the coding cost of the byte mixer alone (CM frames, or deep CM frames with
-//! `DEEP=1`, less what `OFF` names; format 12's contexts and rates with `FORMAT12=1`) on files,
+//! `DEEP=1`, mid CM frames with `MID=1`, less what `OFF` names; format 12's contexts and rates with `FORMAT12=1`) on files,
 //! in 1 MiB chunks (`CHUNK_KIB` to change), and the CPU time it took: the quick loop for tuning
 //! the byte mixer without running the whole codec.
 //!
@@ -34,6 +34,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
                 long_match: deep && !off('L'),
                 image: deep && !off('I'),
                 words: std::env::var_os("FORMAT12").is_none(),
+                mid: deep && std::env::var_os("MID").is_some(),
             },
         );
         for &b in c {
@@ -50,7 +51,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
 fn main() {
     use rayon::prelude::*;
     let files: Vec<String> = std::env::args().skip(1).collect();
-    let deep = std::env::var_os("DEEP").is_some();
+    let deep = std::env::var_os("DEEP").is_some() || std::env::var_os("MID").is_some();
     let rows: Vec<_> = files
         .par_iter()
         .map(|f| {

@@ -39,7 +39,7 @@ def frames(archive):
         if kind == 0:
             out.append((pos, 0, None, None, None))
             return out
-        n = {1: 4, 5: 4, 6: 4, 7: 4, 8: 4, 2: 2, 3: 3, 4: 3, 9: 3}[kind]
+        n = {1: 4, 5: 4, 6: 4, 7: 4, 8: 4, 2: 2, 3: 3, 4: 3, 9: 3, 10: 3}[kind]
         fields = struct.unpack_from("<%dI" % n, archive, pos + 1)
         plen = fields[0] if kind == 2 else fields[-2]
         start = pos + 1 + 4 * n
@@ -79,13 +79,13 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 14), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 15), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
 case("chunk-size-too-big.nnz", model[:24] + struct.pack("<I", (64 << 20) + 1) + model[28:], "Corrupt", "chunk size")
 case("wrong-model.nnz", changed(model, 8, model[8] ^ 0xFF), "WrongModel", "made with model")
-case("unknown-kind.nnz", changed(model, mf[0], 10), "Corrupt", "unknown frame kind 10")
+case("unknown-kind.nnz", changed(model, mf[0], 11), "Corrupt", "unknown frame kind 11")
 case("direct-frame-in-v4-only.nnz", changed(direct, 4, 3), "Corrupt", "unknown frame kind 5")
 case("blend-frame-in-v6-only.nnz", changed(model, 4, 5), "Corrupt", "unknown frame kind 6")
 case("bwt-frame-in-v7-only.nnz", changed(bwt, 4, 6), "Corrupt", "unknown frame kind 7")
@@ -112,12 +112,17 @@ case("deep-cm-v11-read-as-v12.nnz", changed(read("rings.pbm.raw.v11.nnz"), 4, 12
 # read as format 13's
 case("cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L4.nnz"), 4, 12), "Corrupt", "is corrupt")
 case("cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L4.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
-case("deep-cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L6.nnz"), 4, 12), "Corrupt", "is corrupt")
+case("deep-cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L6.v13.nnz"), 4, 12), "Corrupt", "is corrupt")
 case("deep-cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L6.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
 # blend frames of format 13 (its contexts and rate) read as format 12's, and format 12's read as
 # format 13's
-case("blend-v13-read-as-v12.nnz", changed(read("sample.txt.nnz"), 4, 12), "Corrupt", "is corrupt")
+case("blend-v13-read-as-v12.nnz", changed(read("sample.txt.v13.nnz"), 4, 12), "Corrupt", "is corrupt")
 case("blend-v12-read-as-v13.nnz", changed(read("sample.txt.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
+# a mid CM frame (format 14) in a format-13 stream, and one read as a deep CM frame
+trimmed = read("levels/mixed.L6.nnz")
+tf = [f for f in frames(trimmed) if f[1] == 10][0]
+case("mid-cm-frame-in-v13-only.nnz", changed(trimmed, 4, 13), "Corrupt", "unknown frame kind 10")
+case("mid-cm-read-as-deep-cm.nnz", changed(trimmed, tf[0], 9), "Corrupt", "")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -198,6 +203,9 @@ case("bomb-deep-cm-v10.nnz", header(10, mid, M) + bomb_deep + end(M), "Corrupt",
 case("bomb-deep-cm-v11.nnz", header(11, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v12.nnz", header(12, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v13.nnz", header(13, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-deep-cm-v14.nnz", header(14, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+bomb_mid_cm = b"\x0a" + struct.pack("<III", M, 0, 0)
+case("bomb-mid-cm-v14.nnz", header(14, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

@@ -17,7 +17,7 @@ pub const MAGIC: [u8; 4] = *b"\x89NNZ";
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 13;
+pub const VERSION: u8 = 14;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;
@@ -45,6 +45,8 @@ pub const KIND_BWT: u8 = 7;
 pub const KIND_FAST_BWT: u8 = 8;
 /// Context mixing over the bytes with bit histories (format 10 on).
 pub const KIND_DEEP_CM: u8 = 9;
+/// Context mixing over the bytes with bit histories, trimmed for speed (format 14 on).
+pub const KIND_MID_CM: u8 = 10;
 
 /// Which byte mixer codes a CM frame; the frame's kind says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +55,9 @@ pub enum CmModel {
     Plain,
     /// counters with bit histories and a fourth mixer (kind 9, "deep CM")
     Deep,
+    /// the deep mixer trimmed: history maps alone, no column mixer, one context less (kind 10,
+    /// "mid CM")
+    Mid,
 }
 
 impl CmModel {
@@ -61,14 +66,16 @@ impl CmModel {
         match self {
             CmModel::Plain => KIND_CM,
             CmModel::Deep => KIND_DEEP_CM,
+            CmModel::Mid => KIND_MID_CM,
         }
     }
 
-    /// In words: "CM" or "deep CM".
+    /// In words: "CM", "deep CM" or "mid CM".
     pub fn name(self) -> &'static str {
         match self {
             CmModel::Plain => "CM",
             CmModel::Deep => "deep CM",
+            CmModel::Mid => "mid CM",
         }
     }
 }
@@ -450,8 +457,11 @@ impl Frame {
                     data: read_vec(r, raw_len as usize)?,
                 })
             }
-            KIND_LZMA | KIND_CM | KIND_DEEP_CM
-                if (kind[0] == KIND_LZMA && version >= 2) || (kind[0] == KIND_CM && version >= 3) || version >= 10 =>
+            KIND_LZMA | KIND_CM | KIND_DEEP_CM | KIND_MID_CM
+                if (kind[0] == KIND_LZMA && version >= 2)
+                    || (kind[0] == KIND_CM && version >= 3)
+                    || (kind[0] == KIND_DEEP_CM && version >= 10)
+                    || version >= 14 =>
             {
                 let mut h = [0u8; 12];
                 read_exact(r, &mut h)?;
@@ -471,10 +481,10 @@ impl Frame {
                     }
                 } else {
                     Frame::Cm {
-                        model: if kind[0] == KIND_CM {
-                            CmModel::Plain
-                        } else {
-                            CmModel::Deep
+                        model: match kind[0] {
+                            KIND_CM => CmModel::Plain,
+                            KIND_DEEP_CM => CmModel::Deep,
+                            _ => CmModel::Mid,
                         },
                         raw_len,
                         checksum,
@@ -539,7 +549,7 @@ pub fn work_fits(symbols: u64, payload_len: u64) -> bool {
 /// blend frame; `None` for frames that are not range-coded.
 fn coded_symbols(kind: u8, raw_len: u32, n_tokens: u32) -> Option<u64> {
     match kind {
-        KIND_CM | KIND_DEEP_CM | KIND_BWT => Some(8 * raw_len as u64),
+        KIND_CM | KIND_DEEP_CM | KIND_MID_CM | KIND_BWT => Some(8 * raw_len as u64),
         KIND_FAST_BWT => Some(raw_len as u64),
         KIND_MODEL | KIND_DIRECT => Some(n_tokens as u64),
         KIND_BLEND => Some(8 * n_tokens as u64),
@@ -639,8 +649,8 @@ mod tests {
     }
 
     #[test]
-    fn cm_frames_exist_from_version_3_and_deep_ones_from_10() {
-        for (model, since) in [(CmModel::Plain, 3), (CmModel::Deep, 10)] {
+    fn cm_frames_exist_from_version_3_deep_ones_from_10_and_mid_ones_from_14() {
+        for (model, since) in [(CmModel::Plain, 3), (CmModel::Deep, 10), (CmModel::Mid, 14)] {
             let f = Frame::Cm {
                 model,
                 raw_len: 10,

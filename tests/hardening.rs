@@ -67,11 +67,12 @@ fn small_archives(b: &CpuBackend) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
     let line = &text[..78];
     let mut rng = common::Lcg(5);
     let noise = rng.bytes(64);
-    let cases: [(&str, &[u8], Option<Method>, bool); 9] = [
+    let cases: [(&str, &[u8], Option<Method>, bool); 10] = [
         ("model", &text, Some(Method::Model), false), // a blend frame
         ("direct", line, Some(Method::Model), true),
         ("cm", &text, Some(Method::Cm), false),
         ("deep cm", &text, Some(Method::Cm), false),
+        ("mid cm", &text, Some(Method::Cm), false),
         ("bwt", &text, Some(Method::Bwt), false),
         ("fast bwt", &text, Some(Method::Bwt), false),
         ("lzma", &text, Some(Method::Lzma), false),
@@ -86,11 +87,12 @@ fn small_archives(b: &CpuBackend) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 only,
                 direct,
                 // BWT frames are tried at levels 2 and 3, fast BWT frames at level 1, CM frames at
-                // 4 and 5 (deep ones from 6)
+                // 4 and 5, mid ones at 6 (deep ones from 7)
                 level: match name {
                     "bwt" => 2,
                     "fast bwt" => 1,
                     "cm" => 4,
+                    "mid cm" => 6,
                     _ => Options::default().level,
                 },
                 ..Default::default()
@@ -103,6 +105,7 @@ fn small_archives(b: &CpuBackend) -> Vec<(&'static str, Vec<u8>, Vec<u8>)> {
                 "direct" => s.direct_frames == 1,
                 "cm" => s.cm_frames == 1,
                 "deep cm" => s.deep_cm_frames == 1,
+                "mid cm" => s.mid_cm_frames == 1,
                 "bwt" => s.bwt_frames == 1 && s.fast_bwt_frames == 0,
                 "fast bwt" => s.fast_bwt_frames == 1,
                 "lzma" => s.lzma_frames == 1,

@@ -28,6 +28,8 @@ pub struct Histories {
     seen: Vec<u8>,
     /// where the contexts of `SELECT` are in the predictor's list
     select: [usize; 2],
+    /// one input per context, its map's (mid CM frames), instead of two
+    maps_only: bool,
 }
 
 /// The count bucket of a line counter's update count (0..=30).
@@ -53,8 +55,9 @@ static ROW_OF: [u16; 1024] = {
 };
 
 impl Histories {
-    /// For the contexts `ctxs` of a byte predictor (which hold those of `SELECT`).
-    pub fn new(ctxs: &[Ctx]) -> Self {
+    /// For the contexts `ctxs` of a byte predictor (which hold those of `SELECT`); with
+    /// `maps_only`, one input per context (`inputs`).
+    pub fn new(ctxs: &[Ctx], maps_only: bool) -> Self {
         let n_ctx = ctxs.len();
         let select = SELECT.map(|c| {
             ctxs.iter()
@@ -70,6 +73,7 @@ impl Histories {
             at: vec![0; n_ctx],
             seen: vec![0; n_ctx],
             select,
+            maps_only,
         }
     }
 
@@ -78,25 +82,43 @@ impl Histories {
         (n_ctx * (ROWS * COLS * 2 + 9)) as u64
     }
 
-    /// Two inputs per context for node slot `node` of `lines` (one line per context), into `x`
-    /// (two per context): the counter's stretched probability and its history map's, both 0 for
-    /// a counter never updated.
+    /// The inputs of every context for node slot `node` of `lines` (one line per context), into
+    /// `x`: two per context (the counter's stretched probability, then its history map's), or with
+    /// `maps_only` (mid CM frames) the map's alone; all 0 for a counter never updated.
     #[inline]
     pub fn inputs(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut [i32]) {
+        if self.maps_only {
+            self.inputs_of::<1>(table, lines, node, x);
+        } else {
+            self.inputs_of::<2>(table, lines, node, x);
+        }
+    }
+
+    /// How many inputs `inputs` gives each context.
+    pub fn per_context(&self) -> usize {
+        if self.maps_only {
+            1
+        } else {
+            2
+        }
+    }
+
+    /// `inputs` with `N` inputs per context: the map's last, the counter's before it if `N` is 2.
+    #[inline(always)]
+    fn inputs_of<const N: usize>(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut [i32]) {
         let maps = &self.maps[..];
         let per_ctx = lines.iter().zip(&mut self.at).zip(&mut self.seen);
-        for (i, (((&line, at), seen), pair)) in per_ctx.zip(x.chunks_exact_mut(2)).enumerate() {
+        for (i, (((&line, at), seen), xs)) in per_ctx.zip(x.chunks_exact_mut(N)).enumerate() {
             let c = table.at(line, node);
             *seen = c.history() as u8;
             let st = stretch(c.p12());
             let j = i * ROWS * COLS + ROW_OF[(c.0 & 1023) as usize] as usize + ((st + 2048) >> 8) as usize;
             *at = j;
             if c.line_count() != 0 {
-                pair[0] = st;
-                pair[1] = stretch((maps[j] >> 4) as i32);
+                xs[0] = st;
+                xs[N - 1] = stretch((maps[j] >> 4) as i32);
             } else {
-                pair[0] = 0;
-                pair[1] = 0;
+                xs.fill(0);
             }
         }
     }
@@ -190,7 +212,7 @@ mod tests {
         let mut t = LineTable::new(4);
         // two contexts (the selecting ones) on two lines that see the same bits
         let lines = [t.find(0x1234_5678), t.find(0x8765_4321)];
-        let mut h = Histories::new(&SELECT);
+        let mut h = Histories::new(&SELECT, false);
         let mut x = [9; 4];
         h.inputs(&t, &lines, 1, &mut x);
         assert_eq!(x, [0, 0, 0, 0], "a context never seen says nothing");

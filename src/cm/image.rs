@@ -47,12 +47,14 @@ pub(crate) struct ImageBits {
     /// whether the image mixer picks its weight set by pixels for the current bit: there are
     /// lines above, and the template has predicted better than the reference
     on: bool,
+    /// mid CM frames: the image mixer runs only while there are lines above (else its output is 0)
+    gated: bool,
 }
 
 impl ImageBits {
     /// The model for a predictor whose mixers take `n_in` inputs (these included) and learn at
-    /// `rate` from initial weights `w0`.
-    pub(crate) fn new(n_in: usize, rate: i32, w0: i32) -> ImageBits {
+    /// `rate` from initial weights `w0`; `gated`: its mixer runs only while there are lines above.
+    pub(crate) fn new(n_in: usize, rate: i32, w0: i32, gated: bool) -> ImageBits {
         ImageBits {
             tables: TEMPLATES
                 .iter()
@@ -64,6 +66,7 @@ impl ImageBits {
             err: [0; 2],
             p: [2048; 2],
             on: false,
+            gated,
         }
     }
 
@@ -111,8 +114,12 @@ impl ImageBits {
     }
 
     /// The image mixer's output (stretched) over all the inputs `x`: its weight set is the first
-    /// template's pixels while the model is on, else the last set.
+    /// template's pixels while the model is on, else the last set. Gated and without lines above:
+    /// 0, and the mixer does not run.
     pub(crate) fn mix(&mut self, x: &[i32]) -> i32 {
+        if self.idle() {
+            return 0;
+        }
         let set = if self.on { self.idx[0] } else { SETS - 1 };
         stretch(self.mixer.mix(x, set))
     }
@@ -128,6 +135,14 @@ impl ImageBits {
                 *e += (miss.abs() * 16 - *e) >> ERR_RATE;
             }
         }
-        self.mixer.update(x, bit);
+        if !self.idle() {
+            self.mixer.update(x, bit);
+        }
+    }
+
+    /// Whether the mixer sits this bit out: gated, and no lines above.
+    #[inline]
+    fn idle(&self) -> bool {
+        self.gated && self.rows.is_none()
     }
 }

@@ -25,7 +25,9 @@ mod record;
 pub mod sorted;
 pub mod sorted_lean;
 
-use contexts::{byte_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
+use contexts::{
+    byte_contexts, token_contexts, Ctx, History, BYTE_CONTEXTS_MID, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD,
+};
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use image::ImageBits;
@@ -81,6 +83,8 @@ pub struct SymbolCm {
     alphabet: Alphabet,
     /// the blend frame's position in the current token (0: its first byte), for weight selection
     depth: usize,
+    /// whether the second mixer (weights by bit position and column) runs: not in mid CM frames
+    column_mixer: bool,
     ctxs: Vec<Ctx>,
     hist: History,
     table: LineTable,
@@ -132,6 +136,10 @@ pub struct ByteModel {
     /// rate 4 instead of 2 and line tables of half the size (blend frames: at rate 9 instead of 5,
     /// tables unchanged)
     pub words: bool,
+    /// mid CM frames (format 14 on), with `histories`: `contexts::BYTE_CONTEXTS_MID`, each context
+    /// giving its history map's input alone (not its counter's too), no mixer by column, and the
+    /// image mixer running only while the image model has lines above
+    pub mid: bool,
 }
 
 impl SymbolCm {
@@ -181,7 +189,11 @@ impl SymbolCm {
             alphabet,
             n_symbols,
             byte_classes(),
-            byte_contexts(model.words),
+            if model.mid {
+                BYTE_CONTEXTS_MID.to_vec()
+            } else {
+                byte_contexts(model.words)
+            },
             model,
         )
     }
@@ -231,9 +243,9 @@ impl SymbolCm {
         let n_ctx = ctxs.len();
         let blend = alphabet == Alphabet::BlendedBytes;
         let deep = alphabet == Alphabet::DeepBytes;
-        // deep: the counter's and its history map's inputs per context
+        // deep: the counter's and its history map's inputs per context (mid: the map's alone)
         let long_match = model.long_match;
-        let n_in = n_ctx * (1 + deep as usize)
+        let n_in = n_ctx * (1 + (deep && !model.mid) as usize)
             + 3
             + ext as usize
             + blend as usize
@@ -256,15 +268,17 @@ impl SymbolCm {
         let sets: &[usize] = match alphabet {
             Alphabet::Tokens => &[nb * 4, nb * 8, nb * 8],
             Alphabet::Bytes => &[256 * 4, nb * 8, nb * 256],
-            // and a fourth by the bit histories of two contexts
+            // and a fourth by the bit histories of two contexts (mid: not the second)
+            Alphabet::DeepBytes if model.mid => &[256 * 4, nb * 256, history::SETS],
             Alphabet::DeepBytes => &[256 * 4, nb * 8, nb * 256, history::SETS],
             Alphabet::BlendedBytes => &[256 * 4, 4 * 8 * nb, nb * 256],
         };
-        let histories = deep.then(|| Histories::new(&ctxs));
+        let histories = deep.then(|| Histories::new(&ctxs, model.mid));
         let mut cm = SymbolCm {
             nbits,
             alphabet,
             depth: 0,
+            column_mixer: !model.mid,
             ctxs,
             hist: History::new(classes, n_symbols.min(1 << 24) as usize),
             table: LineTable::new(line_bits),
@@ -294,7 +308,7 @@ impl SymbolCm {
             sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
             histories,
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
-            image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0)),
+            image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid)),
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -372,8 +386,9 @@ impl SymbolCm {
         }
         let n_ctx = self.lines.len();
         if let Some(h) = &mut self.histories {
-            h.inputs(&self.table, &self.lines, ln, &mut x[at..at + 2 * n_ctx]);
-            at += 2 * n_ctx;
+            let n = n_ctx * h.per_context();
+            h.inputs(&self.table, &self.lines, ln, &mut x[at..at + n]);
+            at += n;
         } else {
             for (x, &line) in x[at..at + n_ctx].iter_mut().zip(&self.lines) {
                 let c = self.table.at(line, ln);
@@ -427,11 +442,11 @@ impl SymbolCm {
             } else {
                 k * 8 + colb
             };
-            self.sel.extend([
-                self.node as usize * 4 + mset,
-                second,
-                k * 256 + prev.map_or(0, |p| p as usize),
-            ]);
+            self.sel.push(self.node as usize * 4 + mset);
+            if self.column_mixer {
+                self.sel.push(second);
+            }
+            self.sel.push(k * 256 + prev.map_or(0, |p| p as usize));
             if let Some(h) = &self.histories {
                 self.sel.push(h.select());
             }
@@ -592,13 +607,14 @@ mod tests {
     #[test]
     fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
         let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let run = |data: &[u8], deep: bool, words: bool| {
+        let run = |data: &[u8], deep: bool, words: bool, mid: bool| {
             let model = ByteModel {
                 records: true,
                 histories: deep,
                 long_match: deep,
-                image: false,
+                image: mid,
                 words,
+                mid,
             };
             let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
@@ -619,26 +635,39 @@ mod tests {
             (ps, second_half)
         };
         let data: Vec<u8> = block.iter().cycle().take(1000).copied().collect();
-        for (deep, words) in [(false, false), (true, false), (false, true), (true, true)] {
-            let (a, bits) = run(&data, deep, words);
+        let kinds = [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (true, true, true),
+        ];
+        for (deep, words, mid) in kinds {
+            let (a, bits) = run(&data, deep, words, mid);
             assert!(
                 bits < 0.3 * 8.0 * 500.0,
-                "deep {deep}, words {words}: the repeat still costs {bits} bits"
+                "deep {deep}, words {words}, mid {mid}: the repeat still costs {bits} bits"
             );
             assert_eq!(
                 a,
-                run(&data, deep, words).0,
+                run(&data, deep, words, mid).0,
                 "two runs over the same bytes must predict the same"
             );
         }
     }
 
     /// A bi-level picture (testdata/golden/rings.pbm.raw, a PBM's pixels): the image model must
-    /// take a clear share off what the deep byte mixer costs without it, and predict the same
-    /// twice.
+    /// take a clear share off what the deep and the mid byte mixer cost without it, and predict
+    /// the same twice.
     #[test]
     fn image_model_learns_bi_level_pictures() {
         let pic = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/rings.pbm.raw")).unwrap();
+        for mid in [false, true] {
+            image_model_learns(&pic, mid);
+        }
+    }
+
+    fn image_model_learns(pic: &[u8], mid: bool) {
         let run = |image: bool| {
             let model = ByteModel {
                 records: true,
@@ -646,10 +675,11 @@ mod tests {
                 long_match: true,
                 image,
                 words: true,
+                mid,
             };
             let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
             let (mut bits, mut ps) = (0.0, Vec::new());
-            for &b in &pic {
+            for &b in pic {
                 for k in (0..8).rev() {
                     let bit = (b as u32 >> k) & 1;
                     let p = cm.predict(None);
@@ -664,7 +694,7 @@ mod tests {
         let (with, ps) = run(true);
         assert!(
             with < 0.9 * without,
-            "image model: {with:.0} bits, without: {without:.0}"
+            "mid {mid}: image model: {with:.0} bits, without: {without:.0}"
         );
         assert_eq!(ps, run(true).1, "two runs over the same picture must predict the same");
     }

@@ -77,6 +77,8 @@ pub struct Stats {
     pub cm_frames: u64,
     /// deep CM frames (the byte mixer with bit histories)
     pub deep_cm_frames: u64,
+    /// mid CM frames (the deep byte mixer, trimmed)
+    pub mid_cm_frames: u64,
     /// BWT frames (the sorted chunk and its predictor)
     pub bwt_frames: u64,
     /// fast BWT frames (the sorted chunk and the lean predictor)
@@ -114,6 +116,9 @@ impl Stats {
             Frame::Cm {
                 model: CmModel::Deep, ..
             } => self.deep_cm_frames += 1,
+            Frame::Cm {
+                model: CmModel::Mid, ..
+            } => self.mid_cm_frames += 1,
             Frame::Bwt {
                 sorter: Sorter::Full, ..
             } => self.bwt_frames += 1,
@@ -134,6 +139,7 @@ impl Stats {
             (self.direct_frames, "direct"),
             (self.cm_frames, "CM"),
             (self.deep_cm_frames, "deep CM"),
+            (self.mid_cm_frames, "mid CM"),
             (self.bwt_frames, "BWT"),
             (self.fast_bwt_frames, "fast BWT"),
             (self.lzma_frames, "LZMA"),
@@ -170,6 +176,7 @@ impl Stats {
         self.lzma_frames += o.lzma_frames;
         self.cm_frames += o.cm_frames;
         self.deep_cm_frames += o.deep_cm_frames;
+        self.mid_cm_frames += o.mid_cm_frames;
         self.bwt_frames += o.bwt_frames;
         self.fast_bwt_frames += o.fast_bwt_frames;
         self.direct_frames += o.direct_frames;
@@ -453,6 +460,7 @@ impl<'a> Trials<'a> {
             Method::Bwt => 3,
             Method::Lzma => 5,
             Method::Cm if plan.cm == Some(CmModel::Deep) => 38,
+            Method::Cm if plan.cm == Some(CmModel::Mid) => 32,
             Method::Cm => 24,
             Method::Model if plan.direct => 600,
             Method::Model => 240,

@@ -1,6 +1,7 @@
 //! CM frames (`Frame::Cm`): a chunk's bytes coded bit by bit, most significant first, with the byte
-//! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"), plain or
-//! deep (with bit histories, "Bit histories"). No transformer.
+//! mixer's probability (docs/MODEL.md, "Context mixing"; docs/FORMAT.md, "CM frames"), plain,
+//! deep (with bit histories, "Bit histories") or mid (deep, trimmed: "Mid CM frames"). No
+//! transformer.
 
 use crate::cm::{ByteModel, SymbolCm};
 use crate::codec::Work;
@@ -27,15 +28,18 @@ pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, model: CmModel
 /// What the byte predictor of a CM frame of `model` holds in a stream of format `version`: records
 /// from format 9 on (deep frames, format 10 on, too), the long match model in deep frames from
 /// format 11 on, the bi-level image model in deep frames from format 12 on, format 13's contexts
-/// and rates in both from format 13 on.
+/// and rates in all from format 13 on. Mid frames (format 14 on) are deep frames trimmed
+/// (`ByteModel::mid`).
 pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
-    let deep = model == CmModel::Deep;
+    let mid = model == CmModel::Mid;
+    let deep = model == CmModel::Deep || mid;
     ByteModel {
         records: version >= 9,
         histories: deep,
         long_match: deep && version >= 11,
         image: deep && version >= 12,
         words: version >= 13,
+        mid,
     }
 }
 

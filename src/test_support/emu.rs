@@ -358,7 +358,13 @@ mod tests {
         let mut archive = Vec::new();
         let stats = crate::codec::compress(&cpu, crate::codec::Input::Slice(data), &mut archive, &opts).unwrap();
         assert!(
-            stats.frames - stats.lzma_frames - stats.cm_frames - stats.deep_cm_frames - stats.stored_frames >= 2,
+            stats.frames
+                - stats.lzma_frames
+                - stats.cm_frames
+                - stats.deep_cm_frames
+                - stats.mid_cm_frames
+                - stats.stored_frames
+                >= 2,
             "{stats:?}"
         );
         let mut back = Vec::new();
