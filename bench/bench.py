@@ -15,6 +15,8 @@ COMPRESSORS = {
     # {in} and {out} works on files instead ({tmp}: a scratch folder of its own).
     **{f"nnz -{n}": (["{nnz}", f"-{n}", "-c", "-q"], NNZ_D) for n in range(1, 10)},
     "nnz --direct": (["{nnz}", "-c", "-q", "--direct"], NNZ_D),
+    # -8 without the network: its deep CM and LZMA trials alone (the network share's baseline)
+    "nnz -8 --without model": (["{nnz}", "-8", "--without", "model", "-c", "-q"], NNZ_D),
     "xz -9e": (["xz", "-9e", "-T1", "-c"], ["xz", "-d", "-c"]),
     "zstd -19": (["zstd", "-19", "-q", "-c"], ["zstd", "-d", "-q", "-c"]),
     "brotli -q 11": (["brotli", "-q", "11", "-c"], ["brotli", "-d", "-c"]),
@@ -32,7 +34,7 @@ COMPRESSORS = {
 # 1-byte file at the start and reported apart ("size less container")
 CONTAINER = ["zpaq -m5"]
 # the same trials without and with the transformer (docs/FORMAT.md, "Encoder choices")
-NO_NET, WITH_NET = "nnz -6", "nnz -8"
+NO_NET, WITH_NET = "nnz -8 --without model", "nnz -8"
 
 
 def timed(argv, src, dst, tmp):
@@ -187,8 +189,9 @@ def main():
         json.dump({"files": results, "totals": totals}, fh, indent=1)
     notes = [f"{n}: sizes less {b} bytes of container per archive (its archive of a 1-byte file, less 1)"
              for n, b in overhead.items()]
-    # the network's share: level 6 is level 8 without the transformer (the same byte mixer and LZMA
-    # trials, no blend frames), so size(-6) / size(-8) - 1 is what the network takes off
+    # the network's share: `-8 --without model` is level 8 without the transformer (the same deep
+    # byte mixer and LZMA trials, no blend frames), so its size / size(-8) - 1 is what the network
+    # takes off
     share = NO_NET in names and WITH_NET in names
     md = ["| file | bytes | " + " | ".join(f"{n} bpb" for n in names) + (" | network share |" if share else " |"),
           "|---|---:|" + "---:|" * (len(names) + share)]

@@ -32,13 +32,24 @@ pub enum Kernels {
     Nvrtc,
 }
 
-/// `--only`
+/// `--only`, `--without`
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Only {
     Model,
     Cm,
     Bwt,
     Lzma,
+}
+
+impl Only {
+    fn method(self) -> codec::Method {
+        match self {
+            Only::Model => codec::Method::Model,
+            Only::Cm => codec::Method::Cm,
+            Only::Bwt => codec::Method::Bwt,
+            Only::Lzma => codec::Method::Lzma,
+        }
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -129,6 +140,10 @@ pub struct Args {
     /// method alone. Archives stay valid
     #[arg(long, value_enum, value_name = "METHOD")]
     pub only: Option<Only>,
+    /// For experiments: never try this method. `-8 --without model` is the default level
+    /// without the network (the bench's "network share"). Archives stay valid
+    #[arg(long, value_enum, value_name = "METHOD")]
+    pub without: Option<Only>,
     /// Use this model file instead of the built-in one (decompression needs the model the archive
     /// names: this file, or one of the models built into nnz)
     #[arg(long, value_name = "FILE")]
@@ -197,6 +212,7 @@ pub fn parse_args(mut argv: Vec<OsString>) -> Args {
         "--kernels",
         "--ptx-cache",
         "--only",
+        "--without",
         "-S",
         "--suffix",
         "--completions",
@@ -305,12 +321,8 @@ fn compress_options(args: &Args) -> Options {
             args.level.unwrap_or(codec::level::DEFAULT_LEVEL)
         },
         direct: args.direct,
-        only: args.only.map(|o| match o {
-            Only::Model => codec::Method::Model,
-            Only::Cm => codec::Method::Cm,
-            Only::Bwt => codec::Method::Bwt,
-            Only::Lzma => codec::Method::Lzma,
-        }),
+        only: args.only.map(Only::method),
+        without: args.without.map(Only::method),
         memory_limit: memory_limit(args),
         cancel: CANCEL.clone(),
         progress: None,

@@ -536,6 +536,34 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
     );
 }
 
+/// `--without model` at the default level is that level without the network: the same deep CM
+/// and LZMA trials, no blend frame, nothing run through the model; `--without` any method leaves
+/// it out.
+#[test]
+fn without_a_method_the_level_never_tries_it() {
+    let b = backend();
+    let mut data = sample_text();
+    data.extend(std::fs::read(common::root().join("testdata/golden/server.log")).unwrap());
+    let run = |without: Option<Method>| {
+        let opts = Options {
+            chunk_size: 4096,
+            without,
+            ..Default::default()
+        };
+        let a = compress_on_threads(&b, &data, &opts, 1);
+        assert_eq!(unpack(&b, &a).unwrap(), data, "without {without:?}");
+        codec::list(&mut &a[..]).unwrap().remove(0).1
+    };
+    let with = run(None);
+    assert!(with.blend_frames > 0, "{with:?}");
+    let no_net = run(Some(Method::Model));
+    assert_eq!((no_net.blend_frames, no_net.tokens), (0, 0), "{no_net:?}");
+    assert!(no_net.deep_cm_frames > 0, "{no_net:?}");
+    let no_cm = run(Some(Method::Cm));
+    assert_eq!(no_cm.deep_cm_frames, 0, "{no_cm:?}");
+    assert!(no_cm.blend_frames > 0, "{no_cm:?}");
+}
+
 /// The progress callback moves while one chunk is coded, in both directions, never backwards,
 /// and ends at the input's length (compressing) or the archive's (decompressing).
 #[test]

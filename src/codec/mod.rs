@@ -248,6 +248,9 @@ pub struct Options {
     /// Try only this way of coding chunks (and storing): an experiment knob (`--only`), to
     /// measure one method alone
     pub only: Option<Method>,
+    /// Never try this way of coding chunks: an experiment knob (`--without`); `--without model`
+    /// at level 8 measures what the network takes off
+    pub without: Option<Method>,
     /// `--direct`: direct model frames (no context mixing, LZMA at a low preset as the fallback),
     /// the mode a GPU can run at full speed
     pub direct: bool,
@@ -267,12 +270,12 @@ impl Options {
         Plan::of(self.level, self.direct)
     }
 
-    /// Whether `--only` lets method `m` run.
+    /// Whether `--only` and `--without` let method `m` run.
     fn allows(&self, m: Method) -> bool {
-        self.only.is_none_or(|o| o == m)
+        self.only.is_none_or(|o| o == m) && self.without != Some(m)
     }
 
-    /// Whether chunks try method `m`: the plan has it and `--only` allows it (the model may still
+    /// Whether chunks try method `m`: the plan has it and `--only` and `--without` allow it (the model may still
     /// be skipped where it cannot pay).
     fn tries(&self, m: Method) -> bool {
         let plan = self.plan();
@@ -293,6 +296,7 @@ impl Default for Options {
             level: level::DEFAULT_LEVEL,
             direct: false,
             only: None,
+            without: None,
             memory_limit: None,
             progress: None,
             cancel: Cancel::new(),
