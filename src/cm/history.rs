@@ -24,8 +24,6 @@ pub struct Histories {
     maps: Vec<u16>,
     /// per context, the entry `inputs` read (the one `update` trains)
     at: Vec<usize>,
-    /// per context, the history `inputs` saw
-    seen: Vec<u8>,
     /// where the contexts of `SELECT` are in the predictor's list
     select: [usize; 2],
     /// one input per context, its map's (mid CM frames), instead of two
@@ -71,7 +69,6 @@ impl Histories {
         Histories {
             maps,
             at: vec![0; n_ctx],
-            seen: vec![0; n_ctx],
             select,
             maps_only,
         }
@@ -79,7 +76,7 @@ impl Histories {
 
     /// Bytes these tables take for `n_ctx` contexts.
     pub fn memory(n_ctx: usize) -> u64 {
-        (n_ctx * (ROWS * COLS * 2 + 9)) as u64
+        (n_ctx * (ROWS * COLS * 2 + 8)) as u64
     }
 
     /// The inputs of every context for node slot `node` of `lines` (one line per context), into
@@ -107,10 +104,9 @@ impl Histories {
     #[inline(always)]
     fn inputs_of<const N: usize>(&mut self, table: &LineTable, lines: &[usize], node: usize, x: &mut [i32]) {
         let maps = &self.maps[..];
-        let per_ctx = lines.iter().zip(&mut self.at).zip(&mut self.seen);
-        for (i, (((&line, at), seen), xs)) in per_ctx.zip(x.chunks_exact_mut(N)).enumerate() {
+        let per_ctx = lines.iter().zip(&mut self.at);
+        for (i, ((&line, at), xs)) in per_ctx.zip(x.chunks_exact_mut(N)).enumerate() {
             let c = table.at(line, node);
-            *seen = c.history() as u8;
             let st = stretch(c.p12());
             let j = i * ROWS * COLS + ROW_OF[(c.0 & 1023) as usize] as usize + ((st + 2048) >> 8) as usize;
             *at = j;
@@ -123,10 +119,12 @@ impl Histories {
         }
     }
 
-    /// The fourth mixer's weight set, from the histories `inputs` saw.
+    /// The fourth mixer's weight set: the histories of the slot `node` of the lines of the
+    /// contexts of `SELECT` (before this bit's update).
     #[inline]
-    pub fn select(&self) -> usize {
-        self.seen[self.select[0]] as usize * 32 + self.seen[self.select[1]] as usize
+    pub fn select(&self, table: &LineTable, lines: &[usize], node: usize) -> usize {
+        let h = |i: usize| table.at(lines[self.select[i]], node).history();
+        h(0) * 32 + h(1)
     }
 
     /// Train the entries `inputs` read, and the counters, on the coded bit.

@@ -140,6 +140,12 @@ impl ImageBits {
         }
     }
 
+    /// Whether there are lines above the current symbol (else the inputs are all 0).
+    #[inline]
+    pub(crate) fn has_rows(&self) -> bool {
+        self.rows.is_some()
+    }
+
     /// Whether the mixer sits this bit out: gated, and no lines above.
     #[inline]
     fn idle(&self) -> bool {

@@ -136,11 +136,12 @@ impl Mixer {
         }
     }
 
-    /// The mixed probability (12 bits) of inputs `x` (stretched, `n` of them) with weight set `set`.
+    /// The mixed probability (12 bits) of inputs `x` (stretched) with weight set `set`: all `n`
+    /// inputs, or the first of them (a multiple of 8 for more than 8) when the rest are 0.
     pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
-        debug_assert_eq!(x.len(), self.n);
+        debug_assert!(x.len() == self.n || (x.len() < self.n && x.len().is_multiple_of(8)));
         self.set = set * self.n;
-        let w = &self.w[self.set..self.set + self.n];
+        let w = &self.w[self.set..self.set + x.len()];
         let dot = if self.avx2 { avx2::dot(x, w) } else { dot(x, w) };
         self.pr = squash((dot >> 16).clamp(-2047, 2047) as i32);
         self.pr
@@ -149,7 +150,7 @@ impl Mixer {
     /// Train the weight set of the last `mix` (same inputs `x`) on the coded bit.
     pub fn update(&mut self, x: &[i32], bit: u32) {
         let err = (((bit as i32) << 12) - self.pr) * self.rate;
-        let w = &mut self.w[self.set..self.set + self.n];
+        let w = &mut self.w[self.set..self.set + x.len()];
         if self.avx2 {
             avx2::train(w, x, err)
         } else {

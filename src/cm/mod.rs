@@ -96,10 +96,15 @@ pub struct SymbolCm {
     mm: Vec<Counter>,
     /// the mixers' inputs (a multiple of 8: the last are zeros, never written)
     x: Vec<i32>,
+    /// how many of `x` the mixers take this bit (a multiple of 8: all, or those before the image
+    /// model's while it has no rows)
+    live: usize,
     mixers: Vec<Mixer>,
-    sel: Vec<usize>,
+
     final_mixer: Mixer,
-    xf: Vec<i32>,
+    /// the final mixer's inputs: the mixers' outputs (the image mixer's too, if any) and 256
+    xf: [i32; 6],
+    n_xf: usize,
     apms: [Apm; 3],
     apm_bits: u32,
     // the current symbol
@@ -289,11 +294,13 @@ impl SymbolCm {
             matcher: Matcher::new(matcher::table_bits(need), min_match),
             mm: vec![Counter::INIT; matcher::STATES * 2],
             x: vec![0; n_in],
+            live: n_in,
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
-            sel: Vec::with_capacity(sets.len()),
+
             // the mixers', the image mixer's (if any) and a bias
             final_mixer: Mixer::new(sets.len() + model.image as usize + 1, nb, FINAL_RATE, FINAL_W0),
-            xf: Vec::with_capacity(sets.len() + 1),
+            xf: [0; 6],
+            n_xf: 0,
             apms: [
                 Apm::new(1 << nbits, APM_RATE),
                 Apm::new(1 << apm_bits, APM_RATE),
@@ -412,24 +419,35 @@ impl SymbolCm {
             x[at] = lm.input(self.nbits, self.k, self.node);
             at += 1;
         }
+        x[at] = 256;
+        at += 1;
+        // the image model's inputs come last: while it has no rows they are all 0, and the mixers
+        // then mix and train only the inputs before them (exact: a zero input adds nothing and its
+        // weight never moves; every weight starts at the same value, so the order of the inputs
+        // does not matter either)
+        self.live = x.len();
         if let Some(im) = &mut self.image {
             let reference = self.table.at(self.lines[1], ln).p12();
             let inputs = (&mut x[at..at + image::INPUTS])
                 .try_into()
                 .expect("image::INPUTS inputs");
             im.inputs(self.k, self.node, reference, inputs);
+            if !im.has_rows() {
+                self.live = at.next_multiple_of(8);
+            }
             at += image::INPUTS;
         }
-        x[at] = 256;
-        debug_assert!(x[at + 1..].iter().all(|&v| v == 0));
+        debug_assert!(x[at..].iter().all(|&v| v == 0));
 
         let k = self.k as usize;
         let prev = self.hist.last();
         let conf = ext_st.map_or(0, |s| (s.unsigned_abs() as usize / 256).min(7));
-        self.sel.clear();
+        // the mixers' weight sets
+        let (mut sel, mut n_sel): ([usize; 4], usize);
         if self.alphabet == Alphabet::Tokens {
             let cls = prev.map_or(0, |p| self.hist.class(p)) as usize & 7;
-            self.sel.extend([k * 4 + mset, k * 8 + conf, k * 8 + cls]);
+            sel = [k * 4 + mset, k * 8 + conf, k * 8 + cls, 0];
+            n_sel = 3;
         } else {
             let col = self.hist.col();
             let colb = if col < 4 {
@@ -442,24 +460,35 @@ impl SymbolCm {
             } else {
                 k * 8 + colb
             };
-            self.sel.push(self.node as usize * 4 + mset);
-            if self.column_mixer {
-                self.sel.push(second);
+            sel = [
+                self.node as usize * 4 + mset,
+                second,
+                k * 256 + prev.map_or(0, |p| p as usize),
+                0,
+            ];
+            n_sel = 3;
+            if !self.column_mixer {
+                sel[1] = sel[2];
+                n_sel = 2;
             }
-            self.sel.push(k * 256 + prev.map_or(0, |p| p as usize));
             if let Some(h) = &self.histories {
-                self.sel.push(h.select());
+                sel[n_sel] = h.select(&self.table, &self.lines, ln);
+                n_sel += 1;
             }
         }
-        self.xf.clear();
-        for (m, &s) in self.mixers.iter_mut().zip(&self.sel) {
-            self.xf.push(stretch(m.mix(&self.x, s)));
+        debug_assert_eq!(n_sel, self.mixers.len());
+        let mut nf = 0;
+        for (m, &s) in self.mixers.iter_mut().zip(&sel[..n_sel]) {
+            self.xf[nf] = stretch(m.mix(&self.x[..self.live], s));
+            nf += 1;
         }
         if let Some(im) = &mut self.image {
-            self.xf.push(im.mix(&self.x));
+            self.xf[nf] = im.mix(&self.x[..self.live]);
+            nf += 1;
         }
-        self.xf.push(256);
-        let pr = self.final_mixer.mix(&self.xf, k);
+        self.xf[nf] = 256;
+        self.n_xf = nf + 1;
+        let pr = self.final_mixer.mix(&self.xf[..self.n_xf], k);
         let deep = self.histories.is_some();
 
         let a0 = self.apms[0].refine(pr, self.node as usize);
@@ -491,12 +520,12 @@ impl SymbolCm {
             lm.update(bit);
         }
         if let Some(im) = &mut self.image {
-            im.update(&self.x, bit);
+            im.update(&self.x[..self.live], bit);
         }
         for m in &mut self.mixers {
-            m.update(&self.x, bit);
+            m.update(&self.x[..self.live], bit);
         }
-        self.final_mixer.update(&self.xf, bit);
+        self.final_mixer.update(&self.xf[..self.n_xf], bit);
         for a in &mut self.apms {
             a.update(bit);
         }
