@@ -363,7 +363,7 @@ fn lzma_frames_are_chosen_where_they_win() {
     let b = backend();
     let block = Lcg(21).bytes(3000);
     let data: Vec<u8> = block.iter().cycle().take(60_000).copied().collect();
-    // level 5: the plain byte mixer and LZMA 6 (the deep byte mixer of level 6 on codes this block
+    // level 5: the plain byte mixer and LZMA 6 (the mid and deep byte mixers of levels 6 on code this block
     // a few bytes smaller than LZMA does)
     let opts = Options {
         chunk_size: 1 << 16,
