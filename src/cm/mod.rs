@@ -25,9 +25,7 @@ mod record;
 pub mod sorted;
 pub mod sorted_lean;
 
-use contexts::{
-    byte_contexts, token_contexts, Ctx, History, BYTE_CONTEXTS_MID, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD,
-};
+use contexts::{byte_contexts, mid_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use image::ImageBits;
@@ -100,9 +98,9 @@ pub struct SymbolCm {
     /// model's while it has no rows)
     live: usize,
     mixers: Vec<Mixer>,
-
     final_mixer: Mixer,
-    /// the final mixer's inputs: the mixers' outputs (the image mixer's too, if any) and 256
+    /// the final mixer's inputs: the mixers' outputs (the image mixer's too, if any) and 256;
+    /// `n_xf` of them
     xf: [i32; 6],
     n_xf: usize,
     apms: [Apm; 3],
@@ -141,7 +139,7 @@ pub struct ByteModel {
     /// rate 4 instead of 2 and line tables of half the size (blend frames: at rate 9 instead of 5,
     /// tables unchanged)
     pub words: bool,
-    /// mid CM frames (format 14 on), with `histories`: `contexts::BYTE_CONTEXTS_MID`, each context
+    /// mid CM frames (format 14 on), with `histories`: `contexts::mid_contexts`, each context
     /// giving its history map's input alone (not its counter's too), no mixer by column, and the
     /// image mixer running only while the image model has lines above
     pub mid: bool,
@@ -195,7 +193,7 @@ impl SymbolCm {
             n_symbols,
             byte_classes(),
             if model.mid {
-                BYTE_CONTEXTS_MID.to_vec()
+                mid_contexts()
             } else {
                 byte_contexts(model.words)
             },
@@ -279,6 +277,7 @@ impl SymbolCm {
             Alphabet::BlendedBytes => &[256 * 4, 4 * 8 * nb, nb * 256],
         };
         let histories = deep.then(|| Histories::new(&ctxs, model.mid));
+        let n_xf = sets.len() + model.image as usize + 1;
         let mut cm = SymbolCm {
             nbits,
             alphabet,
@@ -296,11 +295,10 @@ impl SymbolCm {
             x: vec![0; n_in],
             live: n_in,
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
-
             // the mixers', the image mixer's (if any) and a bias
-            final_mixer: Mixer::new(sets.len() + model.image as usize + 1, nb, FINAL_RATE, FINAL_W0),
+            final_mixer: Mixer::new(n_xf, nb, FINAL_RATE, FINAL_W0),
             xf: [0; 6],
-            n_xf: 0,
+            n_xf,
             apms: [
                 Apm::new(1 << nbits, APM_RATE),
                 Apm::new(1 << apm_bits, APM_RATE),
@@ -487,7 +485,7 @@ impl SymbolCm {
             nf += 1;
         }
         self.xf[nf] = 256;
-        self.n_xf = nf + 1;
+        debug_assert_eq!(nf + 1, self.n_xf);
         let pr = self.final_mixer.mix(&self.xf[..self.n_xf], k);
         let deep = self.histories.is_some();
 
