@@ -12,7 +12,8 @@ fn chunk() -> usize {
     std::env::var("CHUNK_KIB").map_or(1 << 20, |s| s.parse::<usize>().unwrap() << 10)
 }
 
-/// `OFF=HLI`: leave out of a deep run its bit histories (H), long match (L) or image model (I).
+/// `OFF=HLIR`: leave out of a deep run its bit histories (H), long match (L), image model (I) or
+/// run model (R).
 fn off(part: char) -> bool {
     std::env::var("OFF").is_ok_and(|s| s.contains(part))
 }
@@ -35,6 +36,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
                 image: deep && !off('I'),
                 words: std::env::var_os("FORMAT12").is_none(),
                 mid: deep && std::env::var_os("MID").is_some(),
+                runs: deep && std::env::var_os("MID").is_none() && !off('R'),
             },
         );
         for &b in c {

@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 13 gives CM and deep CM frames new byte contexts (case-folded words in place of five
+/// Version 15 gives deep CM frames the run model and blend frames bit histories, the long match
+/// model and a larger token-boundary predictor. Version 14 adds mid CM frames (the deep byte mixer
+/// trimmed). Version 13 gives CM and deep CM frames new byte contexts (case-folded words in place of five
 /// that earned nothing), faster-learning mixers and smaller line tables. Version 12 gives deep
 /// CM frames the bi-level image model; version 11 gives them the long match
 /// model. Version 10 adds deep CM frames (the byte mixer with bit histories). Version 9 has the byte mixer of CM frames look for fixed-length records (the same frames, coded
@@ -17,7 +19,7 @@ pub const MAGIC: [u8; 4] = *b"\x89NNZ";
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 14;
+pub const VERSION: u8 = 15;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;

@@ -576,7 +576,7 @@ fn trailing_data_and_memory_limits_fail_clearly() {
         "raise -M",
     );
     // and -M does not change the archive
-    let a = run(nnz().args(["-c", "-M", "64M", "-T", "2"]).arg(&f));
+    let a = run(nnz().args(["-c", "-M", "128M", "-T", "2"]).arg(&f));
     let b = run(nnz().args(["-c", "-M", "0"]).arg(&f));
     assert!(a.status.success() && a.stdout == b.stdout);
 }

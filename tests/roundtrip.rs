@@ -215,10 +215,11 @@ fn older_versions_still_decode() {
     // fast BWT frames; version 8: before the byte mixer looked for records; version 9: before deep
     // CM frames; version 10: deep CM frames before the long match model; version 11: deep CM
     // frames before the bi-level image model; version 12: CM and deep CM frames before format 13's
-    // contexts; version 13: before mid CM frames (level 6 wrote deep CM frames)
+    // contexts; version 13: before mid CM frames (level 6 wrote deep CM frames); version 14: before
+    // the run model of deep CM frames and format 15's blend frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -250,16 +251,19 @@ fn older_versions_still_decode() {
         ("sample.txt.direct.v13.nnz", "sample.txt", 13),
         ("server.log.v13.nnz", "server.log", 13),
         ("rings.pbm.raw.v13.nnz", "rings.pbm.raw", 13),
+        ("sample.txt.direct.v14.nnz", "sample.txt", 14),
+        ("server.log.v14.nnz", "server.log", 14),
+        ("rings.pbm.raw.v14.nnz", "rings.pbm.raw", 14),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
-    // the default level of versions 5 (model frames and CM frames) and 6 to 13 (blend frames and CM
+    // the default level of versions 5 (model frames and CM frames) and 6 to 14 (blend frames and CM
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11, 12, 13] {
+    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);

@@ -116,11 +116,11 @@ impl LineTable {
         let i = (h >> (32 - self.bits)) as usize;
         let check = Counter(h & 0xFFFF);
         let lines = &mut self.lines;
-        if lines[i][0] == check {
+        if lines[i][0].0 & 0xFFFF == check.0 {
             return i;
         }
         let j = i ^ 1;
-        if lines[j][0] == check {
+        if lines[j][0].0 & 0xFFFF == check.0 {
             return j;
         }
         let k = if lines[j][1].line_count() < lines[i][1].line_count() {
@@ -140,6 +140,22 @@ impl LineTable {
     #[inline]
     pub fn at(&self, line: usize, node: usize) -> Counter {
         self.lines[line][node]
+    }
+
+    /// What the run model keeps in slot 0's upper half: (last byte, run count), if `line` still
+    /// holds the context of hash `h`.
+    #[inline]
+    pub fn run(&self, line: usize, h: u32) -> Option<(u32, u32)> {
+        let v = self.lines[line][0].0;
+        (v & 0xFFFF == h & 0xFFFF).then_some((v >> 24, (v >> 16) & 0xFF))
+    }
+
+    #[inline]
+    pub fn set_run(&mut self, line: usize, h: u32, byte: u32, count: u32) {
+        let v = &mut self.lines[line][0].0;
+        if *v & 0xFFFF == h & 0xFFFF {
+            *v = (*v & 0xFFFF) | byte << 24 | count << 16;
+        }
     }
 
     #[inline]

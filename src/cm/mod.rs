@@ -22,6 +22,7 @@ pub mod matcher;
 pub mod mix;
 mod pages;
 mod record;
+mod runs;
 pub mod sorted;
 pub mod sorted_lean;
 
@@ -32,6 +33,7 @@ use image::ImageBits;
 use logistic::stretch;
 use matcher::{LongMatch, Matcher};
 use mix::{Apm, Mixer};
+use runs::Runs;
 
 /// Counters stop slowing down after this many updates (they keep adapting at 1/31.5).
 const LIMIT: u32 = 30;
@@ -50,6 +52,9 @@ const BLEND_RATE: i32 = 5;
 /// The mixers' learning rate in blend frames of format 13 on (measured on alice29, asyoulik and
 /// fields.c: 7 to 9 about equal, 5 and 12 worse).
 const BLEND_RATE_13: i32 = 9;
+/// The mixers' learning rate in blend frames of format 15 on, with bit histories (measured on the
+/// text files of the bench: 6 and 7 about equal, 4, 5 and 9 worse).
+const BLEND_RATE_15: i32 = 6;
 const BLEND_EXT_W0: i32 = 50000;
 
 fn ceil_log2(n: u64) -> u32 {
@@ -120,6 +125,8 @@ pub struct SymbolCm {
     long_match: Option<LongMatch>,
     /// bi-level images (format 12 on)
     image: Option<ImageBits>,
+    /// deep CM frames of format 15 on: the run model
+    runs: Option<Runs>,
 }
 
 /// What a byte predictor without the transformer holds beyond format 3's byte mixer (CM and deep
@@ -143,6 +150,18 @@ pub struct ByteModel {
     /// giving its history map's input alone (not its counter's too), no mixer by column, and the
     /// image mixer running only while the image model has lines above
     pub mid: bool,
+    /// the run model (`runs`; deep CM frames, format 15 on)
+    pub runs: bool,
+}
+
+/// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, or
+/// format 15's: format 13's contexts with a bit history beside each counter (its map's input
+/// alone, as in mid CM frames) and the long match model, at rate 6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlendModel {
+    Format6,
+    Format13,
+    Format15,
 }
 
 impl SymbolCm {
@@ -176,10 +195,12 @@ impl SymbolCm {
 
     /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
     /// frame tells it each byte's position in its token (`set_depth`).
-    /// `words`: format 13's contexts and rate (blend frames of format 13 on).
-    pub fn for_blended_bytes(n_symbols: u64, words: bool) -> Self {
+    pub fn for_blended_bytes(n_symbols: u64, blend: BlendModel) -> Self {
+        let histories = blend == BlendModel::Format15;
         let model = ByteModel {
-            words,
+            words: blend != BlendModel::Format6,
+            histories,
+            long_match: histories,
             ..ByteModel::default()
         };
         Self::for_byte_alphabet(Alphabet::BlendedBytes, n_symbols, model)
@@ -221,14 +242,20 @@ impl SymbolCm {
         let history = n_symbols.min(1 << 24) * 4;
         let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 2;
         let mixers = 40 * 8 * 256 * 4 * 4;
+        let n_ctx = byte_contexts(false).len();
         let deep = if alphabet == Alphabet::DeepBytes {
-            let n_ctx = byte_contexts(false).len();
             // the mixers' inputs, padded to whole groups of eight as `new` does
-            let n_in = (2 * n_ctx + 4 + image::INPUTS).next_multiple_of(8);
+            let n_in = (2 * n_ctx + 4 + runs::INPUTS + image::INPUTS).next_multiple_of(8);
             Histories::memory(n_ctx)
                 + ((history::SETS + 40 * 8 * 256) * n_in * 4) as u64
                 + LongMatch::memory(matcher::table_bits(need))
                 + ImageBits::memory(n_in)
+                + Runs::memory()
+        } else if alphabet == Alphabet::BlendedBytes {
+            // format 15's: bit histories (one input per context), the long match model, a fourth
+            // mixer
+            let n_in = (n_ctx + 6).next_multiple_of(8);
+            Histories::memory(n_ctx) + (history::SETS * n_in * 4) as u64 + LongMatch::memory(matcher::table_bits(need))
         } else {
             0
         };
@@ -245,10 +272,13 @@ impl SymbolCm {
         let ext = alphabet.ext();
         let n_ctx = ctxs.len();
         let blend = alphabet == Alphabet::BlendedBytes;
-        let deep = alphabet == Alphabet::DeepBytes;
-        // deep: the counter's and its history map's inputs per context (mid: the map's alone)
+        let deep = model.histories;
+        // deep: the counter's and its history map's inputs per context (mid CM frames and blend
+        // frames: the map's alone)
+        let maps_only = model.mid || blend;
         let long_match = model.long_match;
-        let n_in = n_ctx * (1 + (deep && !model.mid) as usize)
+        let n_in = n_ctx * (1 + (deep && !maps_only) as usize)
+            + if model.runs { runs::INPUTS } else { 0 }
             + 3
             + ext as usize
             + blend as usize
@@ -263,6 +293,7 @@ impl SymbolCm {
         let (min_match, rate) = match alphabet {
             Alphabet::Tokens => (3, 8),
             Alphabet::Bytes | Alphabet::DeepBytes => (6, if model.words { BYTE_RATE_13 } else { BYTE_RATE }),
+            Alphabet::BlendedBytes if deep => (6, BLEND_RATE_15),
             Alphabet::BlendedBytes => (6, if model.words { BLEND_RATE_13 } else { BLEND_RATE }),
         };
         // weight sets: [bit position or byte node] x match state, bit position x (transformer
@@ -274,9 +305,11 @@ impl SymbolCm {
             // and a fourth by the bit histories of two contexts (mid: not the second)
             Alphabet::DeepBytes if model.mid => &[256 * 4, nb * 256, history::SETS],
             Alphabet::DeepBytes => &[256 * 4, nb * 8, nb * 256, history::SETS],
+            Alphabet::BlendedBytes if deep => &[256 * 4, 4 * 8 * nb, nb * 256, history::SETS],
             Alphabet::BlendedBytes => &[256 * 4, 4 * 8 * nb, nb * 256],
         };
-        let histories = deep.then(|| Histories::new(&ctxs, model.mid));
+        let histories = deep.then(|| Histories::new(&ctxs, maps_only));
+        let runs = model.runs.then(|| Runs::new(&ctxs));
         let n_xf = sets.len() + model.image as usize + 1;
         let mut cm = SymbolCm {
             nbits,
@@ -314,6 +347,7 @@ impl SymbolCm {
             histories,
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
             image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid)),
+            runs,
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -336,6 +370,9 @@ impl SymbolCm {
             im.start(&self.hist);
         }
         self.find_lines();
+        if let Some(r) = &mut self.runs {
+            r.start(&self.table, &self.lines, &self.line_hashes);
+        }
     }
 
     /// At each nibble boundary: the line of every context for the nibble that follows.
@@ -400,6 +437,10 @@ impl SymbolCm {
                 *x = if c.count() != 0 { stretch(c.p12()) } else { 0 };
             }
             at += n_ctx;
+        }
+        if let Some(r) = &mut self.runs {
+            r.inputs(self.k, self.node, &mut x[at..at + runs::INPUTS]);
+            at += runs::INPUTS;
         }
         x[at] = stretch(self.o0[self.node as usize].p12());
         let mset = match self.mm_used {
@@ -510,6 +551,9 @@ impl SymbolCm {
                 self.table.get(line, ln).update(bit, LIMIT);
             }
         }
+        if let Some(r) = &mut self.runs {
+            r.update(bit);
+        }
         self.o0[self.node as usize].update(bit, LIMIT);
         if let Some(j) = self.mm_used {
             self.mm[j].update(bit, 1023);
@@ -560,6 +604,9 @@ impl SymbolCm {
         self.node = (self.node << 1) | bit;
         self.k += 1;
         if self.k == self.nbits {
+            if let Some(r) = &mut self.runs {
+                r.end(&mut self.table, self.node - (1 << self.nbits));
+            }
             self.hist.push(self.node - (1 << self.nbits));
             self.matcher.update(&self.hist.syms);
             if let Some(lm) = &mut self.long_match {
@@ -634,7 +681,7 @@ mod tests {
     #[test]
     fn repeated_bytes_become_cheap_and_runs_are_deterministic() {
         let block: Vec<u8> = (0..500u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-        let run = |data: &[u8], deep: bool, words: bool, mid: bool| {
+        let run = |data: &[u8], deep: bool, words: bool, mid: bool, runs: bool| {
             let model = ByteModel {
                 records: true,
                 histories: deep,
@@ -642,6 +689,7 @@ mod tests {
                 image: mid,
                 words,
                 mid,
+                runs,
             };
             let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
@@ -663,24 +711,65 @@ mod tests {
         };
         let data: Vec<u8> = block.iter().cycle().take(1000).copied().collect();
         let kinds = [
-            (false, false, false),
-            (true, false, false),
-            (false, true, false),
-            (true, true, false),
-            (true, true, true),
+            (false, false, false, false),
+            (true, false, false, false),
+            (false, true, false, false),
+            (true, true, false, false),
+            (true, true, true, false),
+            (true, true, false, true),
         ];
-        for (deep, words, mid) in kinds {
-            let (a, bits) = run(&data, deep, words, mid);
+        for (deep, words, mid, runs) in kinds {
+            let (a, bits) = run(&data, deep, words, mid, runs);
             assert!(
                 bits < 0.3 * 8.0 * 500.0,
-                "deep {deep}, words {words}, mid {mid}: the repeat still costs {bits} bits"
+                "deep {deep}, words {words}, mid {mid}, runs {runs}: the repeat still costs {bits} bits"
             );
             assert_eq!(
                 a,
-                run(&data, deep, words, mid).0,
+                run(&data, deep, words, mid, runs).0,
                 "two runs over the same bytes must predict the same"
             );
         }
+    }
+
+    /// The run model keeps, per context, the byte that followed it last and how often in a row,
+    /// and its inputs say that byte's bits while they agree with the bits coded so far.
+    #[test]
+    fn run_model_remembers_what_followed_each_context() {
+        let model = ByteModel {
+            records: true,
+            histories: true,
+            long_match: true,
+            image: true,
+            words: true,
+            mid: false,
+            runs: true,
+        };
+        let mut cm = SymbolCm::for_bytes(1000, model);
+        let order3 = runs::CONTEXTS.iter().position(|&c| c == Ctx::Order(3)).unwrap();
+        let feed = |cm: &mut SymbolCm, text: &[u8]| {
+            for &b in text {
+                for k in (0..8).rev() {
+                    cm.predict(None);
+                    cm.update((b as u32 >> k) & 1);
+                }
+            }
+        };
+        let run_after = |cm: &SymbolCm| cm.runs.as_ref().unwrap().run(order3);
+        feed(&mut cm, b"xabcd-abc");
+        assert_eq!(run_after(&cm), (b'd' as u32, 1));
+        feed(&mut cm, b"d-abc");
+        assert_eq!(run_after(&cm), (b'd' as u32, 2));
+        // the first bit of 'd' (0) is predicted: a negative input
+        let mut x = [0; runs::INPUTS];
+        cm.runs.as_mut().unwrap().inputs(0, 1, &mut x);
+        assert!(x[order3] < 0, "{x:?}");
+        // after a different byte the run starts again
+        feed(&mut cm, b"e-abc");
+        assert_eq!(run_after(&cm), (b'e' as u32, 1));
+        // and a bit that disagrees with the byte silences it for the rest of the byte
+        cm.runs.as_mut().unwrap().inputs(1, 0b11, &mut x);
+        assert_eq!(x[order3], 0);
     }
 
     /// A bi-level picture (testdata/golden/rings.pbm.raw, a PBM's pixels): the image model must
@@ -703,6 +792,7 @@ mod tests {
                 image,
                 words: true,
                 mid,
+                runs: !mid,
             };
             let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
             let (mut bits, mut ps) = (0.0, Vec::new());

@@ -1,6 +1,7 @@
 //! The threads that code chunks, and the memory budget they share.
 
 use crate::backend::Backend;
+use crate::cm::boundary::Boundary;
 use crate::cm::{Alphabet, SymbolCm};
 use crate::error::{Error, Result};
 use crate::frames::{bwt, lzma, token_bits};
@@ -44,7 +45,7 @@ pub(super) fn chunk_memory(cfg: &Config, chunk: u64, mixing: bool, compress: boo
             // (a deep CM frame's predictor is the largest byte mixer)
             let bytes = SymbolCm::memory(8, Alphabet::DeepBytes, chunk);
             let with_tokens = SymbolCm::memory(token_bits(cfg.vocab), Alphabet::Tokens, chunk)
-                .max(SymbolCm::memory(8, Alphabet::BlendedBytes, chunk) + 2 * cfg.vocab as u64 * 8);
+                .max(SymbolCm::memory(8, Alphabet::BlendedBytes, chunk) + Boundary::memory(cfg.vocab, chunk));
             bytes.max(with_tokens + tokens)
         }
     } else {

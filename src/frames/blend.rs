@@ -12,7 +12,7 @@
 
 use super::{TokenFrame, TokenJob};
 use crate::cm::boundary::{Boundary, Guess};
-use crate::cm::SymbolCm;
+use crate::cm::{BlendModel, SymbolCm};
 use crate::coder::Coder;
 use crate::error::{Error, Result};
 
@@ -38,8 +38,15 @@ impl TokenFrame for Blend {
         let (mut row, mut rows) = (0, 0);
         let mut inputs = Vec::with_capacity(block);
         let mut cum = Vec::with_capacity(lex.len() + 1);
-        let mut cm = SymbolCm::for_blended_bytes(job.raw_len as u64, job.version >= 13);
-        let mut ends = Boundary::new(vocab);
+        let blend = if job.version >= 15 {
+            BlendModel::Format15
+        } else if job.version >= 13 {
+            BlendModel::Format13
+        } else {
+            BlendModel::Format6
+        };
+        let mut cm = SymbolCm::for_blended_bytes(job.raw_len as u64, blend);
+        let mut ends = Boundary::new(vocab, (job.version >= 15).then_some(job.raw_len as u64));
         let mut prev = bos;
         let mut pos = 0;
         // the bytes coded when progress was last reported
