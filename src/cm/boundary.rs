@@ -134,3 +134,36 @@ impl Boundary {
         self.apm.update(bit);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_grow_with_the_frame_from_format_15_on() {
+        // about four counters a byte, between 2^16 and 2^20
+        assert_eq!(table_bits(0), 16);
+        assert_eq!(table_bits(3634), 16);
+        assert_eq!(table_bits(100_000), 19);
+        assert_eq!(table_bits(152_089), 20);
+        assert_eq!(table_bits(64 << 20), 20);
+        assert_eq!(Boundary::new(8, None).by_pair.len(), 1 << 16);
+        assert_eq!(Boundary::new(8, Some(100_000)).by_pair.len(), 1 << 19);
+        assert_eq!(Boundary::new(8, Some(100_000)).by_bytes.len(), 3);
+        assert!(Boundary::memory(8, 1 << 20) > 16 << 20);
+    }
+
+    #[test]
+    fn a_token_that_always_ends_becomes_cheap() {
+        // the transformer says 50/50, but this prefix always ends: both kinds of predictor learn it
+        for larger in [None, Some(10_000)] {
+            let mut b = Boundary::new(16, larger);
+            let mut last = 0;
+            for i in 0..500u64 {
+                last = b.predict(2048, 3, 5, 1, i * 0x0101, (Guess::None, 0));
+                b.update(1);
+            }
+            assert!(last > 3900, "{larger:?}: P(end) = {last}");
+        }
+    }
+}
