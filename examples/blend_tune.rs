@@ -15,6 +15,7 @@ use nnz::backend::{cpu::CpuBackend, Backend};
 use nnz::cm::boundary::{Boundary, Guess};
 use nnz::cm::{BlendModel, SymbolCm};
 use nnz::model::Model;
+use nnz::table::split_p;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -90,10 +91,6 @@ fn cost(p1: i32, bit: u32) -> f64 {
     -((if bit == 1 { p1 } else { 4096 - p1 }) as f64 / 4096.0).log2()
 }
 
-fn share(lower: u32, upper: u32) -> i32 {
-    ((((upper as u64) << 12) / (lower as u64 + upper as u64)) as i32).clamp(1, 4095)
-}
-
 fn cache_path(file: &str) -> PathBuf {
     let name: String = file
         .chars()
@@ -138,15 +135,8 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
                 } else if !longer {
                     true
                 } else {
-                    let p = share(cum[hi] - cum[lo + 1], cum[lo + 1] - cum[lo]);
-                    let guess = match cm.guess() {
-                        None => (Guess::None, 0),
-                        Some((b, len)) => {
-                            let i = lex.first_with_byte_at_least(lo + 1, hi, depth, b as u8);
-                            let on = i < hi && lex.piece(i)[depth] == b as u8;
-                            (if on { Guess::GoesOn } else { Guess::Ends }, len)
-                        }
-                    };
+                    let p = split_p((cum[hi] - cum[lo + 1]) as u64, (cum[lo + 1] - cum[lo]) as u64);
+                    let guess = Guess::of(cm.guess(), lex, lo, hi, depth);
                     let q = ends.predict(p, lex.id(lo), prev, depth, recent, guess);
                     let bit = (depth == known.len()) as u32;
                     out.decisions.push(Decision {
@@ -180,7 +170,7 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
                     out.preds.push(0);
                     cm.skip(bit);
                 } else {
-                    let p = share(cum[split] - cum[lo], cum[hi] - cum[split]);
+                    let p = split_p((cum[split] - cum[lo]) as u64, (cum[hi] - cum[split]) as u64);
                     out.preds.push(p as u16);
                     cm.predict(Some(p));
                     cm.update(bit);

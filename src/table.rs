@@ -93,6 +93,12 @@ pub enum BitPred {
     P(i32),
 }
 
+/// P(the upper part) in 12 bits of a mass split in two, `lower` and `upper` (not both 0):
+/// floor(4096 · upper / (lower + upper)) clamped to [1, 4095].
+pub fn split_p(lower: u64, upper: u64) -> i32 {
+    (((upper << 12) / (lower + upper)) as i32).clamp(1, 4095)
+}
+
 /// The next bit's prediction from cumulative frequencies `cum` (`cum[s]` = sum of the
 /// frequencies below symbol `s`, `cum.len()` = table size + 1), at `node` (the bits coded so far
 /// with a leading 1) of an `nbits`-bit symbol: P(1) = floor(4096 · m1 / (m0 + m1)) clamped to
@@ -112,7 +118,7 @@ pub fn table_bit(cum: &[u64], node: u32, nbits: u32) -> BitPred {
     } else if m0 == 0 {
         BitPred::Forced(1)
     } else {
-        BitPred::P((((m1 << 12) / (m0 + m1)) as i32).clamp(1, 4095))
+        BitPred::P(split_p(m0, m1))
     }
 }
 

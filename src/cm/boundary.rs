@@ -6,6 +6,7 @@
 use super::counter::{fmix, Counter};
 use super::logistic::stretch;
 use super::mix::{Apm, Mixer};
+use crate::tokenizer::LexOrder;
 
 /// Counters for (prefix, previous token) pairs and for bytes: 2^16 of each, hashed; from format
 /// 15 on, 2^`table_bits` (up to 2^20: measured on the text files of the bench, the decisions 1.9%
@@ -31,6 +32,22 @@ pub enum Guess {
     GoesOn = 1,
     /// no longer token goes on with it: if the guess is right, the token ends
     Ends = 2,
+}
+
+impl Guess {
+    /// What the match model's guess (`cm.guess()`: its byte and match length) says of a token
+    /// that could end after `depth` bytes or go on as one of the tokens `lo + 1 .. hi` of `lex`
+    /// (those that begin with the bytes so far), with the match length (0 without a guess).
+    pub fn of(guess: Option<(u32, u32)>, lex: &LexOrder, lo: usize, hi: usize, depth: usize) -> (Guess, u32) {
+        match guess {
+            None => (Guess::None, 0),
+            Some((b, len)) => {
+                let i = lex.first_with_byte_at_least(lo + 1, hi, depth, b as u8);
+                let on = i < hi && lex.piece(i)[depth] == b as u8;
+                (if on { Guess::GoesOn } else { Guess::Ends }, len)
+            }
+        }
+    }
 }
 
 pub struct Boundary {

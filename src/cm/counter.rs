@@ -150,6 +150,8 @@ impl LineTable {
         (v & 0xFFFF == h & 0xFFFF).then_some((v >> 24, (v >> 16) & 0xFF))
     }
 
+    /// Store the run model's (byte, run count) in slot 0's upper half, if `line` still holds the
+    /// context of hash `h` (a later find may have claimed it for another).
     #[inline]
     pub fn set_run(&mut self, line: usize, h: u32, byte: u32, count: u32) {
         let v = &mut self.lines[line][0].0;

@@ -253,8 +253,9 @@ impl SymbolCm {
                 + Runs::memory()
         } else if alphabet == Alphabet::BlendedBytes {
             // format 15's: bit histories (one input per context), the long match model, a fourth
-            // mixer
-            let n_in = (n_ctx + 6).next_multiple_of(8);
+            // mixer; the inputs: the transformer's two, one per context, order 0, match, long
+            // match, 256
+            let n_in = (2 + n_ctx + 4).next_multiple_of(8);
             Histories::memory(n_ctx) + (history::SETS * n_in * 4) as u64 + LongMatch::memory(matcher::table_bits(need))
         } else {
             0

@@ -15,14 +15,10 @@ use crate::cm::boundary::{Boundary, Guess};
 use crate::cm::{BlendModel, SymbolCm};
 use crate::coder::Coder;
 use crate::error::{Error, Result};
+use crate::table::split_p;
 
 /// The blend frame kind.
 pub(crate) struct Blend;
-
-/// P(the upper part) in 12 bits, in [1, 4095], of a split of a run's mass.
-fn share(lower: u32, upper: u32) -> i32 {
-    ((((upper as u64) << 12) / (lower as u64 + upper as u64)) as i32).clamp(1, 4095)
-}
 
 impl TokenFrame for Blend {
     /// The encoder feeds the model a block of inputs at a time (it knows them all); the decoder
@@ -91,15 +87,8 @@ impl TokenFrame for Blend {
                     } else if !longer {
                         true
                     } else {
-                        let p = share(cum[hi] - cum[lo + 1], cum[lo + 1] - cum[lo]);
-                        let guess = match cm.guess() {
-                            None => (Guess::None, 0),
-                            Some((b, len)) => {
-                                let i = lex.first_with_byte_at_least(lo + 1, hi, depth, b as u8);
-                                let on = i < hi && lex.piece(i)[depth] == b as u8;
-                                (if on { Guess::GoesOn } else { Guess::Ends }, len)
-                            }
-                        };
+                        let p = split_p((cum[hi] - cum[lo + 1]) as u64, (cum[lo + 1] - cum[lo]) as u64);
+                        let guess = Guess::of(cm.guess(), lex, lo, hi, depth);
                         let q = ends.predict(p, lex.id(lo), prev, depth, recent, guess);
                         let bit = c.code_bit(q, (depth == known.len()) as u32)?;
                         ends.update(bit);
@@ -123,7 +112,10 @@ impl TokenFrame for Blend {
                         cm.skip(1);
                         1
                     } else {
-                        let q = cm.predict(Some(share(cum[split] - cum[lo], cum[hi] - cum[split])));
+                        let q = cm.predict(Some(split_p(
+                            (cum[split] - cum[lo]) as u64,
+                            (cum[hi] - cum[split]) as u64,
+                        )));
                         let bit = c.code_bit(q, (want >> k) & 1)?;
                         cm.update(bit);
                         bit
