@@ -79,7 +79,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 16), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 17), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -126,10 +126,12 @@ case("mid-cm-read-as-deep-cm.nnz", changed(trimmed, tf[0], 9), "Corrupt", "")
 # deep CM frames of format 15 (with the run model) read as format 14's, and format 14's read as
 # format 15's; blend frames of format 15 (bit histories, long match, the larger boundary
 # predictor) read as format 14's, and format 14's read as format 15's
-case("deep-cm-v15-read-as-v14.nnz", changed(read("rings.pbm.raw.nnz"), 4, 14), "Corrupt", "is corrupt")
+case("deep-cm-v15-read-as-v14.nnz", changed(read("rings.pbm.raw.v15.nnz"), 4, 14), "Corrupt", "is corrupt")
 case("deep-cm-v14-read-as-v15.nnz", changed(read("rings.pbm.raw.v14.nnz"), 4, 15), "Corrupt", "is corrupt")
-case("blend-v15-read-as-v14.nnz", changed(read("sample.txt.nnz"), 4, 14), "Corrupt", "")
+case("blend-v15-read-as-v14.nnz", changed(read("sample.txt.v15.nnz"), 4, 14), "Corrupt", "")
 case("blend-v14-read-as-v15.nnz", changed(read("sample.txt.v14.nnz"), 4, 15), "Corrupt", "")
+# a JPEG's deep CM frame of format 16 (with the JPEG model) read as format 15's
+case("deep-cm-jpeg-v16-read-as-v15.nnz", changed(read("picture.jpg.nnz"), 4, 15), "Corrupt", "is corrupt")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -214,6 +216,7 @@ case("bomb-deep-cm-v14.nnz", header(14, mid, M) + bomb_deep + end(M), "Corrupt",
 bomb_mid_cm = b"\x0a" + struct.pack("<III", M, 0, 0)
 case("bomb-mid-cm-v14.nnz", header(14, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v15.nnz", header(15, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-deep-cm-v16.nnz", header(16, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

@@ -19,7 +19,7 @@ pub const MAGIC: [u8; 4] = *b"\x89NNZ";
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 15;
+pub const VERSION: u8 = 16;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;

@@ -216,10 +216,11 @@ fn older_versions_still_decode() {
     // CM frames; version 10: deep CM frames before the long match model; version 11: deep CM
     // frames before the bi-level image model; version 12: CM and deep CM frames before format 13's
     // contexts; version 13: before mid CM frames (level 6 wrote deep CM frames); version 14: before
-    // the run model of deep CM frames and format 15's blend frames
+    // the run model of deep CM frames and format 15's blend frames; version 15: before the JPEG
+    // model of deep CM frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -254,6 +255,9 @@ fn older_versions_still_decode() {
         ("sample.txt.direct.v14.nnz", "sample.txt", 14),
         ("server.log.v14.nnz", "server.log", 14),
         ("rings.pbm.raw.v14.nnz", "rings.pbm.raw", 14),
+        ("sample.txt.direct.v15.nnz", "sample.txt", 15),
+        ("server.log.v15.nnz", "server.log", 15),
+        ("rings.pbm.raw.v15.nnz", "rings.pbm.raw", 15),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
@@ -263,7 +267,7 @@ fn older_versions_still_decode() {
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14] {
+    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -304,12 +308,15 @@ fn golden_archives_are_stable() {
     // If the format or the arithmetic changes, this fails: bump the format version and keep old
     // archives decodable (or failing clearly), then regenerate (README, "Golden archives").
     let b = backend();
+    // (the picture in chunks of 8 KiB: one chunk, with the JPEG's headers)
     for (name, want) in [
         ("sample.txt", "blend"),
         ("server.log", "deep cm"),
         ("rings.pbm.raw", "deep cm"),
+        ("picture.jpg", "deep cm"),
         ("sample.txt", "direct"),
     ] {
+        let chunk = if name.ends_with(".jpg") { 8192 } else { 4096 };
         let dir = common::root().join("testdata/golden");
         let data = std::fs::read(dir.join(name)).unwrap();
         let direct = want == "direct";
@@ -337,10 +344,51 @@ fn golden_archives_are_stable() {
         }
         assert_eq!(unpack(&b, &golden).unwrap(), data, "{file}");
         assert_eq!(
-            pack_with(&b, &data, 4096, direct),
+            pack_with(&b, &data, chunk, direct),
             golden,
             "compressing {name} no longer gives its golden archive {file}"
         );
+    }
+}
+
+/// JPEG pictures (testdata/golden/picture.jpg, 4:2:0; testdata/jpeg: restart markers, grayscale,
+/// 2x1 sampling, progressive): each decodes to itself, at every level that has deep CM frames;
+/// damaged copies (bytes changed, cut short, markers inserted) decode to themselves too, or not at
+/// all if the archive is damaged.
+#[test]
+fn jpeg_pictures_round_trip_whole_or_damaged() {
+    let b = backend();
+    let root = common::root();
+    let mut files = vec![root.join("testdata/golden/picture.jpg")];
+    for f in ["restarts.jpg", "gray.jpg", "h2v1.jpg", "progressive.jpg"] {
+        files.push(root.join("testdata/jpeg").join(f));
+    }
+    let mut rng = Lcg(29);
+    for path in &files {
+        let data = std::fs::read(path).unwrap();
+        let mut cases = vec![data.clone(), data[..data.len() * 2 / 3].to_vec()];
+        for _ in 0..6 {
+            let mut bad = data.clone();
+            for _ in 0..3 {
+                let at = 100 + (rng.next() as usize) % (bad.len() - 100);
+                match rng.next() % 3 {
+                    0 => bad[at] = rng.next() as u8,
+                    1 => bad.insert(at, 0xFF),
+                    _ => bad.splice(at..at, [0xFF, 0xD0 + (rng.next() % 8) as u8]).for_each(drop),
+                }
+            }
+            cases.push(bad);
+        }
+        for (i, case) in cases.iter().enumerate() {
+            let opts = Options {
+                chunk_size: 1 << 16,
+                level: 7,
+                ..Default::default()
+            };
+            let mut a = Vec::new();
+            codec::compress(&b, Input::Slice(case), &mut a, &opts).unwrap();
+            assert_eq!(unpack(&b, &a).unwrap(), *case, "{} case {i}", path.display());
+        }
     }
 }
 

@@ -10,13 +10,15 @@
 //! Two alphabets use it: tokens (with the transformer's prediction) in model frames, and bytes
 //! (without) in CM frames. Deep CM frames add bit histories to the byte predictor (`history`):
 //! two inputs per context and a fourth mixer; from format 11 on also a second, long match model
-//! (`matcher::LongMatch`).
+//! (`matcher::LongMatch`), from format 12 on bi-level images (`image`), from format 15 on runs
+//! (`runs`), and from format 16 on JPEG pictures (`jpeg`).
 
 pub mod boundary;
 pub mod contexts;
 pub mod counter;
 mod history;
 mod image;
+mod jpeg;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
@@ -30,6 +32,7 @@ use contexts::{byte_contexts, mid_contexts, token_contexts, Ctx, History, CLASS_
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use image::ImageBits;
+use jpeg::Jpeg;
 use logistic::stretch;
 use matcher::{LongMatch, Matcher};
 use mix::{Apm, Mixer};
@@ -106,7 +109,7 @@ pub struct SymbolCm {
     final_mixer: Mixer,
     /// the final mixer's inputs: the mixers' outputs (the image mixer's too, if any) and 256;
     /// `n_xf` of them
-    xf: [i32; 6],
+    xf: [i32; 9],
     n_xf: usize,
     apms: [Apm; 3],
     apm_bits: u32,
@@ -127,6 +130,10 @@ pub struct SymbolCm {
     image: Option<ImageBits>,
     /// deep CM frames of format 15 on: the run model
     runs: Option<Runs>,
+    /// deep CM frames of format 16 on: the JPEG model
+    jpeg: Option<Box<Jpeg>>,
+    /// the JPEG model predicts the current bit (the byte APMs rest)
+    jpeg_on: bool,
 }
 
 /// What a byte predictor without the transformer holds beyond format 3's byte mixer (CM and deep
@@ -152,6 +159,8 @@ pub struct ByteModel {
     pub mid: bool,
     /// the run model (`runs`; deep CM frames, format 15 on)
     pub runs: bool,
+    /// the JPEG model (`jpeg`; deep CM frames, format 16 on)
+    pub jpeg: bool,
 }
 
 /// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, or
@@ -251,6 +260,7 @@ impl SymbolCm {
                 + LongMatch::memory(matcher::table_bits(need))
                 + ImageBits::memory(n_in)
                 + Runs::memory()
+                + Jpeg::memory()
         } else if alphabet == Alphabet::BlendedBytes {
             // format 15's: bit histories (one input per context), the long match model, a fourth
             // mixer; the inputs: the transformer's two, one per context, order 0, match, long
@@ -311,7 +321,10 @@ impl SymbolCm {
         };
         let histories = deep.then(|| Histories::new(&ctxs, maps_only));
         let runs = model.runs.then(|| Runs::new(&ctxs));
-        let n_xf = sets.len() + model.image as usize + 1;
+        let n_xf = sets.len() + model.image as usize + if model.jpeg { jpeg::INPUTS } else { 0 } + 1;
+        // the final mixer's weight sets: by bit position (and, with the JPEG model, whether it
+        // predicts)
+        let final_sets = nb * (1 + model.jpeg as usize);
         let mut cm = SymbolCm {
             nbits,
             alphabet,
@@ -330,8 +343,8 @@ impl SymbolCm {
             live: n_in,
             mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
             // the mixers', the image mixer's (if any) and a bias
-            final_mixer: Mixer::new(n_xf, nb, FINAL_RATE, FINAL_W0),
-            xf: [0; 6],
+            final_mixer: Mixer::new(n_xf, final_sets, FINAL_RATE, FINAL_W0),
+            xf: [0; 9],
             n_xf,
             apms: [
                 Apm::new(1 << nbits, APM_RATE),
@@ -349,6 +362,8 @@ impl SymbolCm {
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
             image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid)),
             runs,
+            jpeg: model.jpeg.then(|| Box::new(Jpeg::new(n_symbols))),
+            jpeg_on: false,
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -526,9 +541,25 @@ impl SymbolCm {
             self.xf[nf] = im.mix(&self.x[..self.live]);
             nf += 1;
         }
+        let mut fset = k;
+        self.jpeg_on = false;
+        if let Some(j) = &mut self.jpeg {
+            if j.on() {
+                self.jpeg_on = true;
+                self.xf[nf..nf + jpeg::INPUTS].copy_from_slice(&j.inputs());
+                fset += self.nbits as usize;
+            } else {
+                self.xf[nf..nf + jpeg::INPUTS].fill(0);
+            }
+            nf += jpeg::INPUTS;
+        }
         self.xf[nf] = 256;
         debug_assert_eq!(nf + 1, self.n_xf);
-        let pr = self.final_mixer.mix(&self.xf[..self.n_xf], k);
+        let pr = self.final_mixer.mix(&self.xf[..self.n_xf], fset);
+        if self.jpeg_on {
+            // in a JPEG's scan the byte contexts of the APMs below mean nothing
+            return self.jpeg.as_mut().expect("on").refine(pr);
+        }
         let deep = self.histories.is_some();
 
         let a0 = self.apms[0].refine(pr, self.node as usize);
@@ -569,8 +600,13 @@ impl SymbolCm {
             m.update(&self.x[..self.live], bit);
         }
         self.final_mixer.update(&self.xf[..self.n_xf], bit);
-        for a in &mut self.apms {
-            a.update(bit);
+        if !self.jpeg_on {
+            for a in &mut self.apms {
+                a.update(bit);
+            }
+        }
+        if let Some(j) = &mut self.jpeg {
+            j.update(bit);
         }
         if let Some(a) = &mut self.sse {
             a.update(bit);
@@ -691,6 +727,7 @@ mod tests {
                 words,
                 mid,
                 runs,
+                jpeg: runs,
             };
             let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
@@ -745,6 +782,7 @@ mod tests {
             words: true,
             mid: false,
             runs: true,
+            jpeg: true,
         };
         let mut cm = SymbolCm::for_bytes(1000, model);
         let order3 = runs::CONTEXTS.iter().position(|&c| c == Ctx::Order(3)).unwrap();
@@ -794,6 +832,7 @@ mod tests {
                 words: true,
                 mid,
                 runs: !mid,
+                jpeg: false,
             };
             let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
             let (mut bits, mut ps) = (0.0, Vec::new());
@@ -815,6 +854,50 @@ mod tests {
             "mid {mid}: image model: {with:.0} bits, without: {without:.0}"
         );
         assert_eq!(ps, run(true).1, "two runs over the same picture must predict the same");
+    }
+
+    /// Baseline JPEGs cost at least 5% less with the JPEG model (4:2:0, restart markers, grayscale,
+    /// 2x1 sampling); a progressive one, which it does not read, costs exactly the same.
+    #[test]
+    fn jpeg_model_learns_baseline_pictures() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let bits = |pic: &[u8], jpeg: bool| {
+            let model = ByteModel {
+                records: true,
+                histories: true,
+                long_match: true,
+                image: true,
+                words: true,
+                mid: false,
+                runs: true,
+                jpeg,
+            };
+            let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
+            let mut bits = 0.0;
+            for &b in pic {
+                for k in (0..8).rev() {
+                    let bit = (b as u32 >> k) & 1;
+                    bits += cost(cm.predict(None), bit);
+                    cm.update(bit);
+                }
+            }
+            bits
+        };
+        for name in [
+            "golden/picture.jpg",
+            "jpeg/restarts.jpg",
+            "jpeg/gray.jpg",
+            "jpeg/h2v1.jpg",
+        ] {
+            let pic = std::fs::read(format!("{root}/testdata/{name}")).unwrap();
+            let (with, without) = (bits(&pic, true), bits(&pic, false));
+            assert!(
+                with < 0.95 * without,
+                "{name}: {with:.0} bits with the JPEG model, {without:.0} without"
+            );
+        }
+        let pic = std::fs::read(format!("{root}/testdata/jpeg/progressive.jpg")).unwrap();
+        assert_eq!(bits(&pic, true), bits(&pic, false));
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
         words: version >= 13,
         mid,
         runs: model == CmModel::Deep && version >= 15,
+        jpeg: model == CmModel::Deep && version >= 16,
     }
 }
 
