@@ -37,7 +37,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
                 words: std::env::var_os("FORMAT12").is_none(),
                 mid: deep && std::env::var_os("MID").is_some(),
                 runs: deep && std::env::var_os("MID").is_none() && !off('R'),
-                jpeg: deep && std::env::var_os("MID").is_none() && !off('J'),
+                jpeg: deep && !off('J'),
             },
         );
         for &b in c {

@@ -130,7 +130,7 @@ pub struct SymbolCm {
     image: Option<ImageBits>,
     /// deep CM frames of format 15 on: the run model
     runs: Option<Runs>,
-    /// deep CM frames of format 16 on: the JPEG model
+    /// deep and mid CM frames of format 16 on: the JPEG model
     jpeg: Option<Box<Jpeg>>,
     /// the JPEG model predicts the current bit (the byte APMs rest)
     jpeg_on: bool,
@@ -159,7 +159,7 @@ pub struct ByteModel {
     pub mid: bool,
     /// the run model (`runs`; deep CM frames, format 15 on)
     pub runs: bool,
-    /// the JPEG model (`jpeg`; deep CM frames, format 16 on)
+    /// the JPEG model (`jpeg`; deep and mid CM frames, format 16 on)
     pub jpeg: bool,
 }
 
@@ -857,9 +857,16 @@ mod tests {
     }
 
     /// Baseline JPEGs cost at least 5% less with the JPEG model (4:2:0, restart markers, grayscale,
-    /// 2x1 sampling); a progressive one, which it does not read, costs exactly the same.
+    /// 2x1 sampling), in deep and mid CM frames; a progressive one, which it does not read, costs
+    /// exactly the same.
     #[test]
     fn jpeg_model_learns_baseline_pictures() {
+        for mid in [false, true] {
+            jpeg_model_learns(mid);
+        }
+    }
+
+    fn jpeg_model_learns(mid: bool) {
         let root = env!("CARGO_MANIFEST_DIR");
         let bits = |pic: &[u8], jpeg: bool| {
             let model = ByteModel {
@@ -868,8 +875,8 @@ mod tests {
                 long_match: true,
                 image: true,
                 words: true,
-                mid: false,
-                runs: true,
+                mid,
+                runs: !mid,
                 jpeg,
             };
             let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
@@ -893,7 +900,7 @@ mod tests {
             let (with, without) = (bits(&pic, true), bits(&pic, false));
             assert!(
                 with < 0.95 * without,
-                "{name}: {with:.0} bits with the JPEG model, {without:.0} without"
+                "mid {mid}: {name}: {with:.0} bits with the JPEG model, {without:.0} without"
             );
         }
         let pic = std::fs::read(format!("{root}/testdata/jpeg/progressive.jpg")).unwrap();
