@@ -283,9 +283,9 @@ impl Jpeg {
         }
     }
 
-    /// Bytes of tables the model may allocate (once a scan starts).
-    pub(crate) fn memory() -> u64 {
-        (4u64 << MAX_TABLE_BITS)
+    /// Bytes of tables the model of a frame of `n` bytes may allocate (once a scan starts).
+    pub(crate) fn memory(n: u64) -> u64 {
+        (4u64 << table_bits(n))
             + 2 * RING as u64
             + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 2
             + ((COEF_SETS + CODE_SETS + ADV_SETS) * N_IN * 4) as u64

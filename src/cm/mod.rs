@@ -260,7 +260,7 @@ impl SymbolCm {
                 + LongMatch::memory(matcher::table_bits(need))
                 + ImageBits::memory(n_in)
                 + Runs::memory()
-                + Jpeg::memory()
+                + Jpeg::memory(n_symbols)
         } else if alphabet == Alphabet::BlendedBytes {
             // format 15's: bit histories (one input per context), the long match model, a fourth
             // mixer; the inputs: the transformer's two, one per context, order 0, match, long
