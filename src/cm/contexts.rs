@@ -255,7 +255,11 @@ impl History {
         // order hashes chain: h[o] = fmix(h[o-1] + s_o + o * 0x9E3779B9)
         let mut order = [0u32; 13];
         for o in 1..order.len() {
-            order[o] = fmix(order[o - 1].wrapping_add(back(o)).wrapping_add(o as u32 * 0x9E37_79B9));
+            order[o] = fmix(
+                order[o - 1]
+                    .wrapping_add(back(o))
+                    .wrapping_add((o as u32).wrapping_mul(0x9E37_79B9)),
+            );
         }
         let line = n - self.line_start;
         let record = self.record_len();

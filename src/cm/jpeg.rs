@@ -834,3 +834,67 @@ const ZIGZAG_OF: [u8; 64] = {
     }
     t
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feed `data` through the model as a deep CM frame would, with `pr` standing in for the final
+    /// mixer; returns how many bits it predicted.
+    fn run(data: &[u8]) -> usize {
+        let mut j = Jpeg::new(data.len() as u64);
+        let mut on = 0;
+        for &b in data {
+            for k in (0..8).rev() {
+                if j.on() {
+                    let x = j.inputs();
+                    let p = j.refine(squash_sum(&x));
+                    assert!((1..=4095).contains(&p));
+                    on += 1;
+                }
+                j.update((b as u32 >> k) & 1);
+            }
+        }
+        on
+    }
+
+    fn squash_sum(x: &[i32]) -> i32 {
+        super::super::logistic::squash((x.iter().sum::<i32>() / 3).clamp(-2047, 2047))
+    }
+
+    /// The model reads a baseline JPEG's scan, and damaged headers and scans (bytes changed, markers
+    /// and FF bytes inserted, segments cut) never make it index out of bounds or overflow: it turns
+    /// off or reads garbage, deterministically.
+    #[test]
+    fn the_parser_survives_damage() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let pic = std::fs::read(format!("{root}/testdata/golden/picture.jpg")).unwrap();
+        assert!(run(&pic) > 8 * pic.len() * 3 / 4, "the scan is most of the picture");
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..150 {
+            let mut bad = pic.clone();
+            for _ in 0..1 + next() % 4 {
+                // mostly in the headers (the first 620 bytes), sometimes in the scan
+                let span = if next() % 3 == 0 { bad.len() } else { 620 };
+                let at = 3 + (next() as usize) % (span - 3);
+                match next() % 5 {
+                    0 => bad[at] = next() as u8,
+                    1 => bad[at] ^= 1 << (next() % 8),
+                    2 => bad.insert(at, 0xFF),
+                    3 => bad.splice(at..at, [0xFF, next() as u8]).for_each(drop),
+                    _ => {
+                        let n = (next() as usize % 40).min(bad.len() - at);
+                        bad.drain(at..at + n);
+                    }
+                }
+            }
+            run(&bad);
+        }
+    }
+}
