@@ -3,10 +3,10 @@
 //! this model follows the scan's entropy-coded bits as a JPEG decoder would, code by code. At every
 //! bit it knows the partial Huffman code, which coefficient of which block the code is for, and the
 //! coefficients already decoded around it: earlier ones of the same block, the blocks to the left
-//! and above. Hashed contexts of those index counters; two mixers of its own (weight sets by
-//! coefficient and by partial code) give the final mixer two more inputs, and two APMs keyed by the
-//! partial code refine the final probability, while the model is *on* (docs/MODEL.md, "JPEG
-//! model"). What it does not understand turns it off until the next restart marker, scan or
+//! and above, and what those blocks say of it through their shared edges. Hashed contexts of those
+//! index counters; three mixers of its own (weight sets by coefficient, by partial code and by the
+//! edges' prediction) give the final mixer three more inputs, and two APMs keyed by the partial
+//! code refine the final probability, while the model is *on* (docs/MODEL.md, "JPEG model"). What it does not understand turns it off until the next restart marker, scan or
 //! picture: bytes that only look like a JPEG cost no more than the parsing.
 //!
 //! The parser reads the bytes as the coder gives them, one bit at a time, so it works the same in
@@ -27,10 +27,10 @@ const ZZ_V: [u8; 64] = [
     5, 4, 3, 2, 1, 2, 3, 4, 5, 6, 7, 7, 6, 5, 4, 3, 4, 5, 6, 7, 7, 6, 5, 6, 7, 7,
 ];
 
-/// Contexts (counters per bit); with the bias, the mixers' 16 inputs.
+/// Contexts (counters per bit); with the bias, the mixers' 24 inputs.
 const N: usize = 23;
 const N_IN: usize = (N + 1).next_multiple_of(8);
-/// The final mixer's inputs from this model: its two mixers'.
+/// The final mixer's inputs from this model: its three mixers'.
 pub(crate) const INPUTS: usize = 3;
 /// Counters: 2^table_bits, hashed, by the frame's length (about 64 a byte): at most 2^MAX_TABLE_BITS.
 const MAX_TABLE_BITS: u32 = 23;
@@ -44,7 +44,8 @@ const LIMIT: u32 = 1023;
 /// The mixers' learning rate and initial weight (16.16).
 const MIXER_RATE: i32 = 12;
 const MIXER_W0: i32 = 1 << 14;
-/// Weight sets: by coefficient (zigzag index and scan component) and by partial code.
+/// Weight sets: by coefficient (zigzag index and scan component), by partial code, and by the
+/// edges' prediction (with whether the first component).
 const COEF_SETS: usize = 256;
 const CODE_SETS: usize = 1024;
 const ADV_SETS: usize = 256;
@@ -61,12 +62,7 @@ const MAX_BLOCKS: usize = 10;
 
 /// The sign times the bit length of `x`: 0 for 0, ±1 for ±1, ±2 for ±2..3, ... (at most ±32).
 fn lg(x: i32) -> i32 {
-    let b = 32 - x.unsigned_abs().leading_zeros() as i32;
-    if x < 0 {
-        -b
-    } else {
-        b
-    }
+    x.signum() * (32 - x.unsigned_abs().leading_zeros() as i32)
 }
 
 /// The DCT's basis functions at a block's edge, times 256: 256 / sqrt(2) for frequency 0, else
@@ -77,16 +73,8 @@ const EDGE: [i64; 8] = [181, 251, 237, 213, 181, 142, 98, 50];
 fn lgh(x: i32) -> i32 {
     let a = x.unsigned_abs();
     let b = 32 - a.leading_zeros() as i32;
-    let m = if b >= 2 {
-        2 * b + ((a >> (b - 2)) & 1) as i32
-    } else {
-        2 * b
-    };
-    if x < 0 {
-        -m
-    } else {
-        m
-    }
+    let second = if b >= 2 { ((a >> (b - 2)) & 1) as i32 } else { 0 };
+    x.signum() * (2 * b + second)
 }
 
 /// A Huffman table (T.81 C): codes of length `l + 1` are `first[l] .. first[l] + count[l]`, their
@@ -231,9 +219,11 @@ pub(crate) struct Jpeg {
     near: u32,
     /// the third mixer's weight set: the prediction from the edges, and whether the first component
     adv_set: u32,
+    /// made when the first scan starts: in *Scan* it is there (and so is `coefs`)
     learn: Option<Box<Learn>>,
     /// the model predicted the current bit
-    on: bool,
+    predicted: bool,
+    /// the current bit's partial code (`inputs`), for the APMs
     hc: u32,
 }
 
@@ -278,7 +268,7 @@ impl Jpeg {
             near: 0,
             adv_set: 0,
             learn: None,
-            on: false,
+            predicted: false,
             hc: 0,
         }
     }
@@ -289,23 +279,34 @@ impl Jpeg {
             + 2 * RING as u64
             + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 2
             + ((COEF_SETS + CODE_SETS + ADV_SETS) * N_IN * 4) as u64
+            // the segment buffer (at most 65,533 bytes)
             + 65536
     }
 
     /// Whether the model predicts the next bit: in a scan's data, decoding.
     pub(crate) fn on(&self) -> bool {
-        self.parse == Parse::Scan && !self.after_ff && !self.broken && self.learn.is_some()
+        self.parse == Parse::Scan && !self.after_ff && !self.broken
     }
 
-    /// The final mixer's inputs for the next bit (call only when `on`): the two mixers' outputs.
-    pub(crate) fn inputs(&mut self) -> [i32; INPUTS] {
+    /// Whether the model predicted the current bit (between `inputs` and `update`).
+    pub(crate) fn predicted(&self) -> bool {
+        self.predicted
+    }
+
+    /// The current block's component, and its coefficient: zigzag index + 64 · component.
+    fn coef(&self) -> (usize, u32) {
         let comp = self.color[(self.mcupos >> 6) as usize];
-        let coef = (self.mcupos & 63) | (comp as u32) << 6;
+        (comp, (self.mcupos & 63) | (comp as u32) << 6)
+    }
+
+    /// The final mixer's inputs for the next bit (call only when `on`): the three mixers' outputs.
+    pub(crate) fn inputs(&mut self) -> [i32; INPUTS] {
+        let (comp, coef) = self.coef();
         // the partial code (its extra bits too) with a leading 1, and whether it is the first
         // component's
         let hc = (self.code << 1 | (comp == 0) as u32) | 1 << (self.bits + 1);
         self.hc = hc;
-        self.on = true;
+        self.predicted = true;
         let l = self.learn.as_mut().expect("on");
         let salt = hc.wrapping_mul(0x2F0B_3A49);
         for i in 0..N {
@@ -323,8 +324,7 @@ impl Jpeg {
 
     /// The final probability from the final mixer's `pr` (after `inputs`).
     pub(crate) fn refine(&mut self, pr: i32) -> i32 {
-        let comp = self.color[(self.mcupos >> 6) as usize] as u32;
-        let coef = (self.mcupos & 63) | comp << 6;
+        let (_, coef) = self.coef();
         let l = self.learn.as_mut().expect("on");
         let a1 = l.apms[0].refine(pr, ((self.hc & 1023) | self.near << 10) as usize);
         let a2 = l.apms[1].refine(pr, ((self.hc & 255) | coef << 8) as usize);
@@ -333,8 +333,8 @@ impl Jpeg {
 
     /// Learn the bit just coded (if the model predicted it), then read it.
     pub(crate) fn update(&mut self, bit: u32) {
-        if self.on {
-            self.on = false;
+        if self.predicted {
+            self.predicted = false;
             let l = self.learn.as_mut().expect("on");
             for &j in &l.idx {
                 let c = &mut l.t[j];
@@ -350,7 +350,7 @@ impl Jpeg {
                 a.update(bit);
             }
         }
-        if self.parse == Parse::Scan && !self.after_ff && !self.broken && !self.feed(bit) {
+        if self.on() && !self.feed(bit) {
             self.broken = true;
         }
         self.byte = self.byte << 1 | bit;
@@ -716,13 +716,9 @@ impl Jpeg {
 
     /// The contexts of the next code, from what is decoded so far.
     fn contexts(&mut self) {
-        if self.coefs.is_empty() {
-            return;
-        }
         let blk = (self.mcupos >> 6) as usize;
         let zz = (self.mcupos & 63) as usize;
-        let comp = self.color[blk];
-        let coef = (zz | comp << 6) as u32;
+        let (comp, coef) = self.coef();
         let (u, v) = (ZZ_U[zz] as usize, ZZ_V[zz] as usize);
         let q = &self.quant[self.qt[blk]];
         let has_above = self.row > 0 && self.row_back != 0;
@@ -759,11 +755,7 @@ impl Jpeg {
         self.adv_set = ((a2.clamp(-63, 63) + 64) as u32) | (comp as u32 & 1) << 7;
         // the same coefficient in the block above and the block to the left (the DC: their
         // difference from this block's prediction)
-        let above = if self.row > 0 && self.row_back != 0 {
-            self.coef_at(self.row_back)
-        } else {
-            0
-        };
+        let above = if has_above { self.coef_at(self.row_back) } else { 0 };
         let left = self.coef_at(self.back[blk]);
         let (above, left) = if zz == 0 {
             let p = self.dc_pred[comp];
@@ -787,8 +779,8 @@ impl Jpeg {
             }
         }
         self.near = (near[0].clamp(-15, 15) + 16) as u32;
-        let h = |i: u32, a: i32, b: i32, c: i32| -> u32 {
-            fmix(i.wrapping_mul(0x9E37_79B1) ^ fmix((a as u32) ^ (b as u32) << 8 ^ (c as u32) << 16))
+        let h = |i: u32, a: i32, b: i32, d: i32| -> u32 {
+            fmix(i.wrapping_mul(0x9E37_79B1) ^ fmix((a as u32) ^ (b as u32) << 8 ^ (d as u32) << 16))
         };
         let (c, n0, n1, n2, n3) = (coef as i32, near[0], near[1], near[2], near[3]);
         let (rs1, rs2) = (self.rs1 as i32, self.rs2 as i32);
@@ -870,18 +862,12 @@ mod tests {
         let root = env!("CARGO_MANIFEST_DIR");
         let pic = std::fs::read(format!("{root}/testdata/golden/picture.jpg")).unwrap();
         assert!(run(&pic) > 8 * pic.len() * 3 / 4, "the scan is most of the picture");
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_support::xorshift64(0x9E37_79B9_7F4A_7C15);
         for _ in 0..150 {
             let mut bad = pic.clone();
             for _ in 0..1 + next() % 4 {
                 // mostly in the headers (the first 620 bytes), sometimes in the scan
-                let span = if next() % 3 == 0 { bad.len() } else { 620 };
+                let span = if next().is_multiple_of(3) { bad.len() } else { 620 };
                 let at = 3 + (next() as usize) % (span - 3);
                 match next() % 5 {
                     0 => bad[at] = next() as u8,

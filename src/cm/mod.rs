@@ -132,8 +132,6 @@ pub struct SymbolCm {
     runs: Option<Runs>,
     /// deep and mid CM frames of format 16 on: the JPEG model
     jpeg: Option<Box<Jpeg>>,
-    /// the JPEG model predicts the current bit (the byte APMs rest)
-    jpeg_on: bool,
 }
 
 /// What a byte predictor without the transformer holds beyond format 3's byte mixer (CM and deep
@@ -363,7 +361,6 @@ impl SymbolCm {
             image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid)),
             runs,
             jpeg: model.jpeg.then(|| Box::new(Jpeg::new(n_symbols))),
-            jpeg_on: false,
         };
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
@@ -542,10 +539,8 @@ impl SymbolCm {
             nf += 1;
         }
         let mut fset = k;
-        self.jpeg_on = false;
         if let Some(j) = &mut self.jpeg {
             if j.on() {
-                self.jpeg_on = true;
                 self.xf[nf..nf + jpeg::INPUTS].copy_from_slice(&j.inputs());
                 fset += self.nbits as usize;
             } else {
@@ -556,9 +551,9 @@ impl SymbolCm {
         self.xf[nf] = 256;
         debug_assert_eq!(nf + 1, self.n_xf);
         let pr = self.final_mixer.mix(&self.xf[..self.n_xf], fset);
-        if self.jpeg_on {
+        if let Some(j) = self.jpeg.as_mut().filter(|j| j.predicted()) {
             // in a JPEG's scan the byte contexts of the APMs below mean nothing
-            return self.jpeg.as_mut().expect("on").refine(pr);
+            return j.refine(pr);
         }
         let deep = self.histories.is_some();
 
@@ -600,7 +595,7 @@ impl SymbolCm {
             m.update(&self.x[..self.live], bit);
         }
         self.final_mixer.update(&self.xf[..self.n_xf], bit);
-        if !self.jpeg_on {
+        if !self.jpeg.as_ref().is_some_and(|j| j.predicted()) {
             for a in &mut self.apms {
                 a.update(bit);
             }
@@ -822,31 +817,40 @@ mod tests {
         }
     }
 
-    fn image_model_learns(pic: &[u8], mid: bool) {
-        let run = |image: bool| {
-            let model = ByteModel {
-                records: true,
-                histories: true,
-                long_match: true,
-                image,
-                words: true,
-                mid,
-                runs: !mid,
-                jpeg: false,
-            };
-            let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
-            let (mut bits, mut ps) = (0.0, Vec::new());
-            for &b in pic {
-                for k in (0..8).rev() {
-                    let bit = (b as u32 >> k) & 1;
-                    let p = cm.predict(None);
-                    bits += cost(p, bit);
-                    ps.push(p);
-                    cm.update(bit);
-                }
+    /// The byte mixer of deep CM frames (`mid`: of mid CM frames), with or without the image and
+    /// JPEG models.
+    fn deep_model(mid: bool, image: bool, jpeg: bool) -> ByteModel {
+        ByteModel {
+            records: true,
+            histories: true,
+            long_match: true,
+            image,
+            words: true,
+            mid,
+            runs: !mid,
+            jpeg,
+        }
+    }
+
+    /// The ideal code length in bits of `data` coded by a byte mixer of `model`, and every
+    /// prediction.
+    fn code_cost(data: &[u8], model: ByteModel) -> (f64, Vec<i32>) {
+        let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
+        let (mut bits, mut ps) = (0.0, Vec::new());
+        for &b in data {
+            for k in (0..8).rev() {
+                let bit = (b as u32 >> k) & 1;
+                let p = cm.predict(None);
+                bits += cost(p, bit);
+                ps.push(p);
+                cm.update(bit);
             }
-            (bits, ps)
-        };
+        }
+        (bits, ps)
+    }
+
+    fn image_model_learns(pic: &[u8], mid: bool) {
+        let run = |image: bool| code_cost(pic, deep_model(mid, image, false));
         let (without, _) = run(false);
         let (with, ps) = run(true);
         assert!(
@@ -868,28 +872,7 @@ mod tests {
 
     fn jpeg_model_learns(mid: bool) {
         let root = env!("CARGO_MANIFEST_DIR");
-        let bits = |pic: &[u8], jpeg: bool| {
-            let model = ByteModel {
-                records: true,
-                histories: true,
-                long_match: true,
-                image: true,
-                words: true,
-                mid,
-                runs: !mid,
-                jpeg,
-            };
-            let mut cm = SymbolCm::for_bytes(pic.len() as u64, model);
-            let mut bits = 0.0;
-            for &b in pic {
-                for k in (0..8).rev() {
-                    let bit = (b as u32 >> k) & 1;
-                    bits += cost(cm.predict(None), bit);
-                    cm.update(bit);
-                }
-            }
-            bits
-        };
+        let bits = |pic: &[u8], jpeg: bool| code_cost(pic, deep_model(mid, true, jpeg)).0;
         for name in [
             "golden/picture.jpg",
             "jpeg/restarts.jpg",

@@ -155,13 +155,7 @@ mod tests {
 
     #[test]
     fn round_div_by_multiplication_is_round_div() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::test_support::xorshift64(0x9E37_79B9_7F4A_7C15);
         let edges = [1i64, 2, 3, 7, 255, 4096, (1 << 24) + 1, (1 << 25) - 1, (1 << 26) - 1];
         for i in 0..200_000 {
             let d = if i < edges.len() * 1000 {
