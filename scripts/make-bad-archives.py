@@ -79,7 +79,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 17), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 18), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -131,7 +131,12 @@ case("deep-cm-v14-read-as-v15.nnz", changed(read("rings.pbm.raw.v14.nnz"), 4, 15
 case("blend-v15-read-as-v14.nnz", changed(read("sample.txt.v15.nnz"), 4, 14), "Corrupt", "")
 case("blend-v14-read-as-v15.nnz", changed(read("sample.txt.v14.nnz"), 4, 15), "Corrupt", "")
 # a JPEG's deep CM frame of format 16 (with the JPEG model) read as format 15's
-case("deep-cm-jpeg-v16-read-as-v15.nnz", changed(read("picture.jpg.nnz"), 4, 15), "Corrupt", "is corrupt")
+case("deep-cm-jpeg-v16-read-as-v15.nnz", changed(read("picture.jpg.v16.nnz"), 4, 15), "Corrupt", "is corrupt")
+# deep and mid CM frames of format 17 (with the number model) read as format 16's, and format 16's
+# read as format 17's
+case("deep-cm-v17-read-as-v16.nnz", changed(read("server.log.nnz"), 4, 16), "Corrupt", "is corrupt")
+case("deep-cm-v16-read-as-v17.nnz", changed(read("server.log.v16.nnz"), 4, 17), "Corrupt", "is corrupt")
+case("mid-cm-v17-read-as-v16.nnz", changed(read("levels/mixed.L6.nnz"), 4, 16), "Corrupt", "is corrupt")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -217,6 +222,8 @@ bomb_mid_cm = b"\x0a" + struct.pack("<III", M, 0, 0)
 case("bomb-mid-cm-v14.nnz", header(14, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v15.nnz", header(15, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v16.nnz", header(16, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-deep-cm-v17.nnz", header(17, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-mid-cm-v17.nnz", header(17, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

@@ -217,10 +217,10 @@ fn older_versions_still_decode() {
     // frames before the bi-level image model; version 12: CM and deep CM frames before format 13's
     // contexts; version 13: before mid CM frames (level 6 wrote deep CM frames); version 14: before
     // the run model of deep CM frames and format 15's blend frames; version 15: before the JPEG
-    // model of deep CM frames
+    // model of deep CM frames; version 16: before the number model of deep and mid CM frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -258,6 +258,10 @@ fn older_versions_still_decode() {
         ("sample.txt.direct.v15.nnz", "sample.txt", 15),
         ("server.log.v15.nnz", "server.log", 15),
         ("rings.pbm.raw.v15.nnz", "rings.pbm.raw", 15),
+        ("sample.txt.direct.v16.nnz", "sample.txt", 16),
+        ("server.log.v16.nnz", "server.log", 16),
+        ("rings.pbm.raw.v16.nnz", "rings.pbm.raw", 16),
+        ("picture.jpg.v16.nnz", "picture.jpg", 16),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
@@ -267,7 +271,7 @@ fn older_versions_still_decode() {
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15] {
+    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -288,6 +292,12 @@ fn older_versions_still_decode() {
         assert!(stats.deep_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
+    // level 6 of version 16: mid CM frames before the number model
+    let old = golden("levels/mixed.L6.v16.nnz");
+    assert_eq!(old[4], 16);
+    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+    assert!(stats.mid_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
+    assert_eq!(unpack(&b, &old).unwrap(), mixed);
     // level 4 of version 12: plain CM frames with format 12's contexts and rates
     let old = golden("levels/mixed.L4.v12.nnz");
     assert_eq!(old[4], 12);

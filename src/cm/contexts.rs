@@ -2,6 +2,7 @@
 //! context hashes computed from it at the start of each symbol (docs/MODEL.md, "Contexts").
 
 use super::counter::fmix;
+use super::numbers::Numbers;
 use super::record::Records;
 
 /// One hashed context. `Order(n)`: the last n symbols. The others combine the previous symbols
@@ -47,6 +48,12 @@ pub enum Ctx {
     LowerWord,
     /// lword, plword (format 13 on)
     LowerWordPair,
+    /// the number model's first context: the number's digits so far against the one expected, or
+    /// the line's template (`numbers`; format 17 on)
+    Number,
+    /// the number model's second: the same by template, or the template of the line and the one
+    /// before (`numbers`; format 17 on)
+    NumberField,
 }
 
 /// Context orders for tokens and for bytes.
@@ -155,6 +162,8 @@ pub struct History {
     prev_lword: u32,
     /// byte frames of format 9 on: the record length finder (`above` is one record back)
     records: Option<Box<Records>>,
+    /// deep and mid CM frames of format 17 on: the number model
+    numbers: Option<Box<Numbers>>,
 }
 
 impl History {
@@ -173,7 +182,14 @@ impl History {
             lword: 0,
             prev_lword: 0,
             records: None,
+            numbers: None,
         }
+    }
+
+    /// Keep the number model's state (bytes only): what `Ctx::Number` and `Ctx::NumberField`
+    /// read.
+    pub fn find_numbers(&mut self) {
+        self.numbers = Some(Box::new(Numbers::new()));
     }
 
     /// Look for fixed-length records (bytes only): once one is found, `above` is the byte one
@@ -217,6 +233,9 @@ impl History {
             r.push(n - 1, sym as u8);
         }
         let c = self.class(sym);
+        if let Some(num) = self.numbers.as_mut() {
+            num.push(sym as u8, c & CLASS_NEWLINE != 0);
+        }
         if c & CLASS_NEWLINE != 0 {
             self.prev_line_start = self.line_start;
             self.line_start = n;
@@ -288,6 +307,7 @@ impl History {
             None => NO_FIELD,
         };
         let col = col as u32;
+        let numbers = self.numbers.as_ref().map_or([0; 2], |num| num.contexts());
         let two = |a: u32, salt: u32, b: u32| fmix(fmix(a ^ salt).wrapping_add(b));
         let three = |a: u32, salt: u32, b: u32, c: u32| fmix(fmix(a ^ salt).wrapping_add(fmix(b).wrapping_add(c)));
         for (h, c) in out.iter_mut().zip(ctxs) {
@@ -314,6 +334,8 @@ impl History {
                 Ctx::PrevWordS1 => two(self.prev_word, 0x4567_89AB, back(1)),
                 Ctx::LowerWord => two(self.lword, 0x2718_2818, 0),
                 Ctx::LowerWordPair => three(self.lword, 0x3141_5926, self.prev_lword, 0),
+                Ctx::Number => numbers[0],
+                Ctx::NumberField => numbers[1],
             };
         }
     }

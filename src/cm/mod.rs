@@ -22,6 +22,7 @@ mod jpeg;
 pub mod logistic;
 pub mod matcher;
 pub mod mix;
+mod numbers;
 mod pages;
 mod record;
 mod runs;
@@ -36,6 +37,7 @@ use jpeg::Jpeg;
 use logistic::stretch;
 use matcher::{LongMatch, Matcher};
 use mix::{Apm, Mixer};
+use numbers::Numbers;
 use runs::Runs;
 
 /// Counters stop slowing down after this many updates (they keep adapting at 1/31.5).
@@ -159,6 +161,8 @@ pub struct ByteModel {
     pub runs: bool,
     /// the JPEG model (`jpeg`; deep and mid CM frames, format 16 on)
     pub jpeg: bool,
+    /// the number model (`numbers`; deep and mid CM frames, format 17 on)
+    pub numbers: bool,
 }
 
 /// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, or
@@ -220,10 +224,16 @@ impl SymbolCm {
             alphabet,
             n_symbols,
             byte_classes(),
-            if model.mid {
-                mid_contexts()
-            } else {
-                byte_contexts(model.words)
+            {
+                let mut ctxs = if model.mid {
+                    mid_contexts()
+                } else {
+                    byte_contexts(model.words)
+                };
+                if model.numbers {
+                    ctxs.extend([Ctx::Number, Ctx::NumberField]);
+                }
+                ctxs
             },
             model,
         )
@@ -259,6 +269,7 @@ impl SymbolCm {
                 + ImageBits::memory(n_in)
                 + Runs::memory()
                 + Jpeg::memory(n_symbols)
+                + Numbers::memory()
         } else if alphabet == Alphabet::BlendedBytes {
             // format 15's: bit histories (one input per context), the long match model, a fourth
             // mixer; the inputs: the transformer's two, one per context, order 0, match, long
@@ -362,6 +373,9 @@ impl SymbolCm {
             runs,
             jpeg: model.jpeg.then(|| Box::new(Jpeg::new(n_symbols))),
         };
+        if model.numbers {
+            cm.hist.find_numbers();
+        }
         if blend {
             // the transformer starts trusted: a chunk's first bytes have nothing better
             for m in &mut cm.mixers {
@@ -723,6 +737,7 @@ mod tests {
                 mid,
                 runs,
                 jpeg: runs,
+                numbers: runs,
             };
             let mut cm = SymbolCm::for_bytes(data.len() as u64, model);
             let mut ps = Vec::new();
@@ -778,6 +793,7 @@ mod tests {
             mid: false,
             runs: true,
             jpeg: true,
+            numbers: true,
         };
         let mut cm = SymbolCm::for_bytes(1000, model);
         let order3 = runs::CONTEXTS.iter().position(|&c| c == Ctx::Order(3)).unwrap();
@@ -829,6 +845,7 @@ mod tests {
             mid,
             runs: !mid,
             jpeg,
+            numbers: false,
         }
     }
 
@@ -888,6 +905,78 @@ mod tests {
         }
         let pic = std::fs::read(format!("{root}/testdata/jpeg/progressive.jpg")).unwrap();
         assert_eq!(bits(&pic, true), bits(&pic, false));
+    }
+
+    /// Log lines whose numbers change by small steps (a time stamp, a process id that grows by
+    /// one or two, a request counter) cost at least 10% less with the number model, in deep and
+    /// mid CM frames; sample.txt (prose, a little code, a table) costs within 1% of what it did.
+    #[test]
+    fn number_model_learns_counters_and_keeps_prose() {
+        let mut rng = crate::test_support::xorshift64(7);
+        let mut log = Vec::new();
+        let (mut t, mut pid, mut req) = (36_000u32, 6_725u32, 100_000u32);
+        for _ in 0..1500 {
+            t += (rng() % 3) as u32;
+            match rng() % 3 {
+                0 => {
+                    pid += 1 + (rng() % 2) as u32;
+                    log.extend(
+                        format!(
+                            "[{:02}:{:02}:{:02}] notice child {pid} in slot {}\n",
+                            t / 3600,
+                            t / 60 % 60,
+                            t % 60,
+                            6 + rng() % 5
+                        )
+                        .bytes(),
+                    );
+                }
+                1 => {
+                    req += 1;
+                    log.extend(
+                        format!(
+                            "[{:02}:{:02}:{:02}] GET /item/{req} 200\n",
+                            t / 3600,
+                            t / 60 % 60,
+                            t % 60
+                        )
+                        .bytes(),
+                    );
+                }
+                _ => log.extend(
+                    format!(
+                        "[{:02}:{:02}:{:02}] error worker state 6\n",
+                        t / 3600,
+                        t / 60 % 60,
+                        t % 60
+                    )
+                    .bytes(),
+                ),
+            }
+        }
+        let prose = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt")).unwrap();
+        for mid in [false, true] {
+            let bits = |data: &[u8], numbers: bool| {
+                code_cost(
+                    data,
+                    ByteModel {
+                        numbers,
+                        ..deep_model(mid, true, true)
+                    },
+                )
+                .0
+            };
+            let (with, without) = (bits(&log, true), bits(&log, false));
+            assert!(
+                with < 0.9 * without,
+                "mid {mid}: log: {with:.0} bits with the number model, {without:.0} without"
+            );
+            let (with, without) = (bits(&prose, true), bits(&prose, false));
+            assert!(
+                with < 1.01 * without,
+                "mid {mid}: sample.txt: {with:.0} bits with the number model, {without:.0} without"
+            );
+        }
     }
 
     #[test]

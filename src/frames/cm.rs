@@ -29,7 +29,8 @@ pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, model: CmModel
 /// from format 9 on (deep frames, format 10 on, too), the long match model in deep frames from
 /// format 11 on, the bi-level image model in deep frames from format 12 on, format 13's contexts
 /// and rates in all from format 13 on, the run model in deep frames from format 15 on, the JPEG
-/// model in deep and mid frames from format 16 on. Mid frames (format 14 on) are deep frames
+/// model in deep and mid frames from format 16 on, the number model in deep and mid frames from
+/// format 17 on. Mid frames (format 14 on) are deep frames
 /// trimmed (`ByteModel::mid`).
 pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
     let mid = model == CmModel::Mid;
@@ -43,6 +44,7 @@ pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
         mid,
         runs: model == CmModel::Deep && version >= 15,
         jpeg: deep && version >= 16,
+        numbers: deep && version >= 17,
     }
 }
 
