@@ -136,6 +136,16 @@ pub fn mid_contexts() -> Vec<Ctx> {
         .collect()
 }
 
+/// The contexts of a byte mixer without the transformer: `mid_contexts` (mid CM frames) or
+/// `byte_contexts(words)`, then with `numbers` (format 17 on) the number model's two.
+pub fn byte_model_contexts(mid: bool, words: bool, numbers: bool) -> Vec<Ctx> {
+    let mut ctxs = if mid { mid_contexts() } else { byte_contexts(words) };
+    if numbers {
+        ctxs.extend([Ctx::Number, Ctx::NumberField]);
+    }
+    ctxs
+}
+
 /// Symbol class bits (see `History::push`).
 pub const CLASS_NEWLINE: u8 = 1;
 pub const CLASS_FIELD: u8 = 2;
@@ -383,5 +393,9 @@ mod tests {
         }
         assert_eq!(byte_contexts(true).len(), 18);
         assert_eq!(byte_contexts(false).len(), 21);
+        // `SymbolCm::memory` counts format 12's 21 contexts: no later list may be longer
+        for (mid, numbers) in [(false, false), (false, true), (true, false), (true, true)] {
+            assert!(byte_model_contexts(mid, true, numbers).len() <= 21);
+        }
     }
 }

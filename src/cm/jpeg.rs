@@ -6,8 +6,9 @@
 //! and above, and what those blocks say of it through their shared edges. Hashed contexts of those
 //! index counters; three mixers of its own (weight sets by coefficient, by partial code and by the
 //! edges' prediction) give the final mixer three more inputs, and two APMs keyed by the partial
-//! code refine the final probability, while the model is *on* (docs/MODEL.md, "JPEG model"). What it does not understand turns it off until the next restart marker, scan or
-//! picture: bytes that only look like a JPEG cost no more than the parsing.
+//! code refine the final probability, while the model is *on* (docs/MODEL.md, "JPEG model").
+//! What it does not understand turns it off until the next restart marker, scan or picture: bytes
+//! that only look like a JPEG cost no more than the parsing.
 //!
 //! The parser reads the bytes as the coder gives them, one bit at a time, so it works the same in
 //! the encoder and the decoder; it never looks ahead and never fails the frame.

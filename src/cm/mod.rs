@@ -29,7 +29,9 @@ mod runs;
 pub mod sorted;
 pub mod sorted_lean;
 
-use contexts::{byte_contexts, mid_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD};
+use contexts::{
+    byte_contexts, byte_model_contexts, token_contexts, Ctx, History, CLASS_FIELD, CLASS_NEWLINE, CLASS_WORD,
+};
 use counter::{fmix, Counter, LineTable};
 use history::Histories;
 use image::ImageBits;
@@ -224,17 +226,7 @@ impl SymbolCm {
             alphabet,
             n_symbols,
             byte_classes(),
-            {
-                let mut ctxs = if model.mid {
-                    mid_contexts()
-                } else {
-                    byte_contexts(model.words)
-                };
-                if model.numbers {
-                    ctxs.extend([Ctx::Number, Ctx::NumberField]);
-                }
-                ctxs
-            },
+            byte_model_contexts(model.mid, model.words, model.numbers),
             model,
         )
     }
@@ -917,42 +909,19 @@ mod tests {
         let (mut t, mut pid, mut req) = (36_000u32, 6_725u32, 100_000u32);
         for _ in 0..1500 {
             t += (rng() % 3) as u32;
-            match rng() % 3 {
+            let stamp = format!("[{:02}:{:02}:{:02}]", t / 3600, t / 60 % 60, t % 60);
+            let message = match rng() % 3 {
                 0 => {
                     pid += 1 + (rng() % 2) as u32;
-                    log.extend(
-                        format!(
-                            "[{:02}:{:02}:{:02}] notice child {pid} in slot {}\n",
-                            t / 3600,
-                            t / 60 % 60,
-                            t % 60,
-                            6 + rng() % 5
-                        )
-                        .bytes(),
-                    );
+                    format!("notice child {pid} in slot {}", 6 + rng() % 5)
                 }
                 1 => {
                     req += 1;
-                    log.extend(
-                        format!(
-                            "[{:02}:{:02}:{:02}] GET /item/{req} 200\n",
-                            t / 3600,
-                            t / 60 % 60,
-                            t % 60
-                        )
-                        .bytes(),
-                    );
+                    format!("GET /item/{req} 200")
                 }
-                _ => log.extend(
-                    format!(
-                        "[{:02}:{:02}:{:02}] error worker state 6\n",
-                        t / 3600,
-                        t / 60 % 60,
-                        t % 60
-                    )
-                    .bytes(),
-                ),
-            }
+                _ => "error worker state 6".to_string(),
+            };
+            log.extend(format!("{stamp} {message}\n").bytes());
         }
         let prose = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/golden/sample.txt")).unwrap();
         for mid in [false, true] {
