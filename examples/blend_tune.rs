@@ -9,7 +9,8 @@
 //! do not depend on the byte mixer (the decisions see its match model only, which this tool must
 //! not be used to change). Every run then replays the bits through the byte mixer of blend frames
 //! and prints, per file, the bytes of the bits, of the decisions and of both, and the byte mixer's
-//! single-core time: format 15's blend frames, or with `FORMAT13=1` format 13's (and 14's).
+//! single-core time: format 18's blend frames, or with `FORMAT15=1` format 15's (to 17's), with
+//! `FORMAT13=1` format 13's (and 14's).
 
 use nnz::backend::{cpu::CpuBackend, Backend};
 use nnz::cm::boundary::{Boundary, Guess};
@@ -109,7 +110,7 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
     let mut table = vec![0u32; vocab];
     let mut cum = Vec::new();
     let mut cm = SymbolCm::for_blended_bytes(data.len() as u64, BlendModel::Format13);
-    let mut ends = Boundary::new(vocab, None);
+    let mut ends = Boundary::new(vocab, None, false);
     let mut out = Trace {
         bytes: data.to_vec(),
         depth: Vec::with_capacity(data.len()),
@@ -265,8 +266,9 @@ fn replay(t: &Trace, model: BlendModel) -> f64 {
 }
 
 /// The bits of a chunk's token-end decisions under the boundary predictor.
-fn replay_ends(t: &Trace, vocab: usize, format13: bool) -> f64 {
-    let mut ends = Boundary::new(vocab, (!format13).then_some(t.bytes.len() as u64));
+fn replay_ends(t: &Trace, vocab: usize, model: BlendModel) -> f64 {
+    let larger = (model >= BlendModel::Format15).then_some(t.bytes.len() as u64);
+    let mut ends = Boundary::new(vocab, larger, model >= BlendModel::Format18);
     let mut bits = 0.0;
     for d in &t.decisions {
         let q = ends.predict(d.p as i32, d.prefix, d.prev, d.depth as usize, d.recent, d.guess());
@@ -282,8 +284,10 @@ fn main() {
     let format13 = std::env::var_os("FORMAT13").is_some();
     let model = if format13 {
         BlendModel::Format13
-    } else {
+    } else if std::env::var_os("FORMAT15").is_some() {
         BlendModel::Format15
+    } else {
+        BlendModel::Format18
     };
     let backend = CpuBackend::new(Model::default_model().unwrap());
     let vocab = backend.model().cfg.vocab;
@@ -293,7 +297,7 @@ fn main() {
             let traces = load_or_trace(&backend, f);
             let t = Instant::now();
             let bits: f64 = traces.iter().map(|c| replay(c, model)).sum();
-            let ends: f64 = traces.iter().map(|c| replay_ends(c, vocab, format13)).sum();
+            let ends: f64 = traces.iter().map(|c| replay_ends(c, vocab, model)).sum();
             let n: usize = traces.iter().map(|c| c.bytes.len()).sum();
             (n, bits / 8.0, ends / 8.0, t.elapsed().as_secs_f64())
         })

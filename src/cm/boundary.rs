@@ -72,8 +72,13 @@ pub struct Boundary {
 impl Boundary {
     /// A predictor for a vocabulary of `vocab` ids, as blend frames before format 15 have it
     /// (`larger` None), or as those of format 15 on have it for a frame of `raw_len` bytes
-    /// (`Some(raw_len)`: larger tables and the 8-byte context).
-    pub fn new(vocab: usize, larger: Option<u64>) -> Boundary {
+    /// (`Some(raw_len)`: larger tables and the 8-byte context); `warmup`: its mixer warms up
+    /// (`Mixer::warm_up`; format 18 on).
+    pub fn new(vocab: usize, larger: Option<u64>, warmup: bool) -> Boundary {
+        let mut mixer = Mixer::new(7 + larger.is_some() as usize, 8 * 4, RATE, W0);
+        if warmup {
+            mixer.warm_up();
+        }
         let bits = larger.map_or(PAIR_BITS, table_bits);
         let n = 7 + larger.is_some() as usize;
         Boundary {
@@ -81,7 +86,7 @@ impl Boundary {
             by_pair: vec![Counter::INIT; 1 << bits],
             by_bytes: vec![vec![Counter::INIT; 1 << bits]; 2 + larger.is_some() as usize],
             by_guess: vec![Counter::INIT; 3 * 16],
-            mixer: Mixer::new(n, 8 * 4, RATE, W0),
+            mixer,
             apm: Apm::new(vocab, 7),
             bits,
             x: [0; 8],
@@ -164,17 +169,17 @@ mod tests {
         assert_eq!(table_bits(100_000), 19);
         assert_eq!(table_bits(152_089), 20);
         assert_eq!(table_bits(64 << 20), 20);
-        assert_eq!(Boundary::new(8, None).by_pair.len(), 1 << 16);
-        assert_eq!(Boundary::new(8, Some(100_000)).by_pair.len(), 1 << 19);
-        assert_eq!(Boundary::new(8, Some(100_000)).by_bytes.len(), 3);
+        assert_eq!(Boundary::new(8, None, false).by_pair.len(), 1 << 16);
+        assert_eq!(Boundary::new(8, Some(100_000), false).by_pair.len(), 1 << 19);
+        assert_eq!(Boundary::new(8, Some(100_000), false).by_bytes.len(), 3);
         assert!(Boundary::memory(8, 1 << 20) > 16 << 20);
     }
 
     #[test]
     fn a_token_that_always_ends_becomes_cheap() {
         // the transformer says 50/50, but this prefix always ends: both kinds of predictor learn it
-        for larger in [None, Some(10_000)] {
-            let mut b = Boundary::new(16, larger);
+        for (larger, warmup) in [(None, false), (Some(10_000), false), (Some(10_000), true)] {
+            let mut b = Boundary::new(16, larger, warmup);
             let mut last = 0;
             for i in 0..500u64 {
                 last = b.predict(2048, 3, 5, 1, i * 0x0101, (Guess::None, 0));

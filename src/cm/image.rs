@@ -70,6 +70,11 @@ impl ImageBits {
         }
     }
 
+    /// Warm the mixer up (`Mixer::warm_up`; format 18 on).
+    pub(crate) fn warm_up(&mut self) {
+        self.mixer.warm_up();
+    }
+
     /// Bytes of tables (counters and the mixer's weights) for mixers of `n_in` inputs.
     pub(crate) fn memory(n_in: usize) -> u64 {
         let counters: u64 = TEMPLATES.iter().map(|&(l, a, b)| 4u64 << (l + a + b)).sum();

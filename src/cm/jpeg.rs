@@ -224,14 +224,18 @@ pub(crate) struct Jpeg {
     learn: Option<Box<Learn>>,
     /// the model predicted the current bit
     predicted: bool,
+    /// its mixers warm up (format 18 on)
+    warmup: bool,
     /// the current bit's partial code (`inputs`), for the APMs
     hc: u32,
 }
 
 impl Jpeg {
-    /// The model for a frame of `n` bytes.
-    pub(crate) fn new(n: u64) -> Jpeg {
+    /// The model for a frame of `n` bytes; `warmup`: its mixers warm up (`Mixer::warm_up`;
+    /// format 18 on).
+    pub(crate) fn new(n: u64, warmup: bool) -> Jpeg {
         Jpeg {
+            warmup,
             table_bits: table_bits(n),
             parse: Parse::Idle,
             tail: 0,
@@ -584,11 +588,13 @@ impl Jpeg {
                 t: Table::zeroed(1 << self.table_bits),
                 idx: [0; N],
                 x: [0; N_IN],
-                mixers: [
-                    Mixer::new(N_IN, COEF_SETS, MIXER_RATE, MIXER_W0),
-                    Mixer::new(N_IN, CODE_SETS, MIXER_RATE, MIXER_W0),
-                    Mixer::new(N_IN, ADV_SETS, MIXER_RATE, MIXER_W0),
-                ],
+                mixers: [COEF_SETS, CODE_SETS, ADV_SETS].map(|sets| {
+                    let mut m = Mixer::new(N_IN, sets, MIXER_RATE, MIXER_W0);
+                    if self.warmup {
+                        m.warm_up();
+                    }
+                    m
+                }),
                 apms: [Apm::new(1 << APM1_BITS, APM_RATE), Apm::new(1 << APM2_BITS, APM_RATE)],
             }));
             self.coefs = vec![0; RING as usize];
@@ -835,7 +841,7 @@ mod tests {
     /// Feed `data` through the model as a deep CM frame would, with `pr` standing in for the final
     /// mixer; returns how many bits it predicted.
     fn run(data: &[u8]) -> usize {
-        let mut j = Jpeg::new(data.len() as u64);
+        let mut j = Jpeg::new(data.len() as u64, false);
         let mut on = 0;
         for &b in data {
             for k in (0..8).rev() {

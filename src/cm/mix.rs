@@ -11,6 +11,9 @@ pub struct Mixer {
     set: usize,
     pr: i32,
     rate: i32,
+    /// with warm-up (`warm_up`): per weight set, how many times it was trained (up to
+    /// `WARMUP.len()`); empty without
+    trained: Vec<u16>,
     /// whether this CPU has AVX2 and the mixer enough inputs to gain by it (the same sums,
     /// eight lanes at a time)
     avx2: bool,
@@ -123,10 +126,17 @@ impl Mixer {
             set: 0,
             pr: 2048,
             rate,
+            trained: Vec::new(),
             // a few inputs are summed faster inline than through a call; the AVX2 routines
             // take whole groups of eight (predictors pad their inputs with zeros to get them)
             avx2: n >= 16 && n.is_multiple_of(8) && n <= 128 && has_avx2(),
         }
+    }
+
+    /// Give every weight set a warm-up (format 18 on): its first trainings take larger steps
+    /// (`WARMUP`), so that sets which are seldom chosen learn the chunk sooner.
+    pub fn warm_up(&mut self) {
+        self.trained = vec![0; self.w.len() / self.n];
     }
 
     /// Start input 0 of every weight set at `w0`.
@@ -149,7 +159,14 @@ impl Mixer {
 
     /// Train the weight set of the last `mix` (same inputs `x`) on the coded bit.
     pub fn update(&mut self, x: &[i32], bit: u32) {
-        let err = (((bit as i32) << 12) - self.pr) * self.rate;
+        let mut err = (((bit as i32) << 12) - self.pr) * self.rate;
+        if let Some(n) = self.trained.get_mut(self.set / self.n) {
+            if let Some(&extra) = WARMUP.get(*n as usize) {
+                // |err| < 2^16 keeps `train`'s products in 32 bits
+                err = ((err * (16 + extra as i32)) >> 4).clamp(-65535, 65535);
+                *n += 1;
+            }
+        }
         let w = &mut self.w[self.set..self.set + x.len()];
         if self.avx2 {
             avx2::train(w, x, err)
@@ -158,6 +175,23 @@ impl Mixer {
         }
     }
 }
+
+/// The warm-up of a mixer's weight set (`Mixer::warm_up`): after `n` trainings of the set, its
+/// error is scaled by `(16 + WARMUP[n]) / 16` (rounded down) and clamped to ±65535, where
+/// `WARMUP[n] = 16 · 6 · 64 / (64 + n)` (rounded down; 1 at the table's last, n = 6080): seven
+/// times the step at first, five times after 32 trainings, twice after 320, the mixer's own rate
+/// from n = 6081 on. Measured
+/// on the dev bench (ideal code length): deep CM frames −0.48%, mid −0.37%, CM −0.39%, the bits
+/// of blend frames on nine texts −0.25%; every file smaller.
+const WARMUP: [u8; 6081] = {
+    let mut t = [0u8; 6081];
+    let mut n = 0;
+    while n < t.len() {
+        t[n] = (16 * 6 * 64 / (64 + n)) as u8;
+        n += 1;
+    }
+    t
+};
 
 /// 33 learned probabilities (16 bits) per context at stretch points -2048, -1920, ..., 2048.
 pub struct Apm {

@@ -165,16 +165,20 @@ pub struct ByteModel {
     pub jpeg: bool,
     /// the number model (`numbers`; deep and mid CM frames, format 17 on)
     pub numbers: bool,
+    /// every mixer warms up (`Mixer::warm_up`; format 18 on)
+    pub warmup: bool,
 }
 
-/// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, or
-/// format 15's: format 13's contexts with a bit history beside each counter (its map's input
-/// alone, as in mid CM frames) and the long match model, at rate 6.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, format
+/// 15's (format 13's contexts with a bit history beside each counter, its map's input alone as in
+/// mid CM frames, and the long match model, at rate 6), or format 18's (format 15's with every
+/// mixer warming up, `Mixer::warm_up`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum BlendModel {
     Format6,
     Format13,
     Format15,
+    Format18,
 }
 
 impl SymbolCm {
@@ -209,11 +213,12 @@ impl SymbolCm {
     /// A predictor for bytes with the transformer's prediction for every bit (blend frames); the
     /// frame tells it each byte's position in its token (`set_depth`).
     pub fn for_blended_bytes(n_symbols: u64, blend: BlendModel) -> Self {
-        let histories = blend == BlendModel::Format15;
+        let histories = blend >= BlendModel::Format15;
         let model = ByteModel {
             words: blend != BlendModel::Format6,
             histories,
             long_match: histories,
+            warmup: blend >= BlendModel::Format18,
             ..ByteModel::default()
         };
         Self::for_byte_alphabet(Alphabet::BlendedBytes, n_symbols, model)
@@ -363,8 +368,16 @@ impl SymbolCm {
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
             image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid)),
             runs,
-            jpeg: model.jpeg.then(|| Box::new(Jpeg::new(n_symbols))),
+            jpeg: model.jpeg.then(|| Box::new(Jpeg::new(n_symbols, model.warmup))),
         };
+        if model.warmup {
+            for m in cm.mixers.iter_mut().chain([&mut cm.final_mixer]) {
+                m.warm_up();
+            }
+            if let Some(im) = &mut cm.image {
+                im.warm_up();
+            }
+        }
         if model.numbers {
             cm.hist.find_numbers();
         }
@@ -838,6 +851,7 @@ mod tests {
             runs: !mid,
             jpeg,
             numbers: false,
+            warmup: false,
         }
     }
 

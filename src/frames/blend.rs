@@ -34,7 +34,9 @@ impl TokenFrame for Blend {
         let (mut row, mut rows) = (0, 0);
         let mut inputs = Vec::with_capacity(block);
         let mut cum = Vec::with_capacity(lex.len() + 1);
-        let blend = if job.version >= 15 {
+        let blend = if job.version >= 18 {
+            BlendModel::Format18
+        } else if job.version >= 15 {
             BlendModel::Format15
         } else if job.version >= 13 {
             BlendModel::Format13
@@ -42,7 +44,11 @@ impl TokenFrame for Blend {
             BlendModel::Format6
         };
         let mut cm = SymbolCm::for_blended_bytes(job.raw_len as u64, blend);
-        let mut ends = Boundary::new(vocab, (job.version >= 15).then_some(job.raw_len as u64));
+        let mut ends = Boundary::new(
+            vocab,
+            (job.version >= 15).then_some(job.raw_len as u64),
+            job.version >= 18,
+        );
         let mut prev = bos;
         let mut pos = 0;
         // the bytes coded when progress was last reported

@@ -45,6 +45,7 @@ pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
         runs: model == CmModel::Deep && version >= 15,
         jpeg: deep && version >= 16,
         numbers: deep && version >= 17,
+        warmup: version >= 18,
     }
 }
 
