@@ -79,7 +79,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 18), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 19), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -110,7 +110,8 @@ case("deep-cm-v12-read-as-v11.nnz", changed(read("rings.pbm.raw.v12.nnz"), 4, 11
 case("deep-cm-v11-read-as-v12.nnz", changed(read("rings.pbm.raw.v11.nnz"), 4, 12), "Corrupt", "is corrupt")
 # CM and deep CM frames of format 13 (its contexts and rates) read as format 12's, and format 12's
 # read as format 13's
-case("cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L4.nnz"), 4, 12), "Corrupt", "is corrupt")
+# (format 17's CM frames are format 13's)
+case("cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L4.v17.nnz"), 4, 12), "Corrupt", "is corrupt")
 case("cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L4.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
 case("deep-cm-v13-read-as-v12.nnz", changed(read("levels/mixed.L6.v13.nnz"), 4, 12), "Corrupt", "is corrupt")
 case("deep-cm-v12-read-as-v13.nnz", changed(read("levels/mixed.L6.v12.nnz"), 4, 13), "Corrupt", "is corrupt")
@@ -134,9 +135,18 @@ case("blend-v14-read-as-v15.nnz", changed(read("sample.txt.v14.nnz"), 4, 15), "C
 case("deep-cm-jpeg-v16-read-as-v15.nnz", changed(read("picture.jpg.v16.nnz"), 4, 15), "Corrupt", "is corrupt")
 # deep and mid CM frames of format 17 (with the number model) read as format 16's, and format 16's
 # read as format 17's
-case("deep-cm-v17-read-as-v16.nnz", changed(read("server.log.nnz"), 4, 16), "Corrupt", "is corrupt")
+case("deep-cm-v17-read-as-v16.nnz", changed(read("server.log.v17.nnz"), 4, 16), "Corrupt", "is corrupt")
 case("deep-cm-v16-read-as-v17.nnz", changed(read("server.log.v16.nnz"), 4, 17), "Corrupt", "is corrupt")
-case("mid-cm-v17-read-as-v16.nnz", changed(read("levels/mixed.L6.nnz"), 4, 16), "Corrupt", "is corrupt")
+case("mid-cm-v17-read-as-v16.nnz", changed(read("levels/mixed.L6.v17.nnz"), 4, 16), "Corrupt", "is corrupt")
+# CM, mid CM, deep CM and blend frames of format 18 (mixers and maps that warm up) read as format
+# 17's, and format 17's read as format 18's
+case("cm-v18-read-as-v17.nnz", changed(read("levels/mixed.L4.nnz"), 4, 17), "Corrupt", "is corrupt")
+case("mid-cm-v18-read-as-v17.nnz", changed(read("levels/mixed.L6.nnz"), 4, 17), "Corrupt", "is corrupt")
+case("deep-cm-v18-read-as-v17.nnz", changed(read("server.log.nnz"), 4, 17), "Corrupt", "is corrupt")
+case("deep-cm-v17-read-as-v18.nnz", changed(read("server.log.v17.nnz"), 4, 18), "Corrupt", "is corrupt")
+case("deep-cm-jpeg-v18-read-as-v17.nnz", changed(read("picture.jpg.nnz"), 4, 17), "Corrupt", "is corrupt")
+case("blend-v18-read-as-v17.nnz", changed(read("sample.txt.nnz"), 4, 17), "Corrupt", "")
+case("blend-v17-read-as-v18.nnz", changed(read("sample.txt.v17.nnz"), 4, 18), "Corrupt", "")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -224,6 +234,9 @@ case("bomb-deep-cm-v15.nnz", header(15, mid, M) + bomb_deep + end(M), "Corrupt",
 case("bomb-deep-cm-v16.nnz", header(16, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v17.nnz", header(17, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
 case("bomb-mid-cm-v17.nnz", header(17, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
+case("bomb-cm-v18.nnz", header(18, mid, M) + b"\x04" + struct.pack("<III", M, 0, 0) + end(M), "Corrupt", "payload can hold")
+case("bomb-deep-cm-v18.nnz", header(18, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-mid-cm-v18.nnz", header(18, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

@@ -129,12 +129,14 @@ fn compress_on_threads(b: &CpuBackend, data: &[u8], opts: &Options, threads: usi
 
 /// A file of one chunk leaves a core idle: there its LZMA trial (and the model's) run beside the
 /// byte mixer's. The frame chosen must be the one a single thread chooses, the LZMA frame included
-/// where it wins (random bytes repeated: LZMA codes each repeat in a few bytes).
+/// where it wins (random bytes repeated once: LZMA codes the repeat in a few bytes, while the byte
+/// mixer still learns to trust its match model; from three copies on, the byte mixer of format
+/// 18 wins).
 #[test]
 fn a_lone_chunks_trials_side_by_side_choose_what_one_thread_does() {
     let b = backend();
     let block = Lcg(11).bytes(3000);
-    let data: Vec<u8> = block.iter().cycle().take(5 * block.len()).copied().collect();
+    let data: Vec<u8> = block.iter().cycle().take(2 * block.len()).copied().collect();
     for level in [5u8, 6, 8, 9] {
         let opts = Options {
             chunk_size: 1 << 16,
@@ -217,10 +219,11 @@ fn older_versions_still_decode() {
     // frames before the bi-level image model; version 12: CM and deep CM frames before format 13's
     // contexts; version 13: before mid CM frames (level 6 wrote deep CM frames); version 14: before
     // the run model of deep CM frames and format 15's blend frames; version 15: before the JPEG
-    // model of deep CM frames; version 16: before the number model of deep and mid CM frames
+    // model of deep CM frames; version 16: before the number model of deep and mid CM frames;
+    // version 17: before the warm-up of mixers and maps in CM, mid, deep CM and blend frames
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -262,6 +265,10 @@ fn older_versions_still_decode() {
         ("server.log.v16.nnz", "server.log", 16),
         ("rings.pbm.raw.v16.nnz", "rings.pbm.raw", 16),
         ("picture.jpg.v16.nnz", "picture.jpg", 16),
+        ("sample.txt.direct.v17.nnz", "sample.txt", 17),
+        ("server.log.v17.nnz", "server.log", 17),
+        ("rings.pbm.raw.v17.nnz", "rings.pbm.raw", 17),
+        ("picture.jpg.v17.nnz", "picture.jpg", 17),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
@@ -271,7 +278,7 @@ fn older_versions_still_decode() {
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16] {
+    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -292,18 +299,23 @@ fn older_versions_still_decode() {
         assert!(stats.deep_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
-    // level 6 of version 16: mid CM frames before the number model
-    let old = golden("levels/mixed.L6.v16.nnz");
-    assert_eq!(old[4], 16);
-    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
-    assert!(stats.mid_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
-    assert_eq!(unpack(&b, &old).unwrap(), mixed);
-    // level 4 of version 12: plain CM frames with format 12's contexts and rates
-    let old = golden("levels/mixed.L4.v12.nnz");
-    assert_eq!(old[4], 12);
-    let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
-    assert!(stats.cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
-    assert_eq!(unpack(&b, &old).unwrap(), mixed);
+    // level 6 of versions 16 and 17: mid CM frames before the number model, and before the warm-up
+    for version in [16, 17] {
+        let old = golden(&format!("levels/mixed.L6.v{version}.nnz"));
+        assert_eq!(old[4], version);
+        let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+        assert!(stats.mid_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
+        assert_eq!(unpack(&b, &old).unwrap(), mixed);
+    }
+    // level 4 of versions 12 and 17: plain CM frames with format 12's contexts and rates, and
+    // format 13's before the warm-up
+    for version in [12, 17] {
+        let old = golden(&format!("levels/mixed.L4.v{version}.nnz"));
+        assert_eq!(old[4], version);
+        let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
+        assert!(stats.cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
+        assert_eq!(unpack(&b, &old).unwrap(), mixed);
+    }
     // level 2 of version 7: BWT frames as version 7 wrote them
     let old = golden("levels/mixed.L2.v7.nnz");
     assert_eq!(old[4], 7);
@@ -431,9 +443,9 @@ fn cm_frames_win_on_logs_and_survive_damage() {
 fn lzma_frames_are_chosen_where_they_win() {
     let b = backend();
     let block = Lcg(21).bytes(3000);
-    let data: Vec<u8> = block.iter().cycle().take(60_000).copied().collect();
-    // level 5: the plain byte mixer and LZMA 6 (the mid and deep byte mixers of levels 6 on code this block
-    // a few bytes smaller than LZMA does)
+    let data: Vec<u8> = block.iter().cycle().take(6000).copied().collect();
+    // level 5: the plain byte mixer and LZMA 6, on random bytes repeated once (the byte mixer
+    // codes more copies in fewer bytes than LZMA does)
     let opts = Options {
         chunk_size: 1 << 16,
         level: 5,
@@ -443,7 +455,7 @@ fn lzma_frames_are_chosen_where_they_win() {
     codec::compress(&b, Input::Slice(&data), &mut a, &opts).unwrap();
     let (_, stats) = codec::list(&mut &a[..]).unwrap().remove(0);
     assert_eq!(stats.lzma_frames, 1, "a repeated random block should be LZMA-coded");
-    assert!(a.len() < 3600);
+    assert!(a.len() < 3200, "{} bytes", a.len());
     assert_eq!(unpack(&b, &a).unwrap(), data);
     // damage inside the LZMA payload is an error, never a panic or wrong output
     for p in [60, 200, a.len() - 30] {
@@ -563,7 +575,8 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         assert_eq!(unpack(&b, &golden).unwrap(), data, "level {level}");
         let (_, stats) = codec::list(&mut &golden[..]).unwrap().remove(0);
         // levels 1-3 are BWT frames (fast at level 1) and LZMA frames only, 4-6 never run the model,
-        // 4 and 5 have the plain byte mixer, 6 the mid one, 7 on the deep one
+        // 4 and 5 have the plain byte mixer, 6 the mid one, 7 on the deep one (at level 9 it wins
+        // the log's chunks against blend frames since format 18)
         assert_eq!(
             stats.cm_frames + stats.deep_cm_frames + stats.mid_cm_frames + stats.blend_frames > 0,
             level >= 4,
@@ -571,11 +584,7 @@ fn every_level_round_trips_keeps_its_golden_archive_and_ignores_threads() {
         );
         assert_eq!(stats.cm_frames > 0, matches!(level, 4 | 5), "level {level}: CM frames");
         assert_eq!(stats.mid_cm_frames > 0, level == 6, "level {level}: mid CM frames");
-        assert_eq!(
-            stats.deep_cm_frames > 0,
-            matches!(level, 7 | 8),
-            "level {level}: deep CM frames"
-        );
+        assert_eq!(stats.deep_cm_frames > 0, level >= 7, "level {level}: deep CM frames");
         assert_eq!(
             stats.bwt_frames > 0,
             matches!(level, 2 | 3),

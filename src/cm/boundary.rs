@@ -76,8 +76,10 @@ impl Boundary {
     /// (`Mixer::warm_up`; format 18 on).
     pub fn new(vocab: usize, larger: Option<u64>, warmup: bool) -> Boundary {
         let mut mixer = Mixer::new(7 + larger.is_some() as usize, 8 * 4, RATE, W0);
+        let mut apm = Apm::new(vocab, 7);
         if warmup {
             mixer.warm_up();
+            apm.warm_up();
         }
         let bits = larger.map_or(PAIR_BITS, table_bits);
         let n = 7 + larger.is_some() as usize;
@@ -87,7 +89,7 @@ impl Boundary {
             by_bytes: vec![vec![Counter::INIT; 1 << bits]; 2 + larger.is_some() as usize],
             by_guess: vec![Counter::INIT; 3 * 16],
             mixer,
-            apm: Apm::new(vocab, 7),
+            apm,
             bits,
             x: [0; 8],
             n,
@@ -99,7 +101,7 @@ impl Boundary {
     /// the larger).
     pub fn memory(vocab: usize, raw_len: u64) -> u64 {
         let counters = 2 * vocab + 4 * (1 << table_bits(raw_len)) + 3 * 16;
-        (counters * std::mem::size_of::<Counter>() + vocab * 33 * 2 + 8 * 4 * 8 * 4) as u64
+        (counters * std::mem::size_of::<Counter>() + vocab * 33 * 3 + 8 * 4 * 8 * 4) as u64
     }
 
     /// P(the token ends) in 12 bits, in [1, 4095]: `p_model` is the transformer's (12 bits),

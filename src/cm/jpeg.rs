@@ -282,7 +282,8 @@ impl Jpeg {
     pub(crate) fn memory(n: u64) -> u64 {
         (4u64 << table_bits(n))
             + 2 * RING as u64
-            + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 2
+            // (two bytes a value, one for its count: `Apm::warm_up`)
+            + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 3
             + ((COEF_SETS + CODE_SETS + ADV_SETS) * N_IN * 4) as u64
             // the segment buffer (at most 65,533 bytes)
             + 65536
@@ -595,7 +596,13 @@ impl Jpeg {
                     }
                     m
                 }),
-                apms: [Apm::new(1 << APM1_BITS, APM_RATE), Apm::new(1 << APM2_BITS, APM_RATE)],
+                apms: [APM1_BITS, APM2_BITS].map(|bits| {
+                    let mut a = Apm::new(1 << bits, APM_RATE);
+                    if self.warmup {
+                        a.warm_up();
+                    }
+                    a
+                }),
             }));
             self.coefs = vec![0; RING as usize];
         }
