@@ -9,6 +9,8 @@ pub struct Mixer {
     n: usize,
     w: Vec<i32>,
     set: usize,
+    /// the weight set of the last `mix` (`set` is its first weight)
+    set_index: usize,
     pr: i32,
     rate: i32,
     /// with warm-up (`warm_up`): per weight set, how many times it was trained (up to
@@ -124,6 +126,7 @@ impl Mixer {
             n,
             w: vec![w0; n * sets],
             set: 0,
+            set_index: 0,
             pr: 2048,
             rate,
             trained: Vec::new(),
@@ -151,6 +154,7 @@ impl Mixer {
     pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
         debug_assert!(x.len() == self.n || (x.len() < self.n && x.len().is_multiple_of(8)));
         self.set = set * self.n;
+        self.set_index = set;
         let w = &self.w[self.set..self.set + x.len()];
         let dot = if self.avx2 { avx2::dot(x, w) } else { dot(x, w) };
         self.pr = squash((dot >> 16).clamp(-2047, 2047) as i32);
@@ -160,7 +164,7 @@ impl Mixer {
     /// Train the weight set of the last `mix` (same inputs `x`) on the coded bit.
     pub fn update(&mut self, x: &[i32], bit: u32) {
         let mut err = (((bit as i32) << 12) - self.pr) * self.rate;
-        if let Some(n) = self.trained.get_mut(self.set / self.n) {
+        if let Some(n) = self.trained.get_mut(self.set_index) {
             if let Some(&extra) = WARMUP.get(*n as usize) {
                 // |err| < 2^16 keeps `train`'s products in 32 bits
                 err = ((err * (16 + extra as i32)) >> 4).clamp(-65535, 65535);
@@ -248,6 +252,15 @@ impl Apm {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
                 _mm_prefetch(row.as_ptr() as *const i8, _MM_HINT_T0);
                 _mm_prefetch(row[32..].as_ptr() as *const i8, _MM_HINT_T0);
+            }
+            // and the row's training counts (warm-up), which `update` reads
+            if let Some(counts) = self.trained.get(cx * 33..cx * 33 + 33) {
+                // SAFETY: as above; both addresses lie in `counts`.
+                unsafe {
+                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                    _mm_prefetch(counts.as_ptr() as *const i8, _MM_HINT_T0);
+                    _mm_prefetch(counts[32..].as_ptr() as *const i8, _MM_HINT_T0);
+                }
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
