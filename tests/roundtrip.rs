@@ -290,30 +290,33 @@ fn older_versions_still_decode() {
         assert!(tokens > 0 && stats.cm_frames + stats.deep_cm_frames > 0, "{stats:?}");
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
-    // level 6 of versions 10 to 13: deep CM frames only, as those versions wrote them (10: no long
-    // match model, 11: no image model, 12: format 12's contexts, 13: format 13's)
-    for version in [10, 11, 12, 13] {
-        let old = golden(&format!("levels/mixed.L6.v{version}.nnz"));
+    // one kind of CM frame only, as older versions wrote it: level 6 of versions 10 to 13 (deep CM
+    // frames; 10: no long match model, 11: no image model, 12: format 12's contexts, 13: format
+    // 13's), of versions 16 and 17 (mid CM frames before the number model, and before the
+    // warm-up), level 4 of versions 12 and 17 (plain CM frames with format 12's contexts and rates,
+    // and format 13's before the warm-up)
+    type FramesOf = fn(&codec::Stats) -> u64;
+    let deep: FramesOf = |s| s.deep_cm_frames;
+    let mid: FramesOf = |s| s.mid_cm_frames;
+    let plain: FramesOf = |s| s.cm_frames;
+    let only = [
+        (6, 10, deep),
+        (6, 11, deep),
+        (6, 12, deep),
+        (6, 13, deep),
+        (6, 16, mid),
+        (6, 17, mid),
+        (4, 12, plain),
+        (4, 17, plain),
+    ];
+    for (level, version, frames) in only {
+        let old = golden(&format!("levels/mixed.L{level}.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
-        assert!(stats.deep_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
-        assert_eq!(unpack(&b, &old).unwrap(), mixed);
-    }
-    // level 6 of versions 16 and 17: mid CM frames before the number model, and before the warm-up
-    for version in [16, 17] {
-        let old = golden(&format!("levels/mixed.L6.v{version}.nnz"));
-        assert_eq!(old[4], version);
-        let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
-        assert!(stats.mid_cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
-        assert_eq!(unpack(&b, &old).unwrap(), mixed);
-    }
-    // level 4 of versions 12 and 17: plain CM frames with format 12's contexts and rates, and
-    // format 13's before the warm-up
-    for version in [12, 17] {
-        let old = golden(&format!("levels/mixed.L4.v{version}.nnz"));
-        assert_eq!(old[4], version);
-        let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
-        assert!(stats.cm_frames == stats.frames && stats.frames > 0, "{stats:?}");
+        assert!(
+            frames(&stats) == stats.frames && stats.frames > 0,
+            "L{level} v{version}: {stats:?}"
+        );
         assert_eq!(unpack(&b, &old).unwrap(), mixed);
     }
     // level 2 of version 7: BWT frames as version 7 wrote them
