@@ -72,15 +72,9 @@ pub struct Boundary {
 impl Boundary {
     /// A predictor for a vocabulary of `vocab` ids, as blend frames before format 15 have it
     /// (`larger` None), or as those of format 15 on have it for a frame of `raw_len` bytes
-    /// (`Some(raw_len)`: larger tables and the 8-byte context); `warmup`: its mixer warms up
-    /// (`Mixer::warm_up`; format 18 on).
+    /// (`Some(raw_len)`: larger tables and the 8-byte context); `warmup`: its mixer and APM warm
+    /// up (`Mixer::warmed`, `Apm::warmed`; format 18 on).
     pub fn new(vocab: usize, larger: Option<u64>, warmup: bool) -> Boundary {
-        let mut mixer = Mixer::new(7 + larger.is_some() as usize, 8 * 4, RATE, W0);
-        let mut apm = Apm::new(vocab, 7);
-        if warmup {
-            mixer.warm_up();
-            apm.warm_up();
-        }
         let bits = larger.map_or(PAIR_BITS, table_bits);
         let n = 7 + larger.is_some() as usize;
         Boundary {
@@ -88,8 +82,8 @@ impl Boundary {
             by_pair: vec![Counter::INIT; 1 << bits],
             by_bytes: vec![vec![Counter::INIT; 1 << bits]; 2 + larger.is_some() as usize],
             by_guess: vec![Counter::INIT; 3 * 16],
-            mixer,
-            apm,
+            mixer: Mixer::new(n, 8 * 4, RATE, W0).warmed(warmup),
+            apm: Apm::new(vocab, 7).warmed(warmup),
             bits,
             x: [0; 8],
             n,

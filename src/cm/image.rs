@@ -53,8 +53,9 @@ pub(crate) struct ImageBits {
 
 impl ImageBits {
     /// The model for a predictor whose mixers take `n_in` inputs (these included) and learn at
-    /// `rate` from initial weights `w0`; `gated`: its mixer runs only while there are lines above.
-    pub(crate) fn new(n_in: usize, rate: i32, w0: i32, gated: bool) -> ImageBits {
+    /// `rate` from initial weights `w0`; `gated`: its mixer runs only while there are lines above;
+    /// `warmup`: its mixer warms up (`Mixer::warmed`; format 18 on).
+    pub(crate) fn new(n_in: usize, rate: i32, w0: i32, gated: bool, warmup: bool) -> ImageBits {
         ImageBits {
             tables: TEMPLATES
                 .iter()
@@ -62,17 +63,12 @@ impl ImageBits {
                 .collect(),
             idx: [0; INPUTS],
             rows: None,
-            mixer: Mixer::new(n_in, SETS, rate, w0),
+            mixer: Mixer::new(n_in, SETS, rate, w0).warmed(warmup),
             err: [0; 2],
             p: [2048; 2],
             on: false,
             gated,
         }
-    }
-
-    /// Warm the mixer up (`Mixer::warm_up`; format 18 on).
-    pub(crate) fn warm_up(&mut self) {
-        self.mixer.warm_up();
     }
 
     /// Bytes of tables (counters and the mixer's weights) for mixers of `n_in` inputs.

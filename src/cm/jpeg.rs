@@ -224,15 +224,15 @@ pub(crate) struct Jpeg {
     learn: Option<Box<Learn>>,
     /// the model predicted the current bit
     predicted: bool,
-    /// its mixers warm up (format 18 on)
+    /// its mixers and APMs warm up (format 18 on)
     warmup: bool,
     /// the current bit's partial code (`inputs`), for the APMs
     hc: u32,
 }
 
 impl Jpeg {
-    /// The model for a frame of `n` bytes; `warmup`: its mixers warm up (`Mixer::warm_up`;
-    /// format 18 on).
+    /// The model for a frame of `n` bytes; `warmup`: its mixers and APMs warm up
+    /// (`Mixer::warmed`, `Apm::warmed`; format 18 on).
     pub(crate) fn new(n: u64, warmup: bool) -> Jpeg {
         Jpeg {
             warmup,
@@ -282,7 +282,7 @@ impl Jpeg {
     pub(crate) fn memory(n: u64) -> u64 {
         (4u64 << table_bits(n))
             + 2 * RING as u64
-            // (two bytes a value, one for its count: `Apm::warm_up`)
+            // (two bytes a value, one for its count: `Apm::warmed`)
             + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 3
             + ((COEF_SETS + CODE_SETS + ADV_SETS) * N_IN * 4) as u64
             // the segment buffer (at most 65,533 bytes)
@@ -589,20 +589,9 @@ impl Jpeg {
                 t: Table::zeroed(1 << self.table_bits),
                 idx: [0; N],
                 x: [0; N_IN],
-                mixers: [COEF_SETS, CODE_SETS, ADV_SETS].map(|sets| {
-                    let mut m = Mixer::new(N_IN, sets, MIXER_RATE, MIXER_W0);
-                    if self.warmup {
-                        m.warm_up();
-                    }
-                    m
-                }),
-                apms: [APM1_BITS, APM2_BITS].map(|bits| {
-                    let mut a = Apm::new(1 << bits, APM_RATE);
-                    if self.warmup {
-                        a.warm_up();
-                    }
-                    a
-                }),
+                mixers: [COEF_SETS, CODE_SETS, ADV_SETS]
+                    .map(|sets| Mixer::new(N_IN, sets, MIXER_RATE, MIXER_W0).warmed(self.warmup)),
+                apms: [APM1_BITS, APM2_BITS].map(|bits| Apm::new(1 << bits, APM_RATE).warmed(self.warmup)),
             }));
             self.coefs = vec![0; RING as usize];
         }

@@ -8,12 +8,11 @@ use super::pages::Table;
 pub struct Mixer {
     n: usize,
     w: Vec<i32>,
+    /// the weight set of the last `mix`
     set: usize,
-    /// the weight set of the last `mix` (`set` is its first weight)
-    set_index: usize,
     pr: i32,
     rate: i32,
-    /// with warm-up (`warm_up`): per weight set, how many times it was trained (up to
+    /// with warm-up (`warmed`): per weight set, how many times it was trained (up to
     /// `WARMUP.len()`); empty without
     trained: Vec<u16>,
     /// whether this CPU has AVX2 and the mixer enough inputs to gain by it (the same sums,
@@ -126,7 +125,6 @@ impl Mixer {
             n,
             w: vec![w0; n * sets],
             set: 0,
-            set_index: 0,
             pr: 2048,
             rate,
             trained: Vec::new(),
@@ -136,10 +134,13 @@ impl Mixer {
         }
     }
 
-    /// Give every weight set a warm-up (format 18 on): its first trainings take larger steps
-    /// (`WARMUP`), so that sets which are seldom chosen learn the chunk sooner.
-    pub fn warm_up(&mut self) {
-        self.trained = vec![0; self.w.len() / self.n];
+    /// With `on` (format 18 on), every weight set warms up: its first trainings take larger
+    /// steps (`WARMUP`), so that sets which are seldom chosen learn the chunk sooner.
+    pub fn warmed(mut self, on: bool) -> Self {
+        if on {
+            self.trained = vec![0; self.w.len() / self.n];
+        }
+        self
     }
 
     /// Start input 0 of every weight set at `w0`.
@@ -153,9 +154,8 @@ impl Mixer {
     /// inputs, or the first of them (a multiple of 8 for more than 8) when the rest are 0.
     pub fn mix(&mut self, x: &[i32], set: usize) -> i32 {
         debug_assert!(x.len() == self.n || (x.len() < self.n && x.len().is_multiple_of(8)));
-        self.set = set * self.n;
-        self.set_index = set;
-        let w = &self.w[self.set..self.set + x.len()];
+        self.set = set;
+        let w = &self.w[set * self.n..set * self.n + x.len()];
         let dot = if self.avx2 { avx2::dot(x, w) } else { dot(x, w) };
         self.pr = squash((dot >> 16).clamp(-2047, 2047) as i32);
         self.pr
@@ -164,14 +164,14 @@ impl Mixer {
     /// Train the weight set of the last `mix` (same inputs `x`) on the coded bit.
     pub fn update(&mut self, x: &[i32], bit: u32) {
         let mut err = (((bit as i32) << 12) - self.pr) * self.rate;
-        if let Some(n) = self.trained.get_mut(self.set_index) {
+        if let Some(n) = self.trained.get_mut(self.set) {
             if let Some(&extra) = WARMUP.get(*n as usize) {
                 // |err| < 2^16 keeps `train`'s products in 32 bits
                 err = ((err * (16 + extra as i32)) >> 4).clamp(-65535, 65535);
                 *n += 1;
             }
         }
-        let w = &mut self.w[self.set..self.set + x.len()];
+        let w = &mut self.w[self.set * self.n..self.set * self.n + x.len()];
         if self.avx2 {
             avx2::train(w, x, err)
         } else {
@@ -180,13 +180,13 @@ impl Mixer {
     }
 }
 
-/// The warm-up of a mixer's weight set (`Mixer::warm_up`): after `n` trainings of the set, its
+/// The warm-up of a mixer's weight set (`Mixer::warmed`): after `n` trainings of the set, its
 /// error is scaled by `(16 + WARMUP[n]) / 16` (rounded down) and clamped to ±65535, where
 /// `WARMUP[n] = 16 · 6 · 64 / (64 + n)` (rounded down; 1 at the table's last, n = 6080): seven
 /// times the step at first, five times after 32 trainings, twice after 320, the mixer's own rate
-/// from n = 6081 on. Measured
-/// on the dev bench (ideal code length): deep CM frames −0.48%, mid −0.37%, CM −0.39%, the bits
-/// of blend frames on nine texts −0.25%; every file smaller.
+/// from n = 6081 on. Measured alone (without the APMs' warm-up) on the dev bench (ideal code
+/// length): deep CM frames −0.48%, mid −0.37%, CM −0.39%, the bits of blend frames on nine texts
+/// −0.25%; every file smaller.
 const WARMUP: [u8; 6081] = {
     let mut t = [0u8; 6081];
     let mut n = 0;
@@ -203,12 +203,12 @@ pub struct Apm {
     t: Table<u16>,
     idx: usize,
     rate: u32,
-    /// with warm-up (`warm_up`): per learned value, how many times it was trained, up to
+    /// with warm-up (`warmed`): per learned value, how many times it was trained, up to
     /// `2^rate − APM_WARMUP`; empty without
     trained: Vec<u8>,
 }
 
-/// An APM's warm-up (`Apm::warm_up`): after `n` trainings a value moves `1 / (n + 12)` of the way
+/// An APM's warm-up (`Apm::warmed`): after `n` trainings a value moves `1 / (n + 12)` of the way
 /// to the bit (the quotient rounded toward zero) instead of `2^-rate`, while `n + 12 < 2^rate`.
 /// Measured with the mixers' warm-up, on the dev bench (deep CM frames, ideal bytes): −0.21%;
 /// starting at 1/6 or 1/8 gained less (−0.19%, −0.20%) and cost more on the PDF and the
@@ -233,12 +233,15 @@ impl Apm {
         }
     }
 
-    /// Warm the map up (format 18 on): each value's first trainings take larger steps
-    /// (`APM_WARMUP`), so that contexts seen a few times are refined sooner.
-    pub fn warm_up(&mut self) {
-        // the counts fit in a byte
-        assert!(self.rate <= 8);
-        self.trained = vec![0; self.t.len()];
+    /// With `on` (format 18 on), the map warms up: each value's first trainings take larger
+    /// steps (`APM_WARMUP`), so that contexts seen a few times are refined sooner.
+    pub fn warmed(mut self, on: bool) -> Self {
+        if on {
+            // the counts fit in a byte
+            assert!(self.rate <= 8);
+            self.trained = vec![0; self.t.len()];
+        }
+        self
     }
 
     /// Ask the CPU to start loading context `cx`'s row (a hint only: results never depend on it).
@@ -358,10 +361,7 @@ mod tests {
     fn mixer_warm_up_takes_larger_first_steps() {
         let x = [stretch(3000), 256];
         let step = |warm: bool, trainings: usize, set: usize| {
-            let mut m = Mixer::new(2, 2, 2, 1 << 14);
-            if warm {
-                m.warm_up();
-            }
+            let mut m = Mixer::new(2, 2, 2, 1 << 14).warmed(warm);
             for _ in 0..trainings {
                 m.mix(&x, set);
                 m.update(&x, 1);
@@ -386,8 +386,7 @@ mod tests {
         assert_eq!(WARMUP[6080], 1);
         // past the table: the mixer's own step (the weights have moved, so compare the same state)
         let mut a = Mixer::new(2, 1, 2, 1 << 14);
-        let mut b = Mixer::new(2, 1, 2, 1 << 14);
-        b.warm_up();
+        let mut b = Mixer::new(2, 1, 2, 1 << 14).warmed(true);
         b.trained[0] = WARMUP.len() as u16;
         for _ in 0..10 {
             assert_eq!(a.mix(&x, 0), b.mix(&x, 0));
@@ -401,8 +400,7 @@ mod tests {
     /// the rate's own step, and only the value trained counts.
     #[test]
     fn apm_warm_up_steps_shrink_to_the_rate() {
-        let mut a = Apm::new(1, 6);
-        a.warm_up();
+        let mut a = Apm::new(1, 6).warmed(true);
         let mut plain = Apm::new(1, 6);
         let p = a.refine(2048, 0);
         plain.refine(2048, 0);

@@ -165,14 +165,14 @@ pub struct ByteModel {
     pub jpeg: bool,
     /// the number model (`numbers`; deep and mid CM frames, format 17 on)
     pub numbers: bool,
-    /// every mixer warms up (`Mixer::warm_up`; format 18 on)
+    /// every mixer and APM warms up (`Mixer::warmed`, `Apm::warmed`; format 18 on)
     pub warmup: bool,
 }
 
 /// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, format
 /// 15's (format 13's contexts with a bit history beside each counter, its map's input alone as in
 /// mid CM frames, and the long match model, at rate 6), or format 18's (format 15's with every
-/// mixer warming up, `Mixer::warm_up`).
+/// mixer and APM warming up, `Mixer::warmed`, `Apm::warmed`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum BlendModel {
     Format6,
@@ -254,7 +254,7 @@ impl SymbolCm {
         let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
         let matcher = (1u64 << matcher::table_bits(need)) * 4;
         let history = n_symbols.min(1 << 24) * 4;
-        // two bytes a value, and one more for its count (format 18 on: `Apm::warm_up`)
+        // two bytes a value, and one more for its count (format 18 on: `Apm::warmed`)
         let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 3;
         let mixers = 40 * 8 * 256 * 4 * 4;
         let n_ctx = byte_contexts(false).len();
@@ -348,40 +348,30 @@ impl SymbolCm {
             mm: vec![Counter::INIT; matcher::STATES * 2],
             x: vec![0; n_in],
             live: n_in,
-            mixers: sets.iter().map(|&s| Mixer::new(n_in, s, rate, MIXER_W0)).collect(),
+            mixers: sets
+                .iter()
+                .map(|&s| Mixer::new(n_in, s, rate, MIXER_W0).warmed(model.warmup))
+                .collect(),
             // the mixers', the image mixer's (if any) and a bias
-            final_mixer: Mixer::new(n_xf, final_sets, FINAL_RATE, FINAL_W0),
+            final_mixer: Mixer::new(n_xf, final_sets, FINAL_RATE, FINAL_W0).warmed(model.warmup),
             xf: [0; 9],
             n_xf,
-            apms: [
-                Apm::new(1 << nbits, APM_RATE),
-                Apm::new(1 << apm_bits, APM_RATE),
-                Apm::new(1 << apm_bits, APM_RATE),
-            ],
+            apms: [1 << nbits, 1 << apm_bits, 1 << apm_bits].map(|c| Apm::new(c, APM_RATE).warmed(model.warmup)),
             apm_bits,
             k: 0,
             node: 1,
             expected: None,
             mstate: 0,
             mm_used: None,
-            sse: blend.then(|| Apm::new(1 << 16, APM_RATE)),
+            sse: blend.then(|| Apm::new(1 << 16, APM_RATE).warmed(model.warmup)),
             histories,
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
-            image: model.image.then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid)),
+            image: model
+                .image
+                .then(|| ImageBits::new(n_in, rate, MIXER_W0, model.mid, model.warmup)),
             runs,
             jpeg: model.jpeg.then(|| Box::new(Jpeg::new(n_symbols, model.warmup))),
         };
-        if model.warmup {
-            for m in cm.mixers.iter_mut().chain([&mut cm.final_mixer]) {
-                m.warm_up();
-            }
-            if let Some(im) = &mut cm.image {
-                im.warm_up();
-            }
-            for a in cm.apms.iter_mut().chain(&mut cm.sse) {
-                a.warm_up();
-            }
-        }
         if model.numbers {
             cm.hist.find_numbers();
         }
