@@ -95,7 +95,7 @@ impl Boundary {
     /// the larger).
     pub fn memory(vocab: usize, raw_len: u64) -> u64 {
         let counters = 2 * vocab + 4 * (1 << table_bits(raw_len)) + 3 * 16;
-        (counters * std::mem::size_of::<Counter>() + vocab * 33 * 3 + 8 * 4 * 8 * 4) as u64
+        (counters * std::mem::size_of::<Counter>() + vocab * 33 * 4 + 8 * 4 * 8 * 4) as u64
     }
 
     /// P(the token ends) in 12 bits, in [1, 4095]: `p_model` is the transformer's (12 bits),

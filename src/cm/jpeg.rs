@@ -282,8 +282,8 @@ impl Jpeg {
     pub(crate) fn memory(n: u64) -> u64 {
         (4u64 << table_bits(n))
             + 2 * RING as u64
-            // (two bytes a value, one for its count: `Apm::warmed`)
-            + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 3
+            // (four bytes a value with its count: `Apm::warmed`)
+            + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 4
             + ((COEF_SETS + CODE_SETS + ADV_SETS) * N_IN * 4) as u64
             // the segment buffer (at most 65,533 bytes)
             + 65536

@@ -200,12 +200,14 @@ const WARMUP: [u8; 6081] = {
 /// 33 learned probabilities (16 bits) per context at stretch points -2048, -1920, ..., 2048.
 pub struct Apm {
     stretch: &'static [i16; 4096],
+    /// `contexts` rows of 33 learned values (16 bits each), without warm-up; empty with it
     t: Table<u16>,
+    /// with warm-up (`warmed`): the same rows, each value in the low 16 bits of an entry and
+    /// how many times it was trained (up to `2^rate − APM_WARMUP`) in the bits above, so that
+    /// one cache line serves both; empty without
+    warm: Table<u32>,
     idx: usize,
     rate: u32,
-    /// with warm-up (`warmed`): per learned value, how many times it was trained, up to
-    /// `2^rate − APM_WARMUP`; empty without
-    trained: Vec<u8>,
 }
 
 /// An APM's warm-up (`Apm::warmed`): after `n` trainings a value moves `1 / (n + 12)` of the way
@@ -215,21 +217,24 @@ pub struct Apm {
 /// picture.
 const APM_WARMUP: u32 = 12;
 
+/// A row's values before any training: the identity map, `squash` of 33 evenly spaced points.
+fn first_row() -> [u16; 33] {
+    std::array::from_fn(|j| (squash((j as i32 - 16) * 128) * 16) as u16)
+}
+
 impl Apm {
     pub fn new(contexts: usize, rate: u32) -> Self {
-        let row: Vec<u16> = (0..33).map(|j| (squash((j - 16) * 128) * 16) as u16).collect();
+        let row = first_row();
+        let mut t = Table::zeroed(contexts * 33);
+        for r in t.chunks_exact_mut(33) {
+            r.copy_from_slice(&row);
+        }
         Apm {
             stretch: stretch_table(),
-            t: {
-                let mut t = Table::zeroed(contexts * 33);
-                for r in t.chunks_exact_mut(33) {
-                    r.copy_from_slice(&row);
-                }
-                t
-            },
+            t,
+            warm: Table::zeroed(0),
             idx: 0,
             rate,
-            trained: Vec::new(),
         }
     }
 
@@ -239,7 +244,11 @@ impl Apm {
         if on {
             // the counts fit in a byte
             assert!(self.rate <= 8);
-            self.trained = vec![0; self.t.len()];
+            self.warm = Table::zeroed(self.t.len());
+            for (e, &v) in self.warm.iter_mut().zip(self.t.iter()) {
+                *e = v as u32;
+            }
+            self.t = Table::zeroed(0);
         }
         self
     }
@@ -249,21 +258,20 @@ impl Apm {
     pub fn prefetch(&self, cx: usize) {
         #[cfg(target_arch = "x86_64")]
         {
-            let row = &self.t[cx * 33..cx * 33 + 33];
-            // SAFETY: prefetching is a hint with no effect on memory; both addresses lie in `row`.
+            let (first, last) = if self.warm.is_empty() {
+                let row = &self.t[cx * 33..cx * 33 + 33];
+                (row.as_ptr() as *const i8, row[32..].as_ptr() as *const i8)
+            } else {
+                let row = &self.warm[cx * 33..cx * 33 + 33];
+                (row.as_ptr() as *const i8, row[32..].as_ptr() as *const i8)
+            };
+            // SAFETY: prefetching is a hint with no effect on memory; both addresses lie in the
+            // row. A warm row (132 bytes) may span three lines: the middle one is fetched by
+            // the hardware's adjacent-line prefetcher or on use.
             unsafe {
                 use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch(row.as_ptr() as *const i8, _MM_HINT_T0);
-                _mm_prefetch(row[32..].as_ptr() as *const i8, _MM_HINT_T0);
-            }
-            // and the row's training counts (warm-up), which `update` reads
-            if let Some(counts) = self.trained.get(cx * 33..cx * 33 + 33) {
-                // SAFETY: as above; both addresses lie in `counts`.
-                unsafe {
-                    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                    _mm_prefetch(counts.as_ptr() as *const i8, _MM_HINT_T0);
-                    _mm_prefetch(counts[32..].as_ptr() as *const i8, _MM_HINT_T0);
-                }
+                _mm_prefetch(first, _MM_HINT_T0);
+                _mm_prefetch(last, _MM_HINT_T0);
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -284,22 +292,40 @@ impl Apm {
         let wt = d & 127;
         let base = cx * 33 + j;
         self.idx = base + (wt >> 6) as usize;
-        let p = (self.t[base] as i32 * (128 - wt) + self.t[base + 1] as i32 * wt) >> 11;
+        let (lo, hi) = if self.warm.is_empty() {
+            (self.t[base] as i32, self.t[base + 1] as i32)
+        } else {
+            ((self.warm[base] & 0xFFFF) as i32, (self.warm[base + 1] & 0xFFFF) as i32)
+        };
+        let p = (lo * (128 - wt) + hi * wt) >> 11;
         p.clamp(1, 4095)
     }
 
     #[inline]
     pub fn update(&mut self, bit: u32) {
         let target = if bit != 0 { 65535 } else { 0 };
-        let t = self.t[self.idx] as i32;
-        if let Some(n) = self.trained.get_mut(self.idx) {
-            if (*n as u32) + APM_WARMUP < 1 << self.rate {
-                self.t[self.idx] = (t + (target - t) / (*n as i32 + APM_WARMUP as i32)) as u16;
-                *n += 1;
-                return;
-            }
+        if self.warm.is_empty() {
+            let t = self.t[self.idx] as i32;
+            self.t[self.idx] = (t + ((target - t) >> self.rate)) as u16;
+            return;
         }
-        self.t[self.idx] = (t + ((target - t) >> self.rate)) as u16;
+        let e = self.warm[self.idx];
+        let (t, n) = ((e & 0xFFFF) as i32, e >> 16);
+        self.warm[self.idx] = if n + APM_WARMUP < 1 << self.rate {
+            (t + (target - t) / (n as i32 + APM_WARMUP as i32)) as u32 | (n + 1) << 16
+        } else {
+            (t + ((target - t) >> self.rate)) as u32 | n << 16
+        };
+    }
+
+    /// The learned value `i` (16 bits) and how many times it was trained (0 without warm-up).
+    #[cfg(test)]
+    fn entry(&self, i: usize) -> (i32, u32) {
+        if self.warm.is_empty() {
+            (self.t[i] as i32, 0)
+        } else {
+            ((self.warm[i] & 0xFFFF) as i32, self.warm[i] >> 16)
+        }
     }
 }
 
@@ -404,24 +430,23 @@ mod tests {
         let mut plain = Apm::new(1, 6);
         let p = a.refine(2048, 0);
         plain.refine(2048, 0);
-        let t0 = a.t[a.idx] as i32;
+        let t0 = a.entry(a.idx).0;
         a.update(1);
         plain.update(1);
-        assert_eq!(a.t[a.idx] as i32, t0 + (65535 - t0) / 12);
-        assert_eq!(plain.t[plain.idx] as i32, t0 + ((65535 - t0) >> 6));
+        assert_eq!(a.entry(a.idx), (t0 + (65535 - t0) / 12, 1));
+        assert_eq!(plain.entry(plain.idx).0, t0 + ((65535 - t0) >> 6));
         assert!(a.refine(2048, 0) > p);
         // 52 warm-up steps (12 + n < 64), then the rate's
         for _ in 1..52 {
             a.refine(2048, 0);
             a.update(0);
         }
-        assert_eq!(a.trained[a.idx], 52);
+        assert_eq!(a.entry(a.idx).1, 52);
         a.refine(2048, 0);
-        let t = a.t[a.idx] as i32;
+        let t = a.entry(a.idx).0;
         a.update(0);
-        assert_eq!(a.t[a.idx] as i32, t + ((0 - t) >> 6));
-        assert_eq!(a.trained[a.idx], 52);
-        assert_eq!(a.trained.iter().filter(|&&n| n > 0).count(), 1);
+        assert_eq!(a.entry(a.idx), (t + ((0 - t) >> 6), 52));
+        assert_eq!((0..33).filter(|&i| a.entry(i).1 > 0).count(), 1);
     }
 
     #[test]

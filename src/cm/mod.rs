@@ -254,8 +254,8 @@ impl SymbolCm {
         let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
         let matcher = (1u64 << matcher::table_bits(need)) * 4;
         let history = n_symbols.min(1 << 24) * 4;
-        // two bytes a value, and one more for its count (format 18 on: `Apm::warmed`)
-        let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 3;
+        // four bytes a value with its count (format 18 on: `Apm::warmed`; two before)
+        let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 4;
         let mixers = 40 * 8 * 256 * 4 * 4;
         let n_ctx = byte_contexts(false).len();
         let deep = if alphabet == Alphabet::DeepBytes {
