@@ -5,16 +5,21 @@
 //!
 //! The first run codes each file as blend frames (1 MiB chunks, the default model) and stores,
 //! per byte, its position in its token and the transformer's probability of each bit (0 where the
-//! bit is not coded), and per chunk the cost of the token-end decisions, in `/tmp/nnz-blend`. Those
-//! do not depend on the byte mixer (the decisions see its match model only, which this tool must
-//! not be used to change). Every run then replays the bits through the byte mixer of blend frames
-//! and prints, per file, the bytes of the bits, of the decisions and of both, and the byte mixer's
-//! single-core time: format 18's blend frames, or with `FORMAT15=1` format 15's (to 17's), with
-//! `FORMAT13=1` format 13's (and 14's).
+//! bit is not coded), and per chunk the cost of the token-end decisions, in `/tmp/nnz-blend-19`
+//! (the tables of format 19's adaptive output layer; it also prints what the tokens cost under
+//! the model's own tables and the adapted ones, and the adapted layer's time per token), or with
+//! `FIXED_HEAD=1` in `/tmp/nnz-blend` (the model's own tables, as formats 6 to 18). Those do not
+//! depend on the byte mixer (the decisions see its match model only, which this tool must not be
+//! used to change). Every run then replays the bits through the byte mixer of blend frames and
+//! prints, per file, the bytes of the bits, of the decisions and of both, and the byte mixer's
+//! single-core time: format 18's byte mixer (also format 19's), or with `FORMAT15=1` format 15's
+//! (to 17's), with `FORMAT13=1` format 13's (and 14's).
 
-use nnz::backend::{cpu::CpuBackend, Backend};
+use nnz::backend::cpu::{CpuBackend, CpuStream};
+use nnz::backend::{Backend, Stream};
 use nnz::cm::boundary::{Boundary, Guess};
 use nnz::cm::{BlendModel, SymbolCm};
+use nnz::model::adapt::AdaptiveHead;
 use nnz::model::Model;
 use nnz::table::split_p;
 use std::io::Write;
@@ -97,7 +102,20 @@ fn cache_path(file: &str) -> PathBuf {
         .chars()
         .map(|c| if c.is_alphanumeric() || c == '.' { c } else { '_' })
         .collect();
-    Path::new("/tmp/nnz-blend").join(name)
+    Path::new(&cache_dir()).join(name)
+}
+
+/// Whether the traces use format 19's adaptive output layer.
+fn adaptive() -> bool {
+    std::env::var_os("FIXED_HEAD").is_none()
+}
+
+fn cache_dir() -> &'static str {
+    if adaptive() {
+        "/tmp/nnz-blend-19"
+    } else {
+        "/tmp/nnz-blend"
+    }
 }
 
 /// The trace of one chunk, coded as the encoder of blend frames codes it (format 13's byte mixer).
@@ -106,7 +124,7 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
     let vocab = model.cfg.vocab;
     let lex = model.tokenizer.lex();
     let ids = model.tokenizer.encode(data).unwrap();
-    let mut stream = backend.stream();
+    let mut stream = CpuStream::new(model);
     let mut table = vec![0u32; vocab];
     let mut cum = Vec::new();
     let mut cm = SymbolCm::for_blended_bytes(data.len() as u64, BlendModel::Format13);
@@ -121,8 +139,28 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
     let mut prev = model.cfg.bos();
     let mut recent = 0u64;
     let mut pos = 0;
+    let mut head = adaptive().then(|| AdaptiveHead::new(model));
+    let mut direct = (0.0, 0.0);
+    let mut tt = (0.0, 0.0);
+    let mut hb = vec![0i8; model.cfg.d_model];
+    let mut fixed = AdaptiveHead::new(model);
     for &id in &ids {
-        stream.feed(&[prev], &mut table).unwrap();
+        if let Some(h) = &mut head {
+            stream.feed_head(&[prev], &mut hb).unwrap();
+            fixed.table(&hb, &mut table);
+            let s: f64 = table.iter().map(|&f| f as f64).sum();
+            direct.0 -= (table[id as usize] as f64 / s).log2();
+            let t0 = Instant::now();
+            h.table(&hb, &mut table);
+            tt.0 += t0.elapsed().as_secs_f64();
+            let s: f64 = table.iter().map(|&f| f as f64).sum();
+            direct.1 -= (table[id as usize] as f64 / s).log2();
+            let t0 = Instant::now();
+            h.learn(id, &table);
+            tt.1 += t0.elapsed().as_secs_f64();
+        } else {
+            stream.feed(&[prev], &mut table).unwrap();
+        }
         lex.cumulate(&table, &mut cum);
         let known = model.tokenizer.piece(id).unwrap();
         let (mut lo, mut hi) = (0, lex.len());
@@ -189,6 +227,16 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
         prev = id;
     }
     assert_eq!(pos, data.len());
+    if head.is_some() {
+        eprintln!(
+            "{} tokens: {:.0} bytes by the model's tables, {:.0} adapted; table {:.1} us, learn {:.1} us a token",
+            ids.len(),
+            direct.0 / 8.0,
+            direct.1 / 8.0,
+            tt.0 * 1e6 / ids.len() as f64,
+            tt.1 * 1e6 / ids.len() as f64
+        );
+    }
     out
 }
 
@@ -227,7 +275,7 @@ fn load_or_trace(backend: &CpuBackend, file: &str) -> Vec<Trace> {
         return out;
     }
     let traces: Vec<Trace> = data.chunks(CHUNK).map(|c| trace(backend, c)).collect();
-    std::fs::create_dir_all("/tmp/nnz-blend").unwrap();
+    std::fs::create_dir_all(cache_dir()).unwrap();
     let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     for t in &traces {
         f.write_all(&t.ends.to_le_bytes()).unwrap();

@@ -220,10 +220,11 @@ fn older_versions_still_decode() {
     // contexts; version 13: before mid CM frames (level 6 wrote deep CM frames); version 14: before
     // the run model of deep CM frames and format 15's blend frames; version 15: before the JPEG
     // model of deep CM frames; version 16: before the number model of deep and mid CM frames;
-    // version 17: before the warm-up of mixers and maps in CM, mid, deep CM and blend frames
+    // version 17: before the warm-up of mixers and maps in CM, mid, deep CM and blend frames;
+    // version 18: blend frames before the adaptive output layer
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -274,11 +275,11 @@ fn older_versions_still_decode() {
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
-    // the default level of versions 5 (model frames and CM frames) and 6 to 14 (blend frames and CM
+    // the default level of versions 5 (model frames and CM frames) and 6 to 18 (blend frames and CM
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17] {
+    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);

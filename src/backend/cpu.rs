@@ -117,6 +117,14 @@ pub struct CpuStream<'m> {
     bias_rev: Vec<Vec<i32>>,
 }
 
+/// What a forward pass hands back per position.
+enum Out<'a> {
+    /// the frequency table (`vocab` entries)
+    Tables(&'a mut [u32]),
+    /// the output layer's input (`d_model` values)
+    Head(&'a mut [i8]),
+}
+
 impl<'m> CpuStream<'m> {
     /// A stream at the start of a chunk.
     pub fn new(model: &'m Model) -> Self {
@@ -137,6 +145,20 @@ impl<'m> CpuStream<'m> {
                 .collect(),
         }
     }
+
+    fn run(&mut self, inputs: &[u32], out: Out<'_>) -> Result<()> {
+        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= self.model.cfg.vocab) {
+            return Err(Error::corrupt(format!("token id {bad} out of range")));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if simd_avx2() {
+            // SAFETY: the CPU supports AVX2 (checked just above)
+            unsafe { self.forward_avx2(inputs, out) };
+            return Ok(());
+        }
+        self.forward(inputs, out);
+        Ok(())
+    }
 }
 
 impl Stream for CpuStream<'_> {
@@ -151,30 +173,26 @@ impl Stream for CpuStream<'_> {
     fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()> {
         let c = &self.model.cfg;
         assert!(inputs.len() <= BLOCK && tables.len() == inputs.len() * c.vocab);
-        if let Some(&bad) = inputs.iter().find(|&&t| t as usize >= c.vocab) {
-            return Err(Error::corrupt(format!("token id {bad} out of range")));
-        }
-        #[cfg(target_arch = "x86_64")]
-        if simd_avx2() {
-            // SAFETY: the CPU supports AVX2 (checked just above)
-            unsafe { self.forward_avx2(inputs, tables) };
-            return Ok(());
-        }
-        self.forward(inputs, tables);
-        Ok(())
+        self.run(inputs, Out::Tables(tables))
+    }
+
+    fn feed_head(&mut self, inputs: &[u32], head: &mut [i8]) -> Result<()> {
+        let c = &self.model.cfg;
+        assert!(inputs.len() <= BLOCK && head.len() == inputs.len() * c.d_model);
+        self.run(inputs, Out::Head(head))
     }
 }
 
 impl CpuStream<'_> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn forward_avx2(&mut self, inputs: &[u32], tables: &mut [u32]) {
-        self.forward(inputs, tables)
+    unsafe fn forward_avx2(&mut self, inputs: &[u32], out: Out<'_>) {
+        self.forward(inputs, out)
     }
 
     /// The forward pass over `inputs.len()` new positions (docs/MODEL.md, "The forward pass").
     #[inline(always)]
-    fn forward(&mut self, inputs: &[u32], tables: &mut [u32]) {
+    fn forward(&mut self, inputs: &[u32], out: Out<'_>) {
         let m = self.model;
         let c = &m.cfg;
         let p = inputs.len();
@@ -234,6 +252,14 @@ impl CpuStream<'_> {
             add_residual(&mut x, &acc, &layer.w2);
         }
         norm_rows(&x, d, &mut a);
+        self.pos += p;
+        let tables = match out {
+            Out::Tables(t) => t,
+            Out::Head(h) => {
+                h.copy_from_slice(&a);
+                return;
+            }
+        };
         matmul(&a, &m.head, &mut acc);
         let mut logits = vec![0i64; c.vocab];
         for r in 0..p {
@@ -246,7 +272,6 @@ impl CpuStream<'_> {
             }
             freq_table(&logits, &m.exp_out, &mut tables[r * c.vocab..(r + 1) * c.vocab]);
         }
-        self.pos += p;
     }
 }
 

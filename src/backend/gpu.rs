@@ -163,6 +163,18 @@ enum Want {
     Intervals = 1,
     /// the symbol whose interval holds a given target: (sym, cum, freq), sym = vocab if none
     Search = 2,
+    /// the output layer's input: `d_model` values per row (each an i8, as the low byte of a u32)
+    Head = 3,
+}
+
+impl Want {
+    /// The row's mode for `pick_forward` (0: it picks nothing).
+    fn pick_mode(self) -> u32 {
+        match self {
+            Want::Tables | Want::Head => 0,
+            w => w as u32,
+        }
+    }
 }
 
 /// One stream's queued rows.
@@ -356,6 +368,16 @@ impl<D: Device> Stream for GpuStream<'_, D> {
         Ok(())
     }
 
+    fn feed_head(&mut self, inputs: &[u32], head: &mut [i8]) -> Result<()> {
+        assert!(head.len() == inputs.len() * self.shared.model.cfg.d_model);
+        if !inputs.is_empty() {
+            for (h, g) in head.iter_mut().zip(self.submit(inputs, Want::Head, Vec::new())?) {
+                *h = g as u8 as i8;
+            }
+        }
+        Ok(())
+    }
+
     fn feed_intervals(&mut self, inputs: &[u32], symbols: &[u32], out: &mut [Interval]) -> Result<()> {
         assert!(symbols.len() == inputs.len() && out.len() == inputs.len());
         if let Some(&bad) = symbols.iter().find(|&&s| s as usize >= self.vocab()) {
@@ -485,12 +507,14 @@ fn run_worker<D: Device>(s: &Shared<D>, w: Weights<D::Mem>) {
         })();
         let v = s.model.cfg.vocab;
         match result {
-            Ok((tables, picked)) => {
+            Ok((tables, picked, heads)) => {
+                let d = s.model.cfg.d_model;
                 let mut row = 0;
                 for r in batch {
                     let n = r.inputs.len();
                     let answer = match r.want {
                         Want::Tables => tables[row * v..(row + n) * v].to_vec(),
+                        Want::Head => heads[row * d..(row + n) * d].iter().map(|&h| h as u32).collect(),
                         _ => picked[3 * row..3 * (row + n)].to_vec(),
                     };
                     let _ = r.reply.send(Ok(answer));
@@ -579,13 +603,14 @@ impl<D: Device> Activations<D> {
 }
 
 /// The forward pass over one batch. Returns the tables of all its rows (if any request wants
-/// tables) and the picked intervals of all rows (if any request wants intervals), row by row.
+/// tables), the picked intervals of all rows (if any request wants intervals) and the output
+/// layer's inputs of all rows (if any request wants them), row by row.
 fn forward<D: Device>(
     s: &Shared<D>,
     w: &Weights<D::Mem>,
     b: &mut Activations<D>,
     batch: &[Request],
-) -> Result<(Vec<u32>, Vec<u32>)> {
+) -> Result<(Vec<u32>, Vec<u32>, Vec<u8>)> {
     let (dev, m) = (&s.dev, &s.model);
     let c = &m.cfg;
     let p: usize = batch.iter().map(|r| r.inputs.len()).sum();
@@ -596,13 +621,14 @@ fn forward<D: Device>(
             meta[i] = t;
             meta[p + i] = r.slot;
             meta[2 * p + i] = r.pos + k as u32;
-            meta[3 * p + i] = r.want as u32;
+            meta[3 * p + i] = r.want.pick_mode();
             meta[4 * p + i] = r.args.get(k).copied().unwrap_or(0);
             i += 1;
         }
     }
     let want_tables = batch.iter().any(|r| r.want == Want::Tables);
-    let want_picks = batch.iter().any(|r| r.want != Want::Tables);
+    let want_picks = batch.iter().any(|r| r.want.pick_mode() != 0);
+    let want_heads = batch.iter().any(|r| r.want == Want::Head);
     dev.upload(&mut b.meta, as_bytes(&meta))?;
     // SAFETY: `Activations::new` sized every buffer for `p <= rows` rows
     if s.graphs && p <= GRAPH_MAX_ROWS {
@@ -630,7 +656,13 @@ fn forward<D: Device>(
         picked = vec![0u32; 3 * p];
         dev.download(&b.picked, as_bytes_mut(&mut picked))?;
     }
-    Ok((tables, picked))
+    let mut heads = Vec::new();
+    if want_heads {
+        // the last norm's output, which the head's matmul read
+        heads = vec![0u8; p * c.d_model];
+        dev.download(&b.a, &mut heads)?;
+    }
+    Ok((tables, picked, heads))
 }
 
 /// Every launch of the forward pass over `p` rows whose metadata is in `b.meta`.

@@ -10,7 +10,7 @@ pub mod device;
 pub mod gpu;
 #[doc(hidden)]
 pub mod kernels;
-mod simd;
+pub(crate) mod simd;
 
 use crate::error::Result;
 use crate::model::{Model, ModelInfo};
@@ -44,6 +44,11 @@ pub trait Stream: Send {
     /// Feed the next `inputs` (at most `max_block`) and write one frequency table of `vocab`
     /// entries per input into `tables`: the prediction of the token that follows that input.
     fn feed(&mut self, inputs: &[u32], tables: &mut [u32]) -> Result<()>;
+
+    /// Like `feed`, but write per input the output layer's input instead of a table: the final
+    /// norm's `d_model` values, whose products with the head's rows give the logits (blend frames
+    /// of format 19 on make their tables from it, adapting the output layer: `model::adapt`).
+    fn feed_head(&mut self, inputs: &[u32], head: &mut [i8]) -> Result<()>;
 
     /// Like `feed`, but give only the interval of `symbols[r]` in row r's table (encoding a direct
     /// frame needs no more; a GPU then returns 12 bytes per row instead of a table).

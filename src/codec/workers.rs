@@ -5,6 +5,7 @@ use crate::cm::boundary::Boundary;
 use crate::cm::{Alphabet, SymbolCm};
 use crate::error::{Error, Result};
 use crate::frames::{bwt, lzma, token_bits};
+use crate::model::adapt::AdaptiveHead;
 use crate::model::{Config, ModelInfo};
 use rayon::prelude::*;
 
@@ -44,8 +45,11 @@ pub(super) fn chunk_memory(cfg: &Config, chunk: u64, mixing: bool, compress: boo
         {
             // (a deep CM frame's predictor is the largest byte mixer)
             let bytes = SymbolCm::memory(8, Alphabet::DeepBytes, chunk);
-            let with_tokens = SymbolCm::memory(token_bits(cfg.vocab), Alphabet::Tokens, chunk)
-                .max(SymbolCm::memory(8, Alphabet::BlendedBytes, chunk) + Boundary::memory(cfg.vocab, chunk));
+            let with_tokens = SymbolCm::memory(token_bits(cfg.vocab), Alphabet::Tokens, chunk).max(
+                SymbolCm::memory(8, Alphabet::BlendedBytes, chunk)
+                    + Boundary::memory(cfg.vocab, chunk)
+                    + AdaptiveHead::memory(cfg.vocab, cfg.d_model),
+            );
             bytes.max(with_tokens + tokens)
         }
     } else {

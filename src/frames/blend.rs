@@ -9,12 +9,17 @@
 //! the longer ones, is a difference of two sums. That probability is one more input of the byte
 //! mixer (the bits) or of the boundary predictor (the decisions). A bit or decision that only one
 //! token value allows is not coded.
+//!
+//! From format 19 on, the table is made from the output layer's input by an output layer that
+//! adapts to the chunk's tokens as they are coded (`AdaptiveHead`); the transformer's body runs as
+//! before.
 
 use super::{TokenFrame, TokenJob};
 use crate::cm::boundary::{Boundary, Guess};
 use crate::cm::{BlendModel, SymbolCm};
 use crate::coder::Coder;
 use crate::error::{Error, Result};
+use crate::model::adapt::AdaptiveHead;
 use crate::table::split_p;
 
 /// The blend frame kind.
@@ -30,7 +35,11 @@ impl TokenFrame for Blend {
         let lex = model.tokenizer.lex();
         let mut stream = job.backend.stream();
         let block = if ids.is_some() { stream.max_block() } else { 1 };
-        let mut tables = vec![0u32; block * vocab];
+        // format 19 on: the stream gives each row's head input, and the adapted head its table
+        let mut head = (job.version >= 19).then(|| AdaptiveHead::new(model));
+        let d = model.cfg.d_model;
+        let mut heads = vec![0i8; if head.is_some() { block * d } else { 0 }];
+        let mut tables = vec![0u32; if head.is_some() { vocab } else { block * vocab }];
         let (mut row, mut rows) = (0, 0);
         let mut inputs = Vec::with_capacity(block);
         let mut cum = Vec::with_capacity(lex.len() + 1);
@@ -71,10 +80,20 @@ impl TokenFrame for Blend {
                 if t >= job.n_tokens || inputs.is_empty() {
                     return Err(Error::corrupt("frame holds more tokens than its header says"));
                 }
-                stream.feed(&inputs, &mut tables[..inputs.len() * vocab])?;
+                match head {
+                    Some(_) => stream.feed_head(&inputs, &mut heads[..inputs.len() * d])?,
+                    None => stream.feed(&inputs, &mut tables[..inputs.len() * vocab])?,
+                }
                 (row, rows) = (0, inputs.len());
             }
-            lex.cumulate(&tables[row * vocab..(row + 1) * vocab], &mut cum);
+            let table = match &mut head {
+                Some(h) => {
+                    h.table(&heads[row * d..(row + 1) * d], &mut tables);
+                    &tables[..]
+                }
+                None => &tables[row * vocab..(row + 1) * vocab],
+            };
+            lex.cumulate(table, &mut cum);
             row += 1;
             let known = ids.map_or(&[][..], |ids| model.tokenizer.piece(ids[t]).unwrap_or(&[]));
             // the run of tokens that begin with the bytes coded so far
@@ -141,6 +160,9 @@ impl TokenFrame for Blend {
             }
             prev = lex.id(lo);
             debug_assert!(ids.is_none_or(|ids| ids[t] == prev));
+            if let Some(h) = &mut head {
+                h.learn(prev, &tables);
+            }
             t += 1;
         }
         if t != job.n_tokens {

@@ -1,6 +1,7 @@
 //! The model file (safetensors: int8 weights, i32 multipliers, config and tokenizer in metadata)
 //! and its id. The forward pass lives in the backends; `arith` holds the shared integer primitives.
 
+pub mod adapt;
 pub mod arith;
 
 use crate::error::{Error, Result};

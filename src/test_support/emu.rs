@@ -313,6 +313,43 @@ mod tests {
         }
     }
 
+    /// Blend frames of format 19 on ask for the output layer's inputs instead of tables; batches
+    /// that mix both kinds of rows give each stream the CPU's.
+    #[test]
+    fn head_inputs_match_the_cpu() {
+        let Some(dev) = EmuDevice::open().unwrap() else { return };
+        let model = tiny();
+        let (v, d) = (model.cfg.vocab, model.cfg.d_model);
+        let cpu = CpuBackend::new(tiny());
+        let gpu = GpuBackend::new(dev, model, 16 << 20, false).unwrap();
+        std::thread::scope(|s| {
+            for k in 0..4u32 {
+                let (cpu, gpu) = (&cpu, &gpu);
+                s.spawn(move || {
+                    let seq = sequence(150, k + 30, v);
+                    let mut a = cpu.stream();
+                    let mut b = gpu.stream();
+                    for (i, c) in seq.chunks(1 + 7 * k as usize).enumerate() {
+                        if (i + k as usize).is_multiple_of(3) {
+                            let mut ta = vec![0u32; c.len() * v];
+                            let mut tb = vec![1u32; c.len() * v];
+                            a.feed(c, &mut ta).unwrap();
+                            b.feed(c, &mut tb).unwrap();
+                            assert!(ta == tb, "stream {k}: tables of block {i} differ");
+                        } else {
+                            let mut ha = vec![0i8; c.len() * d];
+                            let mut hb = vec![1i8; c.len() * d];
+                            a.feed_head(c, &mut ha).unwrap();
+                            b.feed_head(c, &mut hb).unwrap();
+                            assert!(ha == hb, "stream {k}: head inputs of block {i} differ");
+                            assert!(ha.iter().any(|&x| x != 0));
+                        }
+                    }
+                });
+            }
+        });
+    }
+
     #[test]
     fn small_budgets_are_refused_clearly() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
