@@ -100,7 +100,7 @@ pub fn attention_weights_ref(s: &[i32], m: i32, bias: &[i32], exp: &[i32], z: &m
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use super::{rq, MUL_SHIFT};
     use std::arch::x86_64::*;
 
@@ -195,6 +195,23 @@ mod avx2 {
         }
     }
 
+    /// The sums of the eight lanes of each of eight accumulators, in one vector (accumulator `k`'s
+    /// sum in lane `k`).
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn sums_of_eight(acc: &[__m256i; 8]) -> __m256i {
+        // per 128-bit lane: [A01, A23, B01, B23], then [A0-3, B0-3, C0-3, D0-3]
+        let ab = _mm256_hadd_epi32(acc[0], acc[1]);
+        let cd = _mm256_hadd_epi32(acc[2], acc[3]);
+        let ef = _mm256_hadd_epi32(acc[4], acc[5]);
+        let gh = _mm256_hadd_epi32(acc[6], acc[7]);
+        let abcd = _mm256_hadd_epi32(ab, cd);
+        let efgh = _mm256_hadd_epi32(ef, gh);
+        // the low lanes hold each row's first half, the high lanes its second
+        let lo = _mm256_permute2x128_si256(abcd, efgh, 0x20);
+        let hi = _mm256_permute2x128_si256(abcd, efgh, 0x31);
+        _mm256_add_epi32(lo, hi)
+    }
+
     /// `dot_rows` for `a.len()` a multiple of 16: eight rows at a time, sixteen products per
     /// row and step (`madd` sums pairs of i16 products into i32 lanes), then one transposing
     /// reduction of the eight accumulators into the eight sums.
@@ -216,17 +233,7 @@ mod avx2 {
                     *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(av, _mm256_cvtepi8_epi16(wv)));
                 }
             }
-            // per 128-bit lane: [A01, A23, B01, B23], then [A0-3, B0-3, C0-3, D0-3]
-            let ab = _mm256_hadd_epi32(acc[0], acc[1]);
-            let cd = _mm256_hadd_epi32(acc[2], acc[3]);
-            let ef = _mm256_hadd_epi32(acc[4], acc[5]);
-            let gh = _mm256_hadd_epi32(acc[6], acc[7]);
-            let abcd = _mm256_hadd_epi32(ab, cd);
-            let efgh = _mm256_hadd_epi32(ef, gh);
-            // the low lanes hold each row's first half, the high lanes its second
-            let lo = _mm256_permute2x128_si256(abcd, efgh, 0x20);
-            let hi = _mm256_permute2x128_si256(abcd, efgh, 0x31);
-            _mm256_storeu_si256(out.as_mut_ptr().add(o) as *mut __m256i, _mm256_add_epi32(lo, hi));
+            _mm256_storeu_si256(out.as_mut_ptr().add(o) as *mut __m256i, sums_of_eight(&acc));
             o += 8;
         }
         for (k, v) in out.iter_mut().enumerate().skip(o) {

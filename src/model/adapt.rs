@@ -154,6 +154,7 @@ fn dot_rows16(a: &[i16], w: &[i16], moved: &[bool], out: &mut [i32]) {
 /// together (as `backend::simd`'s `dot_rows`).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use crate::backend::simd::avx2::sums_of_eight;
     use std::arch::x86_64::*;
 
     /// # Safety
@@ -182,16 +183,7 @@ mod avx2 {
                     }
                 }
             }
-            let ab = _mm256_hadd_epi32(acc[0], acc[1]);
-            let cd = _mm256_hadd_epi32(acc[2], acc[3]);
-            let ef = _mm256_hadd_epi32(acc[4], acc[5]);
-            let gh = _mm256_hadd_epi32(acc[6], acc[7]);
-            let abcd = _mm256_hadd_epi32(ab, cd);
-            let efgh = _mm256_hadd_epi32(ef, gh);
-            let sums = _mm256_add_epi32(
-                _mm256_permute2x128_si256(abcd, efgh, 0x20),
-                _mm256_permute2x128_si256(abcd, efgh, 0x31),
-            );
+            let sums = sums_of_eight(&acc);
             let mut lanes = [0i32; 8];
             // SAFETY: `lanes` holds 8 i32s
             unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sums) };
