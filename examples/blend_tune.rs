@@ -139,13 +139,13 @@ fn trace(backend: &CpuBackend, data: &[u8]) -> Trace {
     let mut prev = model.cfg.bos();
     let mut recent = 0u64;
     let mut pos = 0;
-    let mut head = adaptive().then(|| AdaptiveHead::new(model));
+    // the adapting head, and one that never learns (the model's own tables, to compare)
+    let mut head = adaptive().then(|| (AdaptiveHead::new(model), AdaptiveHead::new(model)));
     let mut direct = (0.0, 0.0);
     let mut tt = (0.0, 0.0);
     let mut hb = vec![0i8; model.cfg.d_model];
-    let mut fixed = AdaptiveHead::new(model);
     for &id in &ids {
-        if let Some(h) = &mut head {
+        if let Some((h, fixed)) = &mut head {
             stream.feed_head(&[prev], &mut hb).unwrap();
             fixed.table(&hb, &mut table);
             let s: f64 = table.iter().map(|&f| f as f64).sum();

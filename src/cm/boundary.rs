@@ -73,7 +73,7 @@ impl Boundary {
     /// A predictor for a vocabulary of `vocab` ids, as blend frames before format 15 have it
     /// (`larger` None), or as those of format 15 on have it for a frame of `raw_len` bytes
     /// (`Some(raw_len)`: larger tables and the 8-byte context); `warmup`: its mixer and APM warm
-    /// up (`Mixer::warmed`, `Apm::warmed`; format 18 on).
+    /// up (`Mixer::warmed`, `Apm::with_warm_up`; format 18 on).
     pub fn new(vocab: usize, larger: Option<u64>, warmup: bool) -> Boundary {
         let bits = larger.map_or(PAIR_BITS, table_bits);
         let n = 7 + larger.is_some() as usize;
@@ -83,7 +83,7 @@ impl Boundary {
             by_bytes: vec![vec![Counter::INIT; 1 << bits]; 2 + larger.is_some() as usize],
             by_guess: vec![Counter::INIT; 3 * 16],
             mixer: Mixer::new(n, 8 * 4, RATE, W0).warmed(warmup),
-            apm: Apm::new(vocab, 7).warmed(warmup),
+            apm: Apm::with_warm_up(vocab, 7, warmup),
             bits,
             x: [0; 8],
             n,

@@ -232,7 +232,7 @@ pub(crate) struct Jpeg {
 
 impl Jpeg {
     /// The model for a frame of `n` bytes; `warmup`: its mixers and APMs warm up
-    /// (`Mixer::warmed`, `Apm::warmed`; format 18 on).
+    /// (`Mixer::warmed`, `Apm::with_warm_up`; format 18 on).
     pub(crate) fn new(n: u64, warmup: bool) -> Jpeg {
         Jpeg {
             warmup,
@@ -282,7 +282,7 @@ impl Jpeg {
     pub(crate) fn memory(n: u64) -> u64 {
         (4u64 << table_bits(n))
             + 2 * RING as u64
-            // (four bytes a value with its count: `Apm::warmed`)
+            // (four bytes a value with its count: `Apm::with_warm_up`)
             + ((1u64 << APM1_BITS) + (1u64 << APM2_BITS)) * 33 * 4
             + ((COEF_SETS + CODE_SETS + ADV_SETS) * N_IN * 4) as u64
             // the segment buffer (at most 65,533 bytes)
@@ -591,7 +591,7 @@ impl Jpeg {
                 x: [0; N_IN],
                 mixers: [COEF_SETS, CODE_SETS, ADV_SETS]
                     .map(|sets| Mixer::new(N_IN, sets, MIXER_RATE, MIXER_W0).warmed(self.warmup)),
-                apms: [APM1_BITS, APM2_BITS].map(|bits| Apm::new(1 << bits, APM_RATE).warmed(self.warmup)),
+                apms: [APM1_BITS, APM2_BITS].map(|bits| Apm::with_warm_up(1 << bits, APM_RATE, self.warmup)),
             }));
             self.coefs = vec![0; RING as usize];
         }

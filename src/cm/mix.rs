@@ -202,7 +202,7 @@ pub struct Apm {
     stretch: &'static [i16; 4096],
     /// `contexts` rows of 33 learned values (16 bits each), without warm-up; empty with it
     t: Table<u16>,
-    /// with warm-up (`warmed`): the same rows, each value in the low 16 bits of an entry and
+    /// with warm-up (`with_warm_up`): the same rows, each value in the low 16 bits of an entry and
     /// how many times it was trained (up to `2^rate − APM_WARMUP`) in the bits above, so that
     /// one cache line serves both; empty without
     warm: Table<u32>,
@@ -210,7 +210,7 @@ pub struct Apm {
     rate: u32,
 }
 
-/// An APM's warm-up (`Apm::warmed`): after `n` trainings a value moves `1 / (n + 12)` of the way
+/// An APM's warm-up (`Apm::with_warm_up`): after `n` trainings a value moves `1 / (n + 12)` of the way
 /// to the bit (the quotient rounded toward zero) instead of `2^-rate`, while `n + 12 < 2^rate`.
 /// Measured with the mixers' warm-up, on the dev bench (deep CM frames, ideal bytes): −0.21%;
 /// starting at 1/6 or 1/8 gained less (−0.19%, −0.20%) and cost more on the PDF and the
@@ -224,33 +224,37 @@ fn first_row() -> [u16; 33] {
 
 impl Apm {
     pub fn new(contexts: usize, rate: u32) -> Self {
+        Apm::with_warm_up(contexts, rate, false)
+    }
+
+    /// With `on` (format 18 on), the map warms up: each value's first trainings take larger
+    /// steps (`APM_WARMUP`), so that contexts seen a few times are refined sooner. Only the table
+    /// of the kind chosen is made.
+    pub fn with_warm_up(contexts: usize, rate: u32, on: bool) -> Self {
         let row = first_row();
-        let mut t = Table::zeroed(contexts * 33);
-        for r in t.chunks_exact_mut(33) {
-            r.copy_from_slice(&row);
+        let (mut t, mut warm) = (Table::zeroed(0), Table::zeroed(0));
+        if on {
+            // the counts fit in a byte
+            assert!(rate <= 8);
+            warm = Table::zeroed(contexts * 33);
+            for r in warm.chunks_exact_mut(33) {
+                for (e, &v) in r.iter_mut().zip(&row) {
+                    *e = v as u32;
+                }
+            }
+        } else {
+            t = Table::zeroed(contexts * 33);
+            for r in t.chunks_exact_mut(33) {
+                r.copy_from_slice(&row);
+            }
         }
         Apm {
             stretch: stretch_table(),
             t,
-            warm: Table::zeroed(0),
+            warm,
             idx: 0,
             rate,
         }
-    }
-
-    /// With `on` (format 18 on), the map warms up: each value's first trainings take larger
-    /// steps (`APM_WARMUP`), so that contexts seen a few times are refined sooner.
-    pub fn warmed(mut self, on: bool) -> Self {
-        if on {
-            // the counts fit in a byte
-            assert!(self.rate <= 8);
-            self.warm = Table::zeroed(self.t.len());
-            for (e, &v) in self.warm.iter_mut().zip(self.t.iter()) {
-                *e = v as u32;
-            }
-            self.t = Table::zeroed(0);
-        }
-        self
     }
 
     /// Ask the CPU to start loading context `cx`'s row (a hint only: results never depend on it).
@@ -426,7 +430,7 @@ mod tests {
     /// the rate's own step, and only the value trained counts.
     #[test]
     fn apm_warm_up_steps_shrink_to_the_rate() {
-        let mut a = Apm::new(1, 6).warmed(true);
+        let mut a = Apm::with_warm_up(1, 6, true);
         let mut plain = Apm::new(1, 6);
         let p = a.refine(2048, 0);
         plain.refine(2048, 0);

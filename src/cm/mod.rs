@@ -165,14 +165,14 @@ pub struct ByteModel {
     pub jpeg: bool,
     /// the number model (`numbers`; deep and mid CM frames, format 17 on)
     pub numbers: bool,
-    /// every mixer and APM warms up (`Mixer::warmed`, `Apm::warmed`; format 18 on)
+    /// every mixer and APM warms up (`Mixer::warmed`, `Apm::with_warm_up`; format 18 on)
     pub warmup: bool,
 }
 
 /// The byte mixer of blend frames, by format: format 6's contexts and rate, format 13's, format
 /// 15's (format 13's contexts with a bit history beside each counter, its map's input alone as in
 /// mid CM frames, and the long match model, at rate 6), or format 18's (format 15's with every
-/// mixer and APM warming up, `Mixer::warmed`, `Apm::warmed`).
+/// mixer and APM warming up, `Mixer::warmed`, `Apm::with_warm_up`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum BlendModel {
     Format6,
@@ -254,7 +254,7 @@ impl SymbolCm {
         let lines = (1u64 << line_bits) * std::mem::size_of::<[Counter; 16]>() as u64;
         let matcher = (1u64 << matcher::table_bits(need)) * 4;
         let history = n_symbols.min(1 << 24) * 4;
-        // four bytes a value with its count (format 18 on: `Apm::warmed`; two before)
+        // four bytes a value with its count (format 18 on: `Apm::with_warm_up`; two before)
         let apms = ((1u64 << nbits) + (2u64 << apm_bits)) * 33 * 4;
         let mixers = 40 * 8 * 256 * 4 * 4;
         let n_ctx = byte_contexts(false).len();
@@ -356,14 +356,14 @@ impl SymbolCm {
             final_mixer: Mixer::new(n_xf, final_sets, FINAL_RATE, FINAL_W0).warmed(model.warmup),
             xf: [0; 9],
             n_xf,
-            apms: [1 << nbits, 1 << apm_bits, 1 << apm_bits].map(|c| Apm::new(c, APM_RATE).warmed(model.warmup)),
+            apms: [1 << nbits, 1 << apm_bits, 1 << apm_bits].map(|c| Apm::with_warm_up(c, APM_RATE, model.warmup)),
             apm_bits,
             k: 0,
             node: 1,
             expected: None,
             mstate: 0,
             mm_used: None,
-            sse: blend.then(|| Apm::new(1 << 16, APM_RATE).warmed(model.warmup)),
+            sse: blend.then(|| Apm::with_warm_up(1 << 16, APM_RATE, model.warmup)),
             histories,
             long_match: long_match.then(|| LongMatch::new(matcher::table_bits(need), nbits)),
             image: model

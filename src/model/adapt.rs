@@ -70,7 +70,8 @@ impl<'m> AdaptiveHead<'m> {
 
     /// Bytes a head for `model`'s shape holds.
     pub fn memory(vocab: usize, d_model: usize) -> u64 {
-        (vocab * d_model * 2 + vocab * 13) as u64
+        // the weights; per token its bias, `h`, `z` and logit; a flag per 8 tokens; `a`
+        (vocab * d_model * 2 + vocab * (4 + 4 + 4 + 8) + vocab.div_ceil(8) + d_model * 2) as u64
     }
 
     /// The table for the position whose head input is `a` (`d` values), into `out` (`vocab`).
