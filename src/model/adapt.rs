@@ -11,7 +11,7 @@
 //! `w[t][j] += (e · LR · a[j] + 2^19) >> 20`, `bias[t] += (e · 16 · LR_CONST + 2^19) >> 20`, each
 //! clamped to `±W_MAX`.
 
-use super::arith::rq;
+use super::arith::{rq, MUL_SHIFT};
 use super::Model;
 use crate::backend::simd::dot_rows;
 use crate::table::freq_table;
@@ -39,15 +39,22 @@ pub struct AdaptiveHead<'m> {
     w: Vec<i16>,
     /// per token, the weight on the constant input
     bias: Vec<i32>,
-    /// per group of 8 tokens, whether any of their weights may be other than 0 (the products of
-    /// the others are 0 and are not computed)
+    /// per token, whether any of its weights may be other than 0
     moved: Vec<bool>,
+    /// the tokens that moved, in increasing order: the only rows whose products are computed
+    /// (the others' are 0)
+    moved_rows: Vec<u32>,
     /// the current head input
     a: Vec<i16>,
-    /// per token, the head's product with `a` and the learned weights'
+    /// per token, the head's product with `a` and the learned weights' (0 for a row not moved)
     h: Vec<i32>,
     z: Vec<i32>,
+    /// per token, its logit: 64-bit in the plain path, 32-bit in the vectorised one
     logits: Vec<i64>,
+    narrow: Vec<i32>,
+    /// whether every logit this model can give lies in `(-2^30, 2^30)`, so that 32-bit lanes
+    /// compute the same integers (checked once, from the weights)
+    fits_32: bool,
 }
 
 impl<'m> AdaptiveHead<'m> {
@@ -60,34 +67,70 @@ impl<'m> AdaptiveHead<'m> {
             d,
             w: vec![0; v * d],
             bias: vec![0; v],
-            moved: vec![false; v.div_ceil(8)],
+            moved: vec![false; v],
+            moved_rows: Vec::new(),
             h: vec![0; v],
             z: vec![0; v],
             a: vec![0; d],
             logits: vec![0; v],
+            narrow: vec![0; v],
+            fits_32: logits_fit_32_bits(model),
         }
     }
 
     /// Bytes a head for `model`'s shape holds.
     pub fn memory(vocab: usize, d_model: usize) -> u64 {
-        // the weights; per token its bias, `h`, `z` and logit; a flag per 8 tokens; `a`
-        (vocab * d_model * 2 + vocab * (4 + 4 + 4 + 8) + vocab.div_ceil(8) + d_model * 2) as u64
+        // the weights; per token its bias, `h`, `z`, two logits, a flag and a moved row's index;
+        // `a`
+        (vocab * d_model * 2 + vocab * (4 + 4 + 4 + 8 + 4 + 1 + 4) + d_model * 2) as u64
     }
 
     /// The table for the position whose head input is `a` (`d` values), into `out` (`vocab`).
     pub fn table(&mut self, a: &[i8], out: &mut [u32]) {
-        let (d, head) = (self.d, &self.model.head);
+        let d = self.d;
         assert!(a.len() == d && out.len() == self.logits.len());
         for (w, &x) in self.a.iter_mut().zip(a) {
             *w = x as i16;
         }
-        // the model's products, then the learned ones (0 for a row that never moved)
+        #[cfg(target_arch = "x86_64")]
+        if self.fits_32 && d.is_multiple_of(16) && std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), `d` is a multiple of 16
+            unsafe { self.table_avx2(out) };
+            return;
+        }
+        self.table_plain(out)
+    }
+
+    /// The reference: the model's products, the learned ones, 64-bit logits and `freq_table`.
+    fn table_plain(&mut self, out: &mut [u32]) {
+        let (d, head) = (self.d, &self.model.head);
         dot_rows(&self.a, &head.w, d, &mut self.h);
-        dot_rows16(&self.a, &self.w, &self.moved, &mut self.z);
+        for &t in &self.moved_rows {
+            let row = &self.w[t as usize * d..][..d];
+            self.z[t as usize] = row.iter().zip(&self.a).map(|(&w, &x)| w as i32 * x as i32).sum();
+        }
         for (t, l) in self.logits.iter_mut().enumerate() {
             *l = rq(self.h[t] as i64, head.m[t]) + ((self.z[t] + self.bias[t] * CONST_IN) >> OUT_SHIFT) as i64;
         }
         freq_table(&self.logits, &self.model.exp_out, out);
+    }
+
+    /// `table_plain` in AVX2 lanes: the same integers (the logits fit 32 bits: `fits_32`).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn table_avx2(&mut self, out: &mut [u32]) {
+        let (d, head) = (self.d, &self.model.head);
+        dot_rows(&self.a, &head.w, d, &mut self.h);
+        // SAFETY: the CPU has AVX2, `d` is a multiple of 16 and every moved row lies in `w`
+        unsafe { avx2::learned_products(&self.a, &self.w, &self.moved_rows, &mut self.z) };
+        let parts = avx2::Parts {
+            h: &self.h,
+            m: &head.m,
+            z: &self.z,
+            bias: &self.bias,
+        };
+        // SAFETY: the CPU has AVX2; every logit fits 32 bits (`fits_32`)
+        unsafe { avx2::freq_table(&parts, &self.model.exp_out, &mut self.narrow, out) };
     }
 
     /// Learn that the position whose `table` was last made (`table`: that table) held token `y`.
@@ -109,88 +152,217 @@ impl<'m> AdaptiveHead<'m> {
 
     #[inline(always)]
     fn learn_any(&mut self, y: u32, table: &[u32]) {
-        let d = self.d;
-        let total: i64 = table.iter().map(|&f| f as i64).sum();
-        let half = 1i32 << (RATE_SHIFT - 1);
-        // a row whose every step rounds to zero is left as it is (exactly what the steps would do)
-        let largest = (127 * LR).max(CONST_IN * LR_CONST);
-        for (t, (&f, w)) in table.iter().zip(self.w.chunks_exact_mut(d)).enumerate() {
-            // the error in units of 2^-16 of the sum (at most 2^16 in size)
-            let e = ((if t == y as usize { total } else { 0 } - f as i64) >> 8) as i32;
-            if e.abs() * largest < half {
-                continue;
-            }
-            let c = e * LR;
-            for (w, &x) in w.iter_mut().zip(&self.a) {
-                *w = (*w as i32 + ((c * x as i32 + half) >> RATE_SHIFT)).clamp(-W_MAX, W_MAX) as i16;
-            }
-            self.moved[t / 8] = true;
-            let b = &mut self.bias[t];
-            *b = (*b + ((e * (LR_CONST * CONST_IN) + half) >> RATE_SHIFT)).clamp(-W_MAX, W_MAX);
-        }
-    }
-}
-
-/// `out[t] = Σ_j a[j] · w[t · d + j]` for every row `t` of `d = a.len()` 16-bit weights
-/// (`|a| <= 127`, so every sum is exact in 32 bits, in any order), except that the rows of a
-/// group of 8 that has not `moved` (all its weights are 0) get 0 without a product.
-fn dot_rows16(a: &[i16], w: &[i16], moved: &[bool], out: &mut [i32]) {
-    let d = a.len();
-    assert!(w.len() == d * out.len() && moved.len() == out.len().div_ceil(8));
-    #[cfg(target_arch = "x86_64")]
-    if d.is_multiple_of(16) && std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, and `w` holds `out.len()` rows of `d` (asserted above)
-        unsafe { avx2::dot_rows16(a, w, moved, out) };
-        return;
-    }
-    for (t, (o, row)) in out.iter_mut().zip(w.chunks_exact(d)).enumerate() {
-        *o = if moved[t / 8] {
-            row.iter().zip(a).map(|(&w, &x)| w as i32 * x as i32).sum()
-        } else {
-            0
-        };
-    }
-}
-
-/// `dot_rows16` in AVX2: eight rows at a time, sixteen products per step, the eight sums reduced
-/// together (as `backend::simd`'s `dot_rows`).
-#[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use crate::backend::simd::avx2::sums_of_eight;
-    use std::arch::x86_64::*;
-
-    /// # Safety
-    /// The CPU must have AVX2, `a.len()` be a multiple of 16, `w` hold `out.len()` rows of
-    /// `a.len()` values and `moved` a flag per 8 rows.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dot_rows16(a: &[i16], w: &[i16], moved: &[bool], out: &mut [i32]) {
-        let d = a.len();
-        let (ap, wp) = (a.as_ptr(), w.as_ptr());
-        let mut o = 0;
-        while o < out.len() {
-            let n = (out.len() - o).min(8);
-            if !moved[o / 8] {
-                out[o..o + n].fill(0);
-                o += n;
-                continue;
-            }
-            let mut acc = [_mm256_setzero_si256(); 8];
-            for s in (0..d).step_by(16) {
-                // SAFETY: `s + 16 <= d`, and rows `o..o + n` lie in `w`; unaligned loads
-                unsafe {
-                    let av = _mm256_loadu_si256(ap.add(s) as *const __m256i);
-                    for (k, acc) in acc.iter_mut().enumerate().take(n) {
-                        let wv = _mm256_loadu_si256(wp.add((o + k) * d + s) as *const __m256i);
-                        *acc = _mm256_add_epi32(*acc, _mm256_madd_epi16(av, wv));
+        let total: u64 = table.iter().map(|&f| f as u64).sum();
+        // Only the token seen, and those whose entry exceeds `SKIPPED_UP_TO`, can move: for any
+        // other, every step rounds to 0.
+        for (i, group) in table.chunks(8).enumerate() {
+            if group.iter().any(|&f| f > SKIPPED_UP_TO) {
+                for (k, &f) in group.iter().enumerate() {
+                    let t = i * 8 + k;
+                    if f > SKIPPED_UP_TO && t != y as usize {
+                        self.step(t, -(f as i64));
                     }
                 }
             }
-            let sums = sums_of_eight(&acc);
+        }
+        self.step(y as usize, total as i64 - table[y as usize] as i64);
+    }
+
+    /// One row's step, for the error `diff` (`[t = y] · T − f[t]`); none if every step rounds to 0.
+    #[inline(always)]
+    fn step(&mut self, t: usize, diff: i64) {
+        // the error in units of 2^-16 of the sum (at most 2^16 in size)
+        let e = (diff >> 8) as i32;
+        if e.abs() * LARGEST_RATE < HALF {
+            return;
+        }
+        let c = e * LR;
+        for (w, &x) in self.w[t * self.d..][..self.d].iter_mut().zip(&self.a) {
+            *w = (*w as i32 + ((c * x as i32 + HALF) >> RATE_SHIFT)).clamp(-W_MAX, W_MAX) as i16;
+        }
+        if !self.moved[t] {
+            self.moved[t] = true;
+            // in order, so that the products read the weights front to back
+            let at = self.moved_rows.partition_point(|&r| r < t as u32);
+            self.moved_rows.insert(at, t as u32);
+        }
+        let b = &mut self.bias[t];
+        *b = (*b + ((e * (LR_CONST * CONST_IN) + HALF) >> RATE_SHIFT)).clamp(-W_MAX, W_MAX);
+    }
+}
+
+/// Half of the rates' unit (rounding).
+const HALF: i32 = 1 << (RATE_SHIFT - 1);
+/// The largest factor from an error to a step: a row whose error times it is below `HALF` is left
+/// as it is, exactly what its steps would do.
+const LARGEST_RATE: i32 = if 127 * LR > CONST_IN * LR_CONST {
+    127 * LR
+} else {
+    CONST_IN * LR_CONST
+};
+/// A token other than the one seen, with a table entry `f` up to this, has the error
+/// `-ceil(f / 256)`, whose size times `LARGEST_RATE` is below `HALF`: its row does not move.
+const SKIPPED_UP_TO: u32 = 256 * ((HALF - 1) / LARGEST_RATE) as u32;
+
+/// Whether every logit `model`'s head can give, with any head input and any learned weights,
+/// lies in `(-2^30, 2^30)`.
+fn logits_fit_32_bits(model: &Model) -> bool {
+    let (d, head) = (model.cfg.d_model, &model.head);
+    // |w · a| <= 128 · 32767 · d; with the bias, shifted
+    let learned = ((128 * W_MAX as i64 * d as i64 + CONST_IN as i64 * W_MAX as i64) >> OUT_SHIFT) + 1;
+    head.w.chunks_exact(head.n_in).zip(&head.m).all(|(row, &m)| {
+        let h = 128 * row.iter().map(|&w| (w as i64).abs()).sum::<i64>();
+        let model = ((h * (m as i64).abs()) >> MUL_SHIFT) + 1;
+        model + learned < 1 << 30
+    })
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::MUL_SHIFT;
+    use crate::backend::simd::avx2::sums_of_eight;
+    use crate::table::FREQ_BUDGET;
+    use std::arch::x86_64::*;
+
+    /// `w[t] · a` for every row `t` in `rows` into `z[t]`: eight rows at a time, sixteen
+    /// products per step, the eight sums reduced together (as `backend::simd`'s `dot_rows`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, `a.len()` be a multiple of 16, and every row of `rows` lie in `w`
+    /// (`a.len()` values each) and in `z`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn learned_products(a: &[i16], w: &[i16], rows: &[u32], z: &mut [i32]) {
+        let d = a.len();
+        assert!(rows
+            .iter()
+            .all(|&t| (t as usize + 1) * d <= w.len() && (t as usize) < z.len()));
+        let ap = a.as_ptr();
+        for group in rows.chunks(8) {
+            // a short last group repeats its first row (its sums are not stored)
+            let rows: [*const i16; 8] = std::array::from_fn(|k| {
+                // SAFETY: every row lies in `w` (asserted)
+                unsafe { w.as_ptr().add(group[k.min(group.len() - 1)] as usize * d) }
+            });
+            let mut acc = [_mm256_setzero_si256(); 8];
+            for s in (0..d).step_by(16) {
+                // SAFETY: `s + 16 <= d`, within `a` and each row; unaligned loads
+                unsafe {
+                    let av = _mm256_loadu_si256(ap.add(s) as *const __m256i);
+                    for k in 0..8 {
+                        let wv = _mm256_loadu_si256(rows[k].add(s) as *const __m256i);
+                        acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(av, wv));
+                    }
+                }
+            }
             let mut lanes = [0i32; 8];
             // SAFETY: `lanes` holds 8 i32s
-            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sums) };
-            out[o..o + n].copy_from_slice(&lanes[..n]);
-            o += n;
+            unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sums_of_eight(&acc)) };
+            for (&t, &sum) in group.iter().zip(&lanes) {
+                z[t as usize] = sum;
+            }
+        }
+    }
+
+    /// Per token, what its logit is made of.
+    pub struct Parts<'a> {
+        pub h: &'a [i32],
+        pub m: &'a [i32],
+        pub z: &'a [i32],
+        pub bias: &'a [i32],
+    }
+
+    /// The logit of token `t` in 32 bits (the plain path's formula).
+    fn logit(p: &Parts, t: usize) -> i32 {
+        (crate::model::arith::rq(p.h[t] as i64, p.m[t])
+            + ((p.z[t] + p.bias[t] * super::CONST_IN) >> super::OUT_SHIFT) as i64) as i32
+    }
+
+    /// `freq_table` of the logits `parts` make, into `out`, in 32-bit lanes (`logits`: room for
+    /// them). The division is in doubles: `e · k` (below 2^44) and the sum `s` are exact, the
+    /// quotient's floor is at most one too large, and `q · s` (below `e · k + s`) is exact, so one
+    /// comparison corrects it.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, and every logit lie in `(-2^30, 2^30)`.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn freq_table(p: &Parts, exp_out: &[i32], logits: &mut [i32], out: &mut [u32]) {
+        let v = out.len();
+        assert!(p.h.len() == v && p.m.len() == v && p.z.len() == v && p.bias.len() == v && logits.len() == v);
+        const { assert!(super::CONST_IN == 16 && super::OUT_SHIFT == 12 && MUL_SHIFT == 24) };
+        let body = v - v % 8;
+        // the logits and their largest
+        let round = _mm256_set1_epi64x(1 << (MUL_SHIFT - 1));
+        let mut most = _mm256_set1_epi32(i32::MIN);
+        for t in (0..body).step_by(8) {
+            // SAFETY: `t + 8 <= v`, the length of every slice read and written
+            unsafe {
+                let h = _mm256_loadu_si256(p.h.as_ptr().add(t) as *const __m256i);
+                let m = _mm256_loadu_si256(p.m.as_ptr().add(t) as *const __m256i);
+                // rq: the even lanes' products, then the odd lanes'; the low 32 bits of a 64-bit
+                // shift are the arithmetic shift's when the result fits 32 bits
+                let even = _mm256_add_epi64(_mm256_mul_epi32(h, m), round);
+                let odd = _mm256_mul_epi32(_mm256_srli_epi64(h, 32), _mm256_srli_epi64(m, 32));
+                let odd = _mm256_add_epi64(odd, round);
+                let even = _mm256_srli_epi64(even, MUL_SHIFT as i32);
+                let odd = _mm256_slli_epi64(odd, 32 - MUL_SHIFT as i32);
+                let rq = _mm256_blend_epi32(even, odd, 0b1010_1010);
+                let z = _mm256_loadu_si256(p.z.as_ptr().add(t) as *const __m256i);
+                let b = _mm256_loadu_si256(p.bias.as_ptr().add(t) as *const __m256i);
+                let learned = _mm256_srai_epi32(_mm256_add_epi32(z, _mm256_slli_epi32(b, 4)), 12);
+                let l = _mm256_add_epi32(rq, learned);
+                _mm256_storeu_si256(logits.as_mut_ptr().add(t) as *mut __m256i, l);
+                most = _mm256_max_epi32(most, l);
+            }
+        }
+        let mut lanes = [0i32; 8];
+        // SAFETY: `lanes` holds 8 i32s
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, most) };
+        let mut lmax = lanes.into_iter().max().unwrap();
+        for (t, l) in logits.iter_mut().enumerate().skip(body) {
+            *l = logit(p, t);
+            lmax = lmax.max(*l);
+        }
+        // the exponentials and their sum
+        let last = exp_out.len() as i32 - 1;
+        let (most, lastv) = (_mm256_set1_epi32(lmax), _mm256_set1_epi32(last));
+        let mut sums = _mm256_setzero_si256();
+        for t in (0..body).step_by(8) {
+            // SAFETY: `t + 8 <= v`; every index is in `0..=last` (clamped), within `exp_out`
+            unsafe {
+                let l = _mm256_loadu_si256(logits.as_ptr().add(t) as *const __m256i);
+                let i = _mm256_min_epi32(_mm256_sub_epi32(most, l), lastv);
+                let e = _mm256_i32gather_epi32::<4>(exp_out.as_ptr(), i);
+                _mm256_storeu_si256(out.as_mut_ptr().add(t) as *mut __m256i, e);
+                let lo = _mm256_cvtepu32_epi64(_mm256_castsi256_si128(e));
+                let hi = _mm256_cvtepu32_epi64(_mm256_extracti128_si256(e, 1));
+                sums = _mm256_add_epi64(sums, _mm256_add_epi64(lo, hi));
+            }
+        }
+        let mut quads = [0u64; 4];
+        // SAFETY: `quads` holds 4 u64s
+        unsafe { _mm256_storeu_si256(quads.as_mut_ptr() as *mut __m256i, sums) };
+        let mut s: u64 = quads.iter().sum();
+        for t in body..v {
+            out[t] = exp_out[(lmax - logits[t]).min(last) as usize] as u32;
+            s += out[t] as u64;
+        }
+        // the entries: 1 + floor(e · k / s)
+        let k = FREQ_BUDGET - v as u64;
+        let (kd, sd, one) = (_mm256_set1_pd(k as f64), _mm256_set1_pd(s as f64), _mm256_set1_pd(1.0));
+        let quads = v - v % 4;
+        for t in (0..quads).step_by(4) {
+            // SAFETY: `t + 4 <= v`
+            unsafe {
+                let e = _mm256_cvtepi32_pd(_mm_loadu_si128(out.as_ptr().add(t) as *const __m128i));
+                let n = _mm256_mul_pd(e, kd);
+                let q = _mm256_floor_pd(_mm256_div_pd(n, sd));
+                let over = _mm256_cmp_pd::<_CMP_GT_OQ>(_mm256_mul_pd(q, sd), n);
+                let q = _mm256_add_pd(_mm256_sub_pd(q, _mm256_and_pd(over, one)), one);
+                _mm_storeu_si128(out.as_mut_ptr().add(t) as *mut __m128i, _mm256_cvttpd_epi32(q));
+            }
+        }
+        for o in &mut out[quads..] {
+            *o = 1 + (*o as u64 * k / s) as u32;
         }
     }
 }
@@ -228,10 +400,60 @@ mod tests {
         let mut heads = vec![0i8; inputs.len() * d];
         a.feed(&inputs, &mut tables).unwrap();
         b.feed_head(&inputs, &mut heads).unwrap();
-        let mut t = vec![0u32; v];
+        assert!(head.fits_32, "the vectorised path is the one tested");
+        let (mut t, mut plain) = (vec![0u32; v], vec![0u32; v]);
         for (want, h) in tables.chunks_exact(v).zip(heads.chunks_exact(d)) {
             head.table(h, &mut t);
-            assert!(t == want);
+            head.table_plain(&mut plain);
+            assert!(t == want && plain == want);
+        }
+    }
+
+    /// The vectorised table equals the plain one (64-bit logits, `freq_table`) for the extremes
+    /// of every part of a logit and every length, tails included.
+    #[test]
+    fn the_vectorised_table_equals_the_plain_one() {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            let exp_out = tiny().exp_out;
+            let mut rnd = xorshift(11);
+            let mut pick = |bound: i64, extreme: bool| -> i32 {
+                let r = rnd();
+                if extreme {
+                    if r.is_multiple_of(2) {
+                        bound as i32
+                    } else {
+                        -bound as i32
+                    }
+                } else {
+                    (r as i64 % (2 * bound + 1) - bound) as i32
+                }
+            };
+            for v in (1..=41).chain([512, 4096]) {
+                for case in 0..6 {
+                    let extreme = case >= 3;
+                    // |rq| <= 2^21 · 2^27 / 2^24 = 2^24 and |(z + 16 · bias) >> 12| < 2^18
+                    let h: Vec<i32> = (0..v).map(|_| pick(1 << 21, extreme)).collect();
+                    let m: Vec<i32> = (0..v).map(|_| pick(1 << 27, extreme && case != 4)).collect();
+                    let z: Vec<i32> = (0..v).map(|_| pick(1 << 29, extreme)).collect();
+                    let bias: Vec<i32> = (0..v).map(|_| pick(W_MAX as i64, extreme)).collect();
+                    let logits: Vec<i64> = (0..v)
+                        .map(|t| rq(h[t] as i64, m[t]) + ((z[t] + bias[t] * CONST_IN) >> OUT_SHIFT) as i64)
+                        .collect();
+                    let mut want = vec![0; v];
+                    freq_table(&logits, &exp_out, &mut want);
+                    let (mut got, mut narrow) = (vec![0; v], vec![0; v]);
+                    let parts = avx2::Parts {
+                        h: &h,
+                        m: &m,
+                        z: &z,
+                        bias: &bias,
+                    };
+                    // SAFETY: the CPU has AVX2, and every logit lies within ±2^25
+                    unsafe { avx2::freq_table(&parts, &exp_out, &mut narrow, &mut got) };
+                    assert_eq!(got, want, "{v} tokens, case {case}");
+                }
+            }
         }
     }
 
