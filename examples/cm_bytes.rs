@@ -12,8 +12,9 @@ fn chunk() -> usize {
     std::env::var("CHUNK_KIB").map_or(1 << 20, |s| s.parse::<usize>().unwrap() << 10)
 }
 
-/// `OFF=HLIRJNW`: leave out of a deep run its bit histories (H), long match (L), image model (I),
-/// run model (R), JPEG model (J) or number model (N); out of any run the mixers' warm-up (W).
+/// `OFF=HLIRJNUW`: leave out of a deep run its bit histories (H), long match (L), image model (I),
+/// run model (R), JPEG model (J), number model (N) or URL model (U); out of any run the mixers'
+/// warm-up (W).
 fn off(part: char) -> bool {
     std::env::var("OFF").is_ok_and(|s| s.contains(part))
 }
@@ -39,6 +40,7 @@ fn run(data: &[u8], deep: bool) -> (f64, f64) {
                 runs: deep && std::env::var_os("MID").is_none() && !off('R'),
                 jpeg: deep && !off('J'),
                 numbers: deep && !off('N'),
+                urls: deep && !off('U'),
                 warmup: !off('W'),
             },
         );

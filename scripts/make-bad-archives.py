@@ -79,7 +79,7 @@ case("not-an-archive.nnz", b"plain text, not an archive at all\n", "NotAnArchive
 case("header-only.nnz", model[:28], "Truncated", "truncated")
 case("truncated-half.nnz", model[: len(model) // 2], "Truncated", "truncated")
 case("truncated-end-frame.nnz", model[:-3], "Truncated", "truncated")
-case("future-version.nnz", changed(model, 4, 20), "FutureVersion", "newer than this nnz")
+case("future-version.nnz", changed(model, 4, 21), "FutureVersion", "newer than this nnz")
 case("version-zero.nnz", changed(model, 4, 0), "Corrupt", "format version 0")
 case("reserved-bits.nnz", changed(model, 6, 0x10), "Corrupt", "reserved header bytes")
 case("chunk-size-zero.nnz", model[:24] + struct.pack("<I", 0) + model[28:], "Corrupt", "chunk size 0")
@@ -149,8 +149,14 @@ case("blend-v18-read-as-v17.nnz", changed(read("sample.txt.v18.nnz"), 4, 17), "C
 case("blend-v17-read-as-v18.nnz", changed(read("sample.txt.v17.nnz"), 4, 18), "Corrupt", "")
 # blend frames of format 19 (the adaptive output layer) read as format 18's, and format 18's read
 # as format 19's (CM frames of both formats are the same)
-case("blend-v19-read-as-v18.nnz", changed(read("sample.txt.nnz"), 4, 18), "Corrupt", "")
+case("blend-v19-read-as-v18.nnz", changed(read("sample.txt.v19.nnz"), 4, 18), "Corrupt", "")
 case("blend-v18-read-as-v19.nnz", changed(read("sample.txt.v18.nnz"), 4, 19), "Corrupt", "")
+# deep and mid CM frames of format 20 (the URL model) over URLs read as format 19's, and format 19's
+# read as format 20's
+case("deep-cm-v20-read-as-v19.nnz", changed(read("links.txt.nnz"), 4, 19), "Corrupt", "is corrupt")
+case("deep-cm-v19-read-as-v20.nnz", changed(read("links.txt.v19.nnz"), 4, 20), "Corrupt", "is corrupt")
+case("mid-cm-v20-read-as-v19.nnz", changed(read("links.txt.mid.nnz"), 4, 19), "Corrupt", "is corrupt")
+case("mid-cm-v19-read-as-v20.nnz", changed(read("links.txt.mid.v19.nnz"), 4, 20), "Corrupt", "is corrupt")
 bf = [f for f in frames(bwt) if f[1] == 7][0]
 ff = [f for f in frames(fast) if f[1] == 8][0]
 for prefix, archive, f in [("bwt", bwt, bf), ("fast-bwt", fast, ff)]:
@@ -243,6 +249,8 @@ case("bomb-deep-cm-v18.nnz", header(18, mid, M) + bomb_deep + end(M), "Corrupt",
 case("bomb-mid-cm-v18.nnz", header(18, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 case("bomb-cm-v19.nnz", header(19, mid, M) + b"\x04" + struct.pack("<III", M, 0, 0) + end(M), "Corrupt", "payload can hold")
 case("bomb-deep-cm-v19.nnz", header(19, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-deep-cm-v20.nnz", header(20, mid, M) + bomb_deep + end(M), "Corrupt", "payload can hold")
+case("bomb-mid-cm-v20.nnz", header(20, mid, M) + bomb_mid_cm + end(M), "Corrupt", "payload can hold")
 
 os.makedirs(OUT, exist_ok=True)
 for f in os.listdir(OUT):

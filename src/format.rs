@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use std::io::{Read, Write};
 
 pub const MAGIC: [u8; 4] = *b"\x89NNZ";
-/// Version 19 gives blend frames an output layer that adapts to the chunk while coding (dynamic
+/// Version 20 gives deep and mid CM frames the URL model (contexts keyed by a URL's host, live only
+/// inside URLs). Version 19 gives blend frames an output layer that adapts to the chunk while coding (dynamic
 /// evaluation of the transformer's last layer). Version 18 warms up every mixer and probability map of CM, mid CM, deep CM and blend frames
 /// (larger first steps). Version 17 gives deep and mid CM frames the number model; version 16 gives them the JPEG model.
 /// Version 15 gives deep CM frames the run model and blend frames bit histories, the long match
@@ -22,7 +23,7 @@ pub const MAGIC: [u8; 4] = *b"\x89NNZ";
 /// direct model frames (the direct mode); version 3 codes model frames bit by bit with
 /// context mixing and adds CM frames; version 2 added the match model and mixer (docs/MODEL.md).
 /// Streams of every earlier version still decode.
-pub const VERSION: u8 = 19;
+pub const VERSION: u8 = 20;
 pub const HEADER_LEN: usize = 28;
 /// The largest chunk a decoder accepts; bounds every allocation made from a header field.
 pub const MAX_CHUNK: u32 = 64 << 20;

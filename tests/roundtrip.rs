@@ -17,11 +17,17 @@ fn pack(b: &CpuBackend, data: &[u8], chunk: u32) -> Vec<u8> {
 /// With `direct`, only direct model frames (or storing): the tiny model loses to LZMA on most data,
 /// and these tests are about the direct frames.
 fn pack_with(b: &CpuBackend, data: &[u8], chunk: u32, direct: bool) -> Vec<u8> {
+    pack_level(b, data, chunk, direct, 8, direct.then_some(Method::Model))
+}
+
+/// `data` compressed at `level` with 4 KiB chunks, by `only` one method if given.
+fn pack_level(b: &CpuBackend, data: &[u8], chunk: u32, direct: bool, level: u8, only: Option<Method>) -> Vec<u8> {
     let mut out = Vec::new();
     let opts = Options {
         chunk_size: chunk,
         direct,
-        only: direct.then_some(Method::Model),
+        level,
+        only,
         ..Default::default()
     };
     codec::compress(b, Input::Slice(data), &mut out, &opts).unwrap();
@@ -221,10 +227,11 @@ fn older_versions_still_decode() {
     // the run model of deep CM frames and format 15's blend frames; version 15: before the JPEG
     // model of deep CM frames; version 16: before the number model of deep and mid CM frames;
     // version 17: before the warm-up of mixers and maps in CM, mid, deep CM and blend frames;
-    // version 18: blend frames before the adaptive output layer
+    // version 18: blend frames before the adaptive output layer; version 19: deep and mid CM frames
+    // before the URL model
     let b = backend();
     let golden = |name: &str| std::fs::read(common::root().join("testdata/golden").join(name)).unwrap();
-    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18] {
+    for version in [1u8, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19] {
         let old = golden(&format!("sample.txt.v{version}.nnz"));
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), sample_text(), "version {version}");
@@ -270,16 +277,21 @@ fn older_versions_still_decode() {
         ("server.log.v17.nnz", "server.log", 17),
         ("rings.pbm.raw.v17.nnz", "rings.pbm.raw", 17),
         ("picture.jpg.v17.nnz", "picture.jpg", 17),
+        ("server.log.v19.nnz", "server.log", 19),
+        ("rings.pbm.raw.v19.nnz", "rings.pbm.raw", 19),
+        ("picture.jpg.v19.nnz", "picture.jpg", 19),
+        ("links.txt.v19.nnz", "links.txt", 19),
+        ("links.txt.mid.v19.nnz", "links.txt", 19),
     ] {
         let old = golden(archive);
         assert_eq!(old[4], version);
         assert_eq!(unpack(&b, &old).unwrap(), golden(content), "{archive}");
     }
-    // the default level of versions 5 (model frames and CM frames) and 6 to 18 (blend frames and CM
+    // the default level of versions 5 (model frames and CM frames) and 6 to 19 (blend frames and CM
     // or deep CM frames), sample.txt then server.log
     let mut mixed = sample_text();
     mixed.extend(golden("server.log"));
-    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18] {
+    for version in [5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19] {
         let old = golden(&format!("levels/mixed.L8.v{version}.nnz"));
         assert_eq!(old[4], version);
         let (_, stats) = codec::list(&mut &old[..]).unwrap().remove(0);
@@ -293,8 +305,8 @@ fn older_versions_still_decode() {
     }
     // one kind of CM frame only, as older versions wrote it: level 6 of versions 10 to 13 (deep CM
     // frames; 10: no long match model, 11: no image model, 12: format 12's contexts, 13: format
-    // 13's), of versions 16 and 17 (mid CM frames before the number model, and before the
-    // warm-up), level 4 of versions 12 and 17 (plain CM frames with format 12's contexts and rates,
+    // 13's), of versions 16, 17 and 19 (mid CM frames before the number model, before the
+    // warm-up, and before the URL model), level 4 of versions 12 and 17 (plain CM frames with format 12's contexts and rates,
     // and format 13's before the warm-up)
     type FramesOf = fn(&codec::Stats) -> u64;
     let deep: FramesOf = |s| s.deep_cm_frames;
@@ -307,6 +319,7 @@ fn older_versions_still_decode() {
         (6, 13, deep),
         (6, 16, mid),
         (6, 17, mid),
+        (6, 19, mid),
         (4, 12, plain),
         (4, 17, plain),
     ];
@@ -341,15 +354,17 @@ fn golden_archives_are_stable() {
         ("rings.pbm.raw", "deep cm"),
         ("picture.jpg", "deep cm"),
         ("sample.txt", "direct"),
+        ("links.txt", "deep cm"),
+        ("links.txt", "mid cm"),
     ] {
         let chunk = if name.ends_with(".jpg") { 8192 } else { 4096 };
         let dir = common::root().join("testdata/golden");
         let data = std::fs::read(dir.join(name)).unwrap();
         let direct = want == "direct";
-        let file = if direct {
-            format!("{name}.direct.nnz")
-        } else {
-            format!("{name}.nnz")
+        let file = match want {
+            "direct" => format!("{name}.direct.nnz"),
+            "mid cm" => format!("{name}.mid.nnz"),
+            _ => format!("{name}.nnz"),
         };
         let golden = std::fs::read(dir.join(&file)).unwrap();
         assert_eq!(golden[4], nnz::format::VERSION);
@@ -363,15 +378,25 @@ fn golden_archives_are_stable() {
                 stats.direct_frames > 0,
                 "{file}: the golden archive must exercise direct frames"
             ),
+            "mid cm" => assert!(
+                stats.mid_cm_frames > 0,
+                "{file}: the golden archive must exercise mid CM frames"
+            ),
             _ => assert!(
                 stats.deep_cm_frames > 0,
                 "{file}: the golden archive must exercise deep CM frames"
             ),
         }
         assert_eq!(unpack(&b, &golden).unwrap(), data, "{file}");
+        // links.txt (URLs: the URL model of format 20) by the byte mixers alone: deep CM frames at
+        // the default level, mid CM frames at level 6
+        let packed = match (name, want) {
+            ("links.txt", "mid cm") => pack_level(&b, &data, chunk, false, 6, Some(Method::Cm)),
+            ("links.txt", _) => pack_level(&b, &data, chunk, false, 8, Some(Method::Cm)),
+            _ => pack_with(&b, &data, chunk, direct),
+        };
         assert_eq!(
-            pack_with(&b, &data, chunk, direct),
-            golden,
+            packed, golden,
             "compressing {name} no longer gives its golden archive {file}"
         );
     }

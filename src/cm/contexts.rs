@@ -4,6 +4,7 @@
 use super::counter::fmix;
 use super::numbers::Numbers;
 use super::record::Records;
+use super::url::Url;
 
 /// One hashed context. `Order(n)`: the last n symbols. The others combine the previous symbols
 /// (`s1` = the last, `s2` the one before, ...) with the line structure: `col` = symbols since the
@@ -54,7 +55,18 @@ pub enum Ctx {
     /// the number model's second: the same by template, or the template of the line and the one
     /// before (`numbers`; format 17 on)
     NumberField,
+    /// the URL model's (`url`; format 20 on): host, word, s1
+    UrlWord,
+    /// host, the path's `/` so far, word
+    UrlPath,
+    /// host, s1, s2
+    UrlPair,
+    /// directory, bytes since it
+    UrlDir,
 }
+
+/// The URL model's contexts, in the order `byte_model_contexts` appends them.
+pub const URL_CONTEXTS: [Ctx; 4] = [Ctx::UrlWord, Ctx::UrlPath, Ctx::UrlPair, Ctx::UrlDir];
 
 /// Context orders for tokens and for bytes.
 const TOKEN_ORDERS: &[usize] = &[1, 2, 3, 4, 6];
@@ -137,11 +149,16 @@ pub fn mid_contexts() -> Vec<Ctx> {
 }
 
 /// The contexts of a byte mixer without the transformer: `mid_contexts` (mid CM frames) or
-/// `byte_contexts(words)`, then with `numbers` (format 17 on) the number model's two.
-pub fn byte_model_contexts(mid: bool, words: bool, numbers: bool) -> Vec<Ctx> {
+/// `byte_contexts(words)`, then with `numbers` (format 17 on) the number model's two, then with
+/// `urls` (format 20 on) the URL model's four (last: `SymbolCm` silences their inputs outside a
+/// URL).
+pub fn byte_model_contexts(mid: bool, words: bool, numbers: bool, urls: bool) -> Vec<Ctx> {
     let mut ctxs = if mid { mid_contexts() } else { byte_contexts(words) };
     if numbers {
         ctxs.extend([Ctx::Number, Ctx::NumberField]);
+    }
+    if urls {
+        ctxs.extend(URL_CONTEXTS);
     }
     ctxs
 }
@@ -174,6 +191,8 @@ pub struct History {
     records: Option<Box<Records>>,
     /// deep and mid CM frames of format 17 on: the number model
     numbers: Option<Box<Numbers>>,
+    /// deep and mid CM frames of format 20 on: the URL model
+    url: Option<Box<Url>>,
 }
 
 impl History {
@@ -193,6 +212,7 @@ impl History {
             prev_lword: 0,
             records: None,
             numbers: None,
+            url: None,
         }
     }
 
@@ -200,6 +220,16 @@ impl History {
     /// read.
     pub fn find_numbers(&mut self) {
         self.numbers = Some(Box::new(Numbers::new()));
+    }
+
+    /// Keep the URL model's state (bytes only): what the `Url*` contexts read.
+    pub fn find_urls(&mut self) {
+        self.url = Some(Box::new(Url::new()));
+    }
+
+    /// Whether the URL model reads a URL now: its contexts are live.
+    pub fn in_url(&self) -> bool {
+        self.url.as_ref().is_some_and(|u| u.active())
     }
 
     /// Look for fixed-length records (bytes only): once one is found, `above` is the byte one
@@ -245,6 +275,9 @@ impl History {
         let c = self.class(sym);
         if let Some(num) = self.numbers.as_mut() {
             num.push(sym as u8, c & CLASS_NEWLINE != 0);
+        }
+        if let Some(url) = self.url.as_mut() {
+            url.push(sym as u8);
         }
         if c & CLASS_NEWLINE != 0 {
             self.prev_line_start = self.line_start;
@@ -318,6 +351,10 @@ impl History {
         };
         let col = col as u32;
         let numbers = self.numbers.as_ref().map_or([0; 2], |num| num.contexts());
+        let urls = self
+            .url
+            .as_ref()
+            .map_or([0; 4], |u| u.contexts(self.word, back(1), order[2]));
         let two = |a: u32, salt: u32, b: u32| fmix(fmix(a ^ salt).wrapping_add(b));
         let three = |a: u32, salt: u32, b: u32, c: u32| fmix(fmix(a ^ salt).wrapping_add(fmix(b).wrapping_add(c)));
         for (h, c) in out.iter_mut().zip(ctxs) {
@@ -346,6 +383,10 @@ impl History {
                 Ctx::LowerWordPair => three(self.lword, 0x3141_5926, self.prev_lword, 0),
                 Ctx::Number => numbers[0],
                 Ctx::NumberField => numbers[1],
+                Ctx::UrlWord => urls[0],
+                Ctx::UrlPath => urls[1],
+                Ctx::UrlPair => urls[2],
+                Ctx::UrlDir => urls[3],
             };
         }
     }
@@ -393,9 +434,11 @@ mod tests {
         }
         assert_eq!(byte_contexts(true).len(), 18);
         assert_eq!(byte_contexts(false).len(), 21);
-        // `SymbolCm::memory` counts format 12's 21 contexts: no later list may be longer
-        for (mid, numbers) in [(false, false), (false, true), (true, false), (true, true)] {
-            assert!(byte_model_contexts(mid, true, numbers).len() <= 21);
+        // `SymbolCm::memory` counts format 12's 21 contexts or format 20's 24, the most: no other
+        // list may be longer
+        assert_eq!(byte_model_contexts(false, true, true, true).len(), 24);
+        for (mid, numbers, urls) in (0..8).map(|i| (i & 1 != 0, i & 2 != 0, i & 4 != 0)) {
+            assert!(byte_model_contexts(mid, true, numbers, urls).len() <= 24);
         }
     }
 }

@@ -30,7 +30,8 @@ pub(crate) fn decode(payload: &[u8], raw_len: usize, version: u8, model: CmModel
 /// format 11 on, the bi-level image model in deep frames from format 12 on, format 13's contexts
 /// and rates in all from format 13 on, the run model in deep frames from format 15 on, the JPEG
 /// model in deep and mid frames from format 16 on, the number model in deep and mid frames from
-/// format 17 on, mixers and maps that warm up in all from format 18 on. Mid frames (format 14
+/// format 17 on, mixers and maps that warm up in all from format 18 on, the URL model in deep and
+/// mid frames from format 20 on. Mid frames (format 14
 /// on) are deep frames trimmed (`ByteModel::mid`).
 pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
     let mid = model == CmModel::Mid;
@@ -46,6 +47,7 @@ pub(crate) fn byte_model(model: CmModel, version: u8) -> ByteModel {
         jpeg: deep && version >= 16,
         numbers: deep && version >= 17,
         warmup: version >= 18,
+        urls: deep && version >= 20,
     }
 }
 
