@@ -150,8 +150,7 @@ pub fn mid_contexts() -> Vec<Ctx> {
 
 /// The contexts of a byte mixer without the transformer: `mid_contexts` (mid CM frames) or
 /// `byte_contexts(words)`, then with `numbers` (format 17 on) the number model's two, then with
-/// `urls` (format 20 on) the URL model's four (last: `SymbolCm` silences their inputs outside a
-/// URL).
+/// `urls` (format 20 on) the URL model's four (last: `SymbolCm` leaves them out outside a URL).
 pub fn byte_model_contexts(mid: bool, words: bool, numbers: bool, urls: bool) -> Vec<Ctx> {
     let mut ctxs = if mid { mid_contexts() } else { byte_contexts(words) };
     if numbers {

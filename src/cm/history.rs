@@ -134,7 +134,8 @@ impl Histories {
             table.get(line, node).update_with_history(bit, limit);
         }
         let target = if bit != 0 { 65535 } else { 0 };
-        for &j in &self.at {
+        // the entries read for these lines' contexts (the first `lines.len()`)
+        for &j in &self.at[..lines.len()] {
             let t = self.maps[j] as i32;
             self.maps[j] = (t + ((target - t) >> RATE)) as u16;
         }

@@ -3,13 +3,13 @@
 //! the next byte depends on the site as much as on the bytes just before it: one site's paths
 //! share their directories, words and spelling. Four contexts key what the byte mixer already
 //! sees by the URL's host: its current word, its path depth, its last two bytes, and its
-//! directory. Outside a URL they are constant and their inputs to the mixers are 0, which adds
-//! nothing and trains nothing: data without URLs costs what it did without the model (within a
-//! few bytes: the constant contexts take a few lines of the table).
+//! directory. Outside a URL `SymbolCm` leaves them out: nothing is looked up or trained for them
+//! and their inputs to the mixers are 0, which adds nothing and moves no weight, so data without
+//! URLs is coded exactly as without the model.
 
 use super::counter::fmix;
 
-/// The contexts' hash outside a URL.
+/// The contexts' hash outside a URL (where they are left out: never looked up).
 const NO_URL: u32 = 0x5A5A_5A5A;
 
 /// The state of the URL being read, if any.
