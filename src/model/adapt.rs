@@ -110,7 +110,7 @@ impl<'m> AdaptiveHead<'m> {
             self.z[t as usize] = row.iter().zip(&self.a).map(|(&w, &x)| w as i32 * x as i32).sum();
         }
         for (t, l) in self.logits.iter_mut().enumerate() {
-            *l = rq(self.h[t] as i64, head.m[t]) + ((self.z[t] + self.bias[t] * CONST_IN) >> OUT_SHIFT) as i64;
+            *l = logit(self.h[t], head.m[t], self.z[t], self.bias[t]);
         }
         freq_table(&self.logits, &self.model.exp_out, out);
     }
@@ -189,6 +189,13 @@ impl<'m> AdaptiveHead<'m> {
         let b = &mut self.bias[t];
         *b = (*b + ((e * (LR_CONST * CONST_IN) + HALF) >> RATE_SHIFT)).clamp(-W_MAX, W_MAX);
     }
+}
+
+/// A token's logit from the head's product `h` with its multiplier `m`, and the learned product
+/// `z` with the bias.
+#[inline(always)]
+fn logit(h: i32, m: i32, z: i32, bias: i32) -> i64 {
+    rq(h as i64, m) + ((z + bias * CONST_IN) >> OUT_SHIFT) as i64
 }
 
 /// Half of the rates' unit (rounding).
@@ -271,12 +278,6 @@ mod avx2 {
         pub bias: &'a [i32],
     }
 
-    /// The logit of token `t` in 32 bits (the plain path's formula).
-    fn logit(p: &Parts, t: usize) -> i32 {
-        (crate::model::arith::rq(p.h[t] as i64, p.m[t])
-            + ((p.z[t] + p.bias[t] * super::CONST_IN) >> super::OUT_SHIFT) as i64) as i32
-    }
-
     /// `freq_table` of the logits `parts` make, into `out`, in 32-bit lanes (`logits`: room for
     /// them). The division is in doubles: `e · k` (below 2^44) and the sum `s` are exact, the
     /// quotient's floor is at most one too large, and `q · s` (below `e · k + s`) is exact, so one
@@ -319,7 +320,8 @@ mod avx2 {
         unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, most) };
         let mut lmax = lanes.into_iter().max().unwrap();
         for (t, l) in logits.iter_mut().enumerate().skip(body) {
-            *l = logit(p, t);
+            // (it fits 32 bits: the caller's promise)
+            *l = super::logit(p.h[t], p.m[t], p.z[t], p.bias[t]) as i32;
             lmax = lmax.max(*l);
         }
         // the exponentials and their sum

@@ -254,7 +254,7 @@ mod tests {
     use super::*;
     use crate::backend::cpu::{CpuBackend, BLOCK};
     use crate::backend::gpu::{GpuBackend, GPU_BLOCK};
-    use crate::backend::Backend;
+    use crate::backend::{Backend, Stream};
     use crate::model::Model;
     use crate::table::Interval;
 
@@ -320,32 +320,37 @@ mod tests {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
         let model = tiny();
         let (v, d) = (model.cfg.vocab, model.cfg.d_model);
+        on_four_stream_pairs(dev, |k, a, b| {
+            let seq = sequence(150, k + 30, v);
+            for (i, c) in seq.chunks(1 + 7 * k as usize).enumerate() {
+                if (i + k as usize).is_multiple_of(3) {
+                    let mut ta = vec![0u32; c.len() * v];
+                    let mut tb = vec![1u32; c.len() * v];
+                    a.feed(c, &mut ta).unwrap();
+                    b.feed(c, &mut tb).unwrap();
+                    assert!(ta == tb, "stream {k}: tables of block {i} differ");
+                } else {
+                    let mut ha = vec![0i8; c.len() * d];
+                    let mut hb = vec![1i8; c.len() * d];
+                    a.feed_head(c, &mut ha).unwrap();
+                    b.feed_head(c, &mut hb).unwrap();
+                    assert!(ha == hb, "stream {k}: head inputs of block {i} differ");
+                    assert!(ha.iter().any(|&x| x != 0));
+                }
+            }
+        });
+    }
+
+    /// `check(k, cpu, gpu)` on four threads at once (`k` = 0 to 3), each with a stream of the tiny
+    /// model on the CPU and one on the emulated GPU (16 MiB, no graphs): the GPU's streams in
+    /// flight together.
+    fn on_four_stream_pairs(dev: EmuDevice, check: impl Fn(u32, &mut dyn Stream, &mut dyn Stream) + Sync) {
         let cpu = CpuBackend::new(tiny());
-        let gpu = GpuBackend::new(dev, model, 16 << 20, false).unwrap();
+        let gpu = GpuBackend::new(dev, tiny(), 16 << 20, false).unwrap();
         std::thread::scope(|s| {
             for k in 0..4u32 {
-                let (cpu, gpu) = (&cpu, &gpu);
-                s.spawn(move || {
-                    let seq = sequence(150, k + 30, v);
-                    let mut a = cpu.stream();
-                    let mut b = gpu.stream();
-                    for (i, c) in seq.chunks(1 + 7 * k as usize).enumerate() {
-                        if (i + k as usize).is_multiple_of(3) {
-                            let mut ta = vec![0u32; c.len() * v];
-                            let mut tb = vec![1u32; c.len() * v];
-                            a.feed(c, &mut ta).unwrap();
-                            b.feed(c, &mut tb).unwrap();
-                            assert!(ta == tb, "stream {k}: tables of block {i} differ");
-                        } else {
-                            let mut ha = vec![0i8; c.len() * d];
-                            let mut hb = vec![1i8; c.len() * d];
-                            a.feed_head(c, &mut ha).unwrap();
-                            b.feed_head(c, &mut hb).unwrap();
-                            assert!(ha == hb, "stream {k}: head inputs of block {i} differ");
-                            assert!(ha.iter().any(|&x| x != 0));
-                        }
-                    }
-                });
+                let (cpu, gpu, check) = (&cpu, &gpu, &check);
+                s.spawn(move || check(k, &mut *cpu.stream(), &mut *gpu.stream()));
             }
         });
     }
@@ -413,40 +418,30 @@ mod tests {
     #[test]
     fn intervals_and_searches_match_the_cpu() {
         let Some(dev) = EmuDevice::open().unwrap() else { return };
-        let model = tiny();
-        let v = model.cfg.vocab;
-        let cpu = CpuBackend::new(tiny());
-        let gpu = GpuBackend::new(dev, model, 16 << 20, false).unwrap();
-        std::thread::scope(|s| {
-            for k in 0..4u32 {
-                let (cpu, gpu) = (&cpu, &gpu);
-                s.spawn(move || {
-                    let seq = sequence(130, k + 10, v);
-                    let mut a = cpu.stream();
-                    let mut b = gpu.stream();
-                    // a block of intervals, then searches one position at a time (incl. targets
-                    // past the table's total), then tables again: one stream state throughout
-                    let syms = sequence(64, k + 20, v);
-                    let mut ia = vec![Interval::default(); 64];
-                    let mut ib = vec![Interval::default(); 64];
-                    a.feed_intervals(&seq[..64], &syms, &mut ia).unwrap();
-                    b.feed_intervals(&seq[..64], &syms, &mut ib).unwrap();
-                    assert_eq!(ia, ib);
-                    for (i, &t) in seq[64..100].iter().enumerate() {
-                        let target = match i % 3 {
-                            0 => 0,
-                            1 => (t * 40_503) % (1 << 24),
-                            _ => (1 << 24) - 1 - i as u32,
-                        };
-                        assert_eq!(a.feed_search(t, target).unwrap(), b.feed_search(t, target).unwrap());
-                    }
-                    let mut ta = vec![0u32; 30 * v];
-                    let mut tb = vec![0u32; 30 * v];
-                    a.feed(&seq[100..], &mut ta).unwrap();
-                    b.feed(&seq[100..], &mut tb).unwrap();
-                    assert!(ta == tb);
-                });
+        let v = tiny().cfg.vocab;
+        on_four_stream_pairs(dev, |k, a, b| {
+            let seq = sequence(130, k + 10, v);
+            // a block of intervals, then searches one position at a time (incl. targets
+            // past the table's total), then tables again: one stream state throughout
+            let syms = sequence(64, k + 20, v);
+            let mut ia = vec![Interval::default(); 64];
+            let mut ib = vec![Interval::default(); 64];
+            a.feed_intervals(&seq[..64], &syms, &mut ia).unwrap();
+            b.feed_intervals(&seq[..64], &syms, &mut ib).unwrap();
+            assert_eq!(ia, ib);
+            for (i, &t) in seq[64..100].iter().enumerate() {
+                let target = match i % 3 {
+                    0 => 0,
+                    1 => (t * 40_503) % (1 << 24),
+                    _ => (1 << 24) - 1 - i as u32,
+                };
+                assert_eq!(a.feed_search(t, target).unwrap(), b.feed_search(t, target).unwrap());
             }
+            let mut ta = vec![0u32; 30 * v];
+            let mut tb = vec![0u32; 30 * v];
+            a.feed(&seq[100..], &mut ta).unwrap();
+            b.feed(&seq[100..], &mut tb).unwrap();
+            assert!(ta == tb);
         });
     }
 
