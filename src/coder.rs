@@ -362,6 +362,10 @@ pub trait Coder {
 
     /// Decoders of old versions: see [`Decoder::only_zeros_left`]. Never true for the encoder.
     fn only_zeros_left(&self) -> bool;
+
+    /// Bytes of payload so far: written (the encoder, counting the bytes it holds back for a carry)
+    /// or read (the decoder).
+    fn coded_bytes(&self) -> u64;
 }
 
 impl Coder for Encoder {
@@ -387,6 +391,10 @@ impl Coder for Encoder {
     fn only_zeros_left(&self) -> bool {
         false
     }
+
+    fn coded_bytes(&self) -> u64 {
+        self.out.len() as u64 + self.pending + !self.first as u64
+    }
 }
 
 impl Coder for Decoder<'_> {
@@ -411,6 +419,10 @@ impl Coder for Decoder<'_> {
 
     fn only_zeros_left(&self) -> bool {
         Decoder::only_zeros_left(self)
+    }
+
+    fn coded_bytes(&self) -> u64 {
+        self.pos as u64
     }
 }
 

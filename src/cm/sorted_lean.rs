@@ -304,6 +304,9 @@ mod tests {
         fn only_zeros_left(&self) -> bool {
             false
         }
+        fn coded_bytes(&self) -> u64 {
+            (self.0 / 8.0) as u64
+        }
     }
 
     fn lean(data: &[u8]) -> f64 {

@@ -26,8 +26,9 @@
 //!
 //! "Where it may pay": not on chunks the byte mixer already codes below 1 bit per byte (on the
 //! bench it beat the model on every such chunk), nor on chunks above 7.9 bits per byte of order-0
-//! entropy (already-compressed data). At every level, chunks that look like random bytes are
-//! stored without trying anything (`probe::incompressible`).
+//! entropy (already-compressed data); and its trial stops once it is clearly behind the byte
+//! mixer's (`codec::pace`). At every level, chunks that look like random bytes are stored without
+//! trying anything (`probe::incompressible`).
 
 use crate::format::{CmModel, Sorter};
 use crate::frames::lzma;

@@ -3,6 +3,7 @@
 //! Memory stays bounded: at most one batch of chunks is in flight.
 
 pub mod level;
+mod pace;
 mod probe;
 mod progress;
 mod workers;
@@ -16,6 +17,7 @@ use crate::frames::model::Model;
 use crate::frames::{bwt, cm, lzma, TokenFrame, TokenJob};
 use crate::legacy;
 use level::{ModelTrial, Plan};
+use pace::{EndOnDrop, Pace, Yardstick};
 pub(crate) use progress::{Meter, Work, STEP};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -473,7 +475,11 @@ impl<'a> Trials<'a> {
 
     /// Run one trial of method `m` with its share of the meter.
     fn run<T>(&mut self, m: Method, plan: &Plan, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
-        let work = self.work(m, plan);
+        self.run_with(self.work(m, plan), f)
+    }
+
+    /// Run one trial in `work` (made by `work`, then set up further).
+    fn run_with<T>(&mut self, work: Work, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
         let r = f(&work);
         self.done(&work);
         r
@@ -554,7 +560,19 @@ fn try_methods(
     // the chunk redundant after all. Frames are considered in one order whichever thread made
     // them, so the frame chosen is the same either way.
     let stop = Cancel::new();
-    let work = (overlap && may_try_model).then(|| trials.work(Method::Model, &plan).stopped_by(&stop));
+    // levels 7 and 8: the byte mixer's trial paces the model's, which stops once it is clearly
+    // behind (`pace`)
+    let yard = (plan.model == ModelTrial::WherePays && may_try_model && plan.cm.is_some() && allow(Method::Cm))
+        .then(Yardstick::new);
+    let sets_pace = |w| match &yard {
+        Some(y) => Work::paced(w, Pace::Sets(y)),
+        None => w,
+    };
+    let follows_pace = |w| match &yard {
+        Some(y) => Work::paced(w, Pace::Follows(y)),
+        None => w,
+    };
+    let work = (overlap && may_try_model).then(|| follows_pace(trials.work(Method::Model, &plan).stopped_by(&stop)));
     let lzma_preset = plan.lzma.filter(|_| allow(Method::Lzma));
     // level 9: the model's trial, where it runs beside, starts at once
     let model_first = plan.model == ModelTrial::Always;
@@ -586,6 +604,8 @@ fn try_methods(
         };
         let mut handle = None;
         let others = (|| -> Result<Tried> {
+            // however this ends, the model's trial waits for no more marks
+            let _end = yard.as_ref().map(EndOnDrop);
             let (mut lzma, mut sorted, mut mixed) = (None, None, None);
             if let Some(preset) = lzma_preset.filter(|_| !lzma_aside) {
                 let payload = trials.run(Method::Lzma, &plan, |w| lzma::compress(data, preset, w))?;
@@ -606,7 +626,8 @@ fn try_methods(
             }
             let mut redundant = false;
             if let Some(model) = plan.cm.filter(|_| allow(Method::Cm)) {
-                let payload = trials.run(Method::Cm, &plan, |w| cm::encode(data, model, w))?;
+                let work = sets_pace(trials.work(Method::Cm, &plan));
+                let payload = trials.run_with(work, |w| cm::encode(data, model, w))?;
                 redundant = payload.len() * 8 < data.len();
                 mixed = Some(Frame::Cm {
                     model,
@@ -648,7 +669,10 @@ fn try_methods(
     if wants_model(redundant) {
         let frame = match model {
             Some(r) => r?,
-            None => trials.run(Method::Model, &plan, model_trial)?,
+            None => {
+                let work = follows_pace(trials.work(Method::Model, &plan));
+                trials.run_with(work, model_trial)?
+            }
         };
         if let Some(f) = frame {
             consider(f);

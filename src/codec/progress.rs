@@ -10,9 +10,10 @@
 //! its share; the caller adds what is left when the chunk is done (`Work::reported`), so the total
 //! at the end of a batch is exact and the bar never runs backwards.
 
+use super::pace::{Pace, MARK};
 use super::Cancel;
-use crate::error::Result;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Bytes a byte-by-byte loop codes between two looks at the cancellation token and the meter.
@@ -61,6 +62,12 @@ pub(crate) struct Work<'a> {
     den: u64,
     /// bytes this pass has coded so far (its segments may run on several threads)
     coded: AtomicU64,
+    /// the pass's part in the pacing of the model's trial by the byte mixer's, if any
+    pace: Option<Pace<'a>>,
+    /// the next mark of the pacing (at every `pace::MARK` bytes)
+    next_mark: AtomicUsize,
+    /// the model's trial stopped, behind the byte mixer's
+    behind: AtomicBool,
 }
 
 impl<'a> Work<'a> {
@@ -79,7 +86,51 @@ impl<'a> Work<'a> {
             num,
             den: den.max(1),
             coded: AtomicU64::new(0),
+            pace: None,
+            next_mark: AtomicUsize::new(0),
+            behind: AtomicBool::new(false),
         }
+    }
+
+    /// This pass takes part in the pacing (`codec::pace`).
+    pub(crate) fn paced(mut self, pace: Pace<'a>) -> Work<'a> {
+        self.pace = Some(pace);
+        self
+    }
+
+    /// For the encoders whose trials are paced, called at every byte or token (`pos`: bytes coded
+    /// so far; `coded`: the payload's length so far): the byte mixer's trial marks the yardstick
+    /// at every `pace::MARK` bytes, and the model's trial measures itself against those marks and stops
+    /// with `Error::Interrupted` when it is clearly behind (`fell_behind` then says so). Nothing
+    /// for a pass that is not paced (every decoder).
+    #[inline]
+    pub(crate) fn pace(&self, pos: usize, coded: impl FnOnce() -> u64) -> Result<()> {
+        match self.pace {
+            Some(p) if pos >= self.next_mark.load(Ordering::Relaxed) * MARK => self.mark(p, pos, coded()),
+            _ => Ok(()),
+        }
+    }
+
+    #[cold]
+    fn mark(&self, pace: Pace, pos: usize, coded: u64) -> Result<()> {
+        let (from, to) = (self.next_mark.load(Ordering::Relaxed), pos / MARK);
+        self.next_mark.store(to + 1, Ordering::Relaxed);
+        for k in from..=to {
+            match pace {
+                Pace::Sets(y) => y.mark(k, coded),
+                Pace::Follows(y) if y.left_behind(k, coded) => {
+                    self.behind.store(true, Ordering::Relaxed);
+                    return Err(Error::Interrupted);
+                }
+                Pace::Follows(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the pass stopped because it fell behind the byte mixer's (`pace`).
+    pub(crate) fn fell_behind(&self) -> bool {
+        self.behind.load(Ordering::Relaxed)
     }
 
     /// This pass also stops once `stop` is cancelled.

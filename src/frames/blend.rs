@@ -164,6 +164,7 @@ impl TokenFrame for Blend {
                 h.learn(prev, &tables);
             }
             t += 1;
+            job.work.pace(pos, || c.coded_bytes())?;
         }
         if t != job.n_tokens {
             return Err(Error::corrupt("frame holds fewer tokens than its header says"));

@@ -65,6 +65,7 @@ fn code<C: Coder>(
     let mut cm = SymbolCm::for_bytes(raw_len as u64, byte_model(model, version));
     for i in 0..raw_len {
         work.at(i)?;
+        work.pace(i, || c.coded_bytes())?;
         if c.only_zeros_left() {
             // old versions: every later bit decodes as 1 (the interval [0, q) holds target 0)
             out.resize(raw_len, 0xFF);

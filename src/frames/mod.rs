@@ -36,7 +36,7 @@ pub(crate) trait TokenFrame {
     fn code<C: Coder>(c: &mut C, job: &TokenJob, ids: Option<&[u32]>, out: &mut Vec<u8>) -> Result<()>;
 
     /// The payload of `data` and its token count, or `None` if the tokenizer cannot rebuild the
-    /// chunk exactly.
+    /// chunk exactly or the trial fell behind the byte mixer's (`codec::pace`).
     fn encode(backend: &dyn Backend, data: &[u8], work: &Work) -> Result<Option<(Vec<u8>, u64)>> {
         let Some(ids) = tokens_of(backend.model(), data)? else {
             return Ok(None);
@@ -49,7 +49,11 @@ pub(crate) trait TokenFrame {
             version: VERSION,
         };
         let mut enc = Encoder::new();
-        Self::code(&mut enc, &job, Some(&ids), &mut Vec::new())?;
+        match Self::code(&mut enc, &job, Some(&ids), &mut Vec::new()) {
+            // the byte mixer's trial is clearly ahead (`codec::pace`): no frame
+            Err(Error::Interrupted) if work.fell_behind() => return Ok(None),
+            r => r?,
+        }
         Ok(Some((enc.finish(), ids.len() as u64)))
     }
 
