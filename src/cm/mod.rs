@@ -108,8 +108,8 @@ pub struct SymbolCm {
     mm: Vec<Counter>,
     /// the mixers' inputs (a multiple of 8: the last are zeros, never written)
     x: Vec<i32>,
-    /// how many of `x` the mixers take this bit (a multiple of 8: all, or those before the image
-    /// model's while it has no rows)
+    /// how many of `x` the mixers take this bit (a multiple of 8: all, or those before the models'
+    /// that are idle: the URL model's outside a URL, then the image model's while it has no rows)
     live: usize,
     mixers: Vec<Mixer>,
     final_mixer: Mixer,
@@ -478,8 +478,8 @@ impl SymbolCm {
                 at += 1;
             }
         }
-        // the contexts left out this symbol (`live_ctx`) give 0: it adds nothing, and their weights
-        // stay
+        // the URL model's contexts (the last, `urls`) are read with the others, and their inputs
+        // then moved to the end (`url_x`)
         let (n_ctx, live) = (self.lines.len(), self.live_ctx);
         let per = self.histories.as_ref().map_or(1, |h| h.per_context());
         if let Some(h) = &mut self.histories {
@@ -490,8 +490,11 @@ impl SymbolCm {
                 *x = if c.count() != 0 { stretch(c.p12()) } else { 0 };
             }
         }
-        x[at + live * per..at + n_ctx * per].fill(0);
-        at += n_ctx * per;
+        let base = n_ctx - if self.urls { URL_CONTEXTS.len() } else { 0 };
+        let mut url_x = [0; 2 * URL_CONTEXTS.len()];
+        let n_url = (n_ctx - base) * per;
+        url_x[..(live - base) * per].copy_from_slice(&x[at + base * per..at + live * per]);
+        at += base * per;
         if let Some(r) = &mut self.runs {
             r.inputs(self.k, self.node, &mut x[at..at + runs::INPUTS]);
             at += runs::INPUTS;
@@ -514,22 +517,29 @@ impl SymbolCm {
         }
         x[at] = 256;
         at += 1;
-        // the image model's inputs come last: while it has no rows they are all 0, and the mixers
-        // then mix and train only the inputs before them (exact: a zero input adds nothing and its
-        // weight never moves; every weight starts at the same value, so the order of the inputs
-        // does not matter either)
-        self.live = x.len();
+        // then the image model's inputs, then the URL model's: each is all 0 while it is idle (the
+        // image model without rows, the URL model outside a URL), and the mixers then mix and train
+        // only the inputs before it (exact: a zero input adds nothing and its weight never moves;
+        // every weight starts at the same value, so the order of the inputs does not matter
+        // either). Outside URLs the URL model thus costs the mixers nothing.
+        let mut idle_from = at;
         if let Some(im) = &mut self.image {
             let reference = self.table.at(self.lines[1], ln).p12();
             let inputs = (&mut x[at..at + image::INPUTS])
                 .try_into()
                 .expect("image::INPUTS inputs");
             im.inputs(self.k, self.node, reference, inputs);
-            if !im.has_rows() {
-                self.live = at.next_multiple_of(8);
-            }
             at += image::INPUTS;
+            if im.has_rows() {
+                idle_from = at;
+            }
         }
+        x[at..at + n_url].copy_from_slice(&url_x[..n_url]);
+        at += n_url;
+        if live > base {
+            idle_from = at;
+        }
+        self.live = idle_from.next_multiple_of(8);
         debug_assert!(x[at..].iter().all(|&v| v == 0));
 
         let k = self.k as usize;
