@@ -544,11 +544,15 @@ fn direct_mode_codes_text_directly_and_round_trips() {
 /// A batch of one chunk runs the model's trial on a thread of its own beside the other trials
 /// (when the pool has a second thread) and stops it where the byte mixer finds the chunk
 /// redundant: the archive must be what one thread makes, for a chunk where the model is kept
-/// (text) and one where it is stopped (a log below 1 bit per byte), at every level that runs it.
+/// (text) and one where it is stopped (a log below half a bit per byte), at every level that runs
+/// it.
 #[test]
 fn a_lone_chunk_codes_the_same_with_its_model_trial_beside_the_others() {
     let b = backend();
-    let log = std::fs::read(common::root().join("testdata/golden/server.log")).unwrap();
+    // server.log twice: its second copy costs next to nothing
+    let log = std::fs::read(common::root().join("testdata/golden/server.log"))
+        .unwrap()
+        .repeat(2);
     for (data, redundant) in [(sample_text(), false), (log, true)] {
         for level in [7u8, 8, 9] {
             let opts = Options {
@@ -567,8 +571,8 @@ fn a_lone_chunk_codes_the_same_with_its_model_trial_beside_the_others() {
                 })
                 .collect();
             assert_eq!(archives[0], archives[1], "level {level}: one thread and two differ");
-            // the two regimes: below 1 bit per byte the byte mixer's verdict stops the model
-            assert_eq!(archives[0].len() * 8 < data.len(), redundant, "level {level}");
+            // the two regimes: below half a bit per byte the byte mixer's verdict stops the model
+            assert_eq!(archives[0].len() * 16 < data.len(), redundant, "level {level}");
             assert_eq!(unpack(&b, &archives[1]).unwrap(), data, "level {level}");
         }
     }
@@ -600,8 +604,8 @@ fn a_model_trial_stopped_behind_the_byte_mixer_changes_nothing() {
             compress_on_threads(&b, &data, &opts, threads)
         })
         .collect();
-    // not below 1 bit per byte: the byte mixer's verdict does not stop the model's trial
-    assert!(archives[0].len() * 8 > data.len(), "{} bytes", archives[0].len());
+    // not below half a bit per byte: the byte mixer's verdict does not stop the model's trial
+    assert!(archives[0].len() * 16 > data.len(), "{} bytes", archives[0].len());
     assert_eq!(archives[0], archives[1], "one thread and two differ");
     let (_, stats) = codec::list(&mut &archives[0][..]).unwrap().remove(0);
     assert_eq!(stats.deep_cm_frames, 1, "{stats:?}");

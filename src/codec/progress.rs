@@ -101,7 +101,7 @@ impl<'a> Work<'a> {
     /// For the encoders whose trials are paced, called at every byte or token (`pos`: bytes coded
     /// so far; `coded`: the payload's length so far): the byte mixer's trial marks the yardstick
     /// at every `pace::MARK` bytes, and the model's trial measures itself against those marks and stops
-    /// with `Error::Interrupted` when it is clearly behind (`fell_behind` then says so). Nothing
+    /// with `Error::Interrupted` when it is behind (`fell_behind` then says so). Nothing
     /// for a pass that is not paced (every decoder).
     #[inline]
     pub(crate) fn pace(&self, pos: usize, coded: impl FnOnce() -> u64) -> Result<()> {
