@@ -27,8 +27,8 @@
 //! "Where it may pay": not on chunks the byte mixer already codes below half a bit per byte (on
 //! the bench the model won one of those, Linux_2k.log, by 1.7% for nine times its time), nor on
 //! chunks above 7.9 bits per byte of order-0 entropy (already-compressed data); and its trial
-//! stops once it has fallen behind the byte mixer's (`codec::pace`). At every level, chunks that look like random bytes are stored without
-//! trying anything (`probe::incompressible`).
+//! stops once it has fallen behind the byte mixer's (`codec::pace`). At every level, chunks that
+//! look like random bytes are stored without trying anything (`probe::incompressible`).
 
 use crate::format::{CmModel, Sorter};
 use crate::frames::lzma;

@@ -503,10 +503,10 @@ impl<'a> Trials<'a> {
 }
 
 /// Below level 9 the model is not tried on a chunk whose CM frame's payload is less than the
-/// chunk's length over this (half a bit per byte). Until format 19 the byte mixer beat the model on every chunk of
-/// the bench below 1 bit per byte; since then the model wins misc/html (0.73 bits per byte) by
-/// 4.9%, and loses every other chunk between half a bit and 1 bit per byte, where `pace` stops its
-/// trial early.
+/// chunk's length over this (half a bit per byte). Until format 19 the byte mixer beat the model
+/// on every chunk of the bench below 1 bit per byte; since then the model wins misc/html (0.73
+/// bits per byte) by 4.9%, and loses every other chunk between half a bit and 1 bit per byte,
+/// where `pace` stops its trial early.
 const REDUNDANT_RATIO: usize = 16;
 
 fn try_methods(
@@ -569,17 +569,14 @@ fn try_methods(
     let stop = Cancel::new();
     // levels 7 and 8: the byte mixer's trial paces the model's, which stops once it is behind
     // (`pace`)
-    let yard = (plan.model == ModelTrial::WherePays && may_try_model && plan.cm.is_some() && allow(Method::Cm))
-        .then(Yardstick::new);
-    let sets_pace = |w| match &yard {
-        Some(y) => Work::paced(w, Pace::Sets(y)),
-        None => w,
-    };
-    let follows_pace = |w| match &yard {
-        Some(y) => Work::paced(w, Pace::Follows(y)),
-        None => w,
-    };
-    let work = (overlap && may_try_model).then(|| follows_pace(trials.work(Method::Model, &plan).stopped_by(&stop)));
+    let cm_trial = plan.cm.filter(|_| allow(Method::Cm));
+    let yard = (plan.model == ModelTrial::WherePays && may_try_model && cm_trial.is_some()).then(Yardstick::new);
+    let work = (overlap && may_try_model).then(|| {
+        trials
+            .work(Method::Model, &plan)
+            .stopped_by(&stop)
+            .paced(yard.as_ref().map(Pace::Follows))
+    });
     let lzma_preset = plan.lzma.filter(|_| allow(Method::Lzma));
     // level 9: the model's trial, where it runs beside, starts at once
     let model_first = plan.model == ModelTrial::Always;
@@ -632,8 +629,8 @@ fn try_methods(
                 });
             }
             let mut redundant = false;
-            if let Some(model) = plan.cm.filter(|_| allow(Method::Cm)) {
-                let work = sets_pace(trials.work(Method::Cm, &plan));
+            if let Some(model) = cm_trial {
+                let work = trials.work(Method::Cm, &plan).paced(yard.as_ref().map(Pace::Sets));
                 let payload = trials.run_with(work, |w| cm::encode(data, model, w))?;
                 redundant = payload.len() * REDUNDANT_RATIO < data.len();
                 mixed = Some(Frame::Cm {
@@ -677,7 +674,9 @@ fn try_methods(
         let frame = match model {
             Some(r) => r?,
             None => {
-                let work = follows_pace(trials.work(Method::Model, &plan));
+                let work = trials
+                    .work(Method::Model, &plan)
+                    .paced(yard.as_ref().map(Pace::Follows));
                 trials.run_with(work, model_trial)?
             }
         };

@@ -125,7 +125,7 @@ mod tests {
     fn the_byte_mixers_trial_marks_its_length() {
         let data = text();
         let (cancel, y) = (Cancel::new(), Yardstick::new());
-        let paced = cm::encode(&data, CmModel::Deep, &Work::new(&cancel).paced(Pace::Sets(&y))).unwrap();
+        let paced = cm::encode(&data, CmModel::Deep, &Work::new(&cancel).paced(Some(Pace::Sets(&y)))).unwrap();
         y.end();
         let marks: Vec<u64> = (0..4).map_while(|k| y.at(k)).collect();
         assert_eq!(marks.len(), data.len().div_ceil(MARK));
@@ -149,7 +149,7 @@ mod tests {
                 y.mark(k, k as u64 * ahead_by);
             }
             y.end();
-            let w = Work::new(&cancel).paced(Pace::Follows(&y));
+            let w = Work::new(&cancel).paced(Some(Pace::Follows(&y)));
             let frame = Blend::encode(&b, &data, &w).unwrap();
             assert_eq!((frame.is_none(), w.fell_behind()), (stops, stops));
             if !stops {

@@ -92,17 +92,17 @@ impl<'a> Work<'a> {
         }
     }
 
-    /// This pass takes part in the pacing (`codec::pace`).
-    pub(crate) fn paced(mut self, pace: Pace<'a>) -> Work<'a> {
-        self.pace = Some(pace);
+    /// This pass takes part in the pacing (`codec::pace`), if `pace` says how.
+    pub(crate) fn paced(mut self, pace: Option<Pace<'a>>) -> Work<'a> {
+        self.pace = pace;
         self
     }
 
     /// For the encoders whose trials are paced, called at every byte or token (`pos`: bytes coded
     /// so far; `coded`: the payload's length so far): the byte mixer's trial marks the yardstick
-    /// at every `pace::MARK` bytes, and the model's trial measures itself against those marks and stops
-    /// with `Error::Interrupted` when it is behind (`fell_behind` then says so). Nothing
-    /// for a pass that is not paced (every decoder).
+    /// at every `pace::MARK` bytes, and the model's trial measures itself against those marks and
+    /// stops with `Error::Interrupted` when it is behind (`fell_behind` then says so). Nothing for
+    /// a pass that is not paced (every decoder).
     #[inline]
     pub(crate) fn pace(&self, pos: usize, coded: impl FnOnce() -> u64) -> Result<()> {
         match self.pace {
