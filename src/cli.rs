@@ -1044,8 +1044,13 @@ fn report(args: &Args, input: &Path, s: &Stats, t0: Instant, compress: bool) {
     } else {
         String::new()
     };
+    let stopped = match s.model_trials_stopped {
+        0 => String::new(),
+        1 => "; the model's trial stopped behind the byte mixer on 1 chunk".into(),
+        n => format!("; the model's trial stopped behind the byte mixer on {n} chunks"),
+    };
     eprintln!(
-        "{}: {} -> {} bytes ({:.2}%, {:.3} bits/byte); frames: {}{tokens}; {} at {:.3} MB/s in {:.2} s",
+        "{}: {} -> {} bytes ({:.2}%, {:.3} bits/byte); frames: {}{tokens}{stopped}; {} at {:.3} MB/s in {:.2} s",
         display(input),
         if compress { s.raw_bytes } else { s.packed_bytes },
         if compress { s.packed_bytes } else { s.raw_bytes },

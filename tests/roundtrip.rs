@@ -593,7 +593,7 @@ fn a_model_trial_stopped_behind_the_byte_mixer_changes_nothing() {
         let verb = ["GET", "PUT", "POST"][(rng.next() % 3) as usize];
         data.extend(format!("{i},{x},{},{verb}\n", rng.next() % 1000).bytes());
     }
-    let archives: Vec<Vec<u8>> = [(8u8, 1), (8, 2), (7, 2), (9, 2)]
+    let (archives, stopped): (Vec<Vec<u8>>, Vec<u64>) = [(8u8, 1), (8, 2), (7, 2), (9, 2)]
         .into_iter()
         .map(|(level, threads)| {
             let opts = Options {
@@ -601,9 +601,16 @@ fn a_model_trial_stopped_behind_the_byte_mixer_changes_nothing() {
                 level,
                 ..Default::default()
             };
-            compress_on_threads(&b, &data, &opts, threads)
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut out = Vec::new();
+            let stats = pool
+                .install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
+                .unwrap();
+            (out, stats.model_trials_stopped)
         })
-        .collect();
+        .unzip();
+    // `-v` says so: levels 7 and 8 stopped the model's trial, level 9 ran it to the end
+    assert_eq!(stopped, [1, 1, 1, 0]);
     // not below half a bit per byte: the byte mixer's verdict does not stop the model's trial
     assert!(archives[0].len() * 16 > data.len(), "{} bytes", archives[0].len());
     assert_eq!(archives[0], archives[1], "one thread and two differ");

@@ -11,6 +11,12 @@ Every `--checkpoint-every` steps the run saves OUT/checkpoint.pt (weights, optim
 sampler, random states, tokenizer); `--resume` continues from it and ends with the same model an
 uninterrupted run makes. `--resume --steps N` with a larger N trains on: the learning-rate schedule
 and the start of quantization-aware training follow the new step count from the resumed step.
+Checkpoints stay where they were made; `--init MODEL` starts from an exported model file (such as
+models/default.safetensors) instead, quantization-aware from the first step, so training can go on
+in a later session from what shipped (`--data-seed N`: on another sample of the corpus):
+
+    python3 train/train.py --config cpu --out train/out/next --init models/default.safetensors \
+        --data-seed 1 --steps 3600 --set lr=0.0012 corpus_bytes=128000000
 """
 import argparse
 import json
@@ -79,6 +85,10 @@ def main():
     ap.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
                     help="save OUT/checkpoint.pt every N steps (0: never)")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    ap.add_argument("--init", metavar="MODEL", help="start from an exported model file (its weights and "
+                    "tokenizer; quantization-aware from the first step) instead of random weights")
+    ap.add_argument("--data-seed", type=int, default=0, metavar="N",
+                    help="which sample of the corpus to train on (the validation text is always seed 0's)")
     args = ap.parse_args()
     cfg = dict(CONFIGS[args.config])
     if args.steps:
@@ -115,10 +125,16 @@ def main():
 
     t0 = time.time()
     train_docs, val_docs = data.sample_corpus(args.corpus, cfg["corpus_bytes"])
+    if args.data_seed:
+        train_docs, _ = data.sample_corpus(args.corpus, cfg["corpus_bytes"], seed=args.data_seed)
     say(f"corpus: {len(train_docs)} train docs {sum(map(len, train_docs))} B, {len(val_docs)} val docs "
         f"{sum(map(len, val_docs))} B ({time.time() - t0:.0f}s)")
+    model = NNZModel(cfg)
     if ckpt:
         tok = Tokenizer.from_str(ckpt["tokenizer"])
+    elif args.init:
+        tok = Tokenizer.from_str(export.import_model(args.init, model))
+        say(f"weights and tokenizer from {args.init}")
     else:
         tok = data.train_tokenizer(train_docs, cfg["vocab"] - 1)  # the last id is BOS
     assert tok.get_vocab_size() == cfg["vocab"] - 1, tok.get_vocab_size()
@@ -138,7 +154,7 @@ def main():
         f"val {len(val_ids)} ({time.time() - t0:.0f}s)")
 
     device = torch.device(args.device)
-    model = NNZModel(cfg).to(device)
+    model = model.to(device)
     nparam = sum(p.numel() for p in model.parameters())
     say(f"model: {nparam} parameters, config {json.dumps(cfg)}")
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "bias" not in n]
@@ -150,7 +166,7 @@ def main():
     qat_from = int(steps * QAT_FROM)
     gen = np.random.default_rng(0)
     float_bpb = None
-    qat_started = False
+    qat_started = bool(args.init)  # an exported model is already quantized: no float phase
     first = 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
@@ -211,6 +227,8 @@ def main():
                   model_bytes=os.path.getsize(path))
     if ckpt:
         report["resumed_at_step"] = first
+    if args.init:
+        report["init"], report["data_seed"] = os.path.basename(args.init), args.data_seed
     say("report " + json.dumps(report))
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(report, f, indent=1)

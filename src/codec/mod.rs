@@ -91,6 +91,9 @@ pub struct Stats {
     pub model_frames: u64,
     /// blend frames (the transformer with the byte mixer)
     pub blend_frames: u64,
+    /// chunks whose model trial stopped behind the byte mixer's and gave no frame (levels 7 and 8,
+    /// `pace`; compression only)
+    pub model_trials_stopped: u64,
 }
 
 impl Stats {
@@ -184,6 +187,7 @@ impl Stats {
         self.direct_frames += o.direct_frames;
         self.model_frames += o.model_frames;
         self.blend_frames += o.blend_frames;
+        self.model_trials_stopped += o.model_trials_stopped;
     }
 
     /// Bits per input byte (0 for empty input).
@@ -387,8 +391,9 @@ impl Packer {
             let second = if lone && mixing { workers.try_permit(need) } else { None };
             encode_chunk(backend, c, opts, meter.as_ref(), second.is_some())
         });
-        for (chunk, frame) in chunks.iter().zip(frames) {
-            let frame = frame?;
+        for (chunk, coded) in chunks.iter().zip(frames) {
+            let (frame, stopped) = coded?;
+            self.stats.model_trials_stopped += stopped as u64;
             self.hash.update(chunk);
             frame.write(out)?;
             // a reader at the other end of a pipe gets each frame as soon as it is done
@@ -416,14 +421,15 @@ impl Packer {
 
 /// Code one chunk as the smallest of the frames its level's plan tries (`level`) and a stored
 /// frame; report progress to `meter`, the chunk's length in all. With `overlap`, the model's trial
-/// runs on a thread of its own beside the others (the frame is the same either way).
+/// runs on a thread of its own beside the others (the frame is the same either way). Also says
+/// whether the model's trial stopped behind the byte mixer's (`pace`).
 pub(crate) fn encode_chunk(
     backend: &dyn Backend,
     data: &[u8],
     opts: &Options,
     meter: Option<&Meter>,
     overlap: bool,
-) -> Result<Frame> {
+) -> Result<(Frame, bool)> {
     let mut trials = Trials::new(data.len(), opts, meter);
     let frame = try_methods(backend, data, opts, &mut trials, overlap);
     trials.finish();
@@ -475,13 +481,13 @@ impl<'a> Trials<'a> {
 
     /// Run one trial of method `m` with its share of the meter.
     fn run<T>(&mut self, m: Method, plan: &Plan, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
-        self.run_with(self.work(m, plan), f)
+        self.run_with(&self.work(m, plan), f)
     }
 
     /// Run one trial in `work` (made by `work`, then set up further).
-    fn run_with<T>(&mut self, work: Work, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
-        let r = f(&work);
-        self.done(&work);
+    fn run_with<T>(&mut self, work: &Work, f: impl FnOnce(&Work) -> Result<T>) -> Result<T> {
+        let r = f(work);
+        self.done(work);
         r
     }
 
@@ -515,7 +521,7 @@ fn try_methods(
     opts: &Options,
     trials: &mut Trials,
     overlap: bool,
-) -> Result<Frame> {
+) -> Result<(Frame, bool)> {
     let allow = |m: Method| opts.allows(m);
     let checksum = chunk_checksum(data);
     let raw_len = data.len() as u32;
@@ -525,7 +531,7 @@ fn try_methods(
     };
     let entropy = probe::byte_entropy(data);
     if probe::incompressible(data, entropy) {
-        return Ok(best);
+        return Ok((best, false));
     }
     let mut consider = |f: Frame| {
         // only a direct frame of a model with fewer than 4096 tokens could break the work bound
@@ -631,7 +637,7 @@ fn try_methods(
             let mut redundant = false;
             if let Some(model) = cm_trial {
                 let work = trials.work(Method::Cm, &plan).paced(yard.as_ref().map(Pace::Sets));
-                let payload = trials.run_with(work, |w| cm::encode(data, model, w))?;
+                let payload = trials.run_with(&work, |w| cm::encode(data, model, w))?;
                 redundant = payload.len() * REDUNDANT_RATIO < data.len();
                 mixed = Some(Frame::Cm {
                     model,
@@ -670,21 +676,27 @@ fn try_methods(
     if let Some(w) = &work {
         trials.done(w);
     }
+    let mut stopped = false;
     if wants_model(redundant) {
         let frame = match model {
-            Some(r) => r?,
+            Some(r) => {
+                stopped = work.as_ref().is_some_and(Work::fell_behind);
+                r?
+            }
             None => {
                 let work = trials
                     .work(Method::Model, &plan)
                     .paced(yard.as_ref().map(Pace::Follows));
-                trials.run_with(work, model_trial)?
+                let frame = trials.run_with(&work, model_trial)?;
+                stopped = work.fell_behind();
+                frame
             }
         };
         if let Some(f) = frame {
             consider(f);
         }
     }
-    Ok(best)
+    Ok((best, stopped))
 }
 
 /// A scoped thread's result, its panic passed on.
