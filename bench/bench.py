@@ -140,6 +140,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--only", nargs="*", help="compressor names to run")
     ap.add_argument("--no-warm", action="store_true", help="do not touch free memory first (warm_memory)")
+    ap.add_argument("--merge", metavar="RESULTS_JSON",
+                    help="with --only: take the other compressors' rows from this earlier run's results.json "
+                         "(the tables then say which ran when)")
     args = ap.parse_args()
     if not args.no_warm:
         warm_memory()
@@ -174,6 +177,18 @@ def main():
                                     bpb=8 * psize / size, c_s=ct, d_s=dt, c_rss_kib=crss, d_rss_kib=drss))
                 print(f"{results[-1]['file']:32} {name:14} {psize:>9} {8 * psize / size:6.3f} bpb "
                       f"c {size / ct / 1e6:8.3f} MB/s d {size / dt / 1e6:8.3f} MB/s", flush=True)
+    ran = list(names)
+    merged = []
+    if args.merge:
+        with open(args.merge) as fh:
+            prev = json.load(fh)
+        rels = {os.path.relpath(f, args.dir) for f in files}
+        kept = [r for r in prev["files"] if r["compressor"] not in ran and r["file"] in rels]
+        merged = [n for n in COMPRESSORS if any(r["compressor"] == n for r in kept)]
+        results += kept
+        for n, b in prev.get("container", {}).items():
+            overhead.setdefault(n, b)
+        names = [n for n in COMPRESSORS if n in ran or n in merged]
     totals = []
     for name in names:
         rs = [r for r in results if r["compressor"] == name]
@@ -186,9 +201,12 @@ def main():
         w.writeheader()
         w.writerows(results)
     with open(os.path.join(args.out, "results.json"), "w") as fh:
-        json.dump({"files": results, "totals": totals}, fh, indent=1)
+        json.dump({"files": results, "totals": totals, "container": overhead}, fh, indent=1)
     notes = [f"{n}: sizes less {b} bytes of container per archive (its archive of a 1-byte file, less 1)"
-             for n, b in overhead.items()]
+             for n, b in overhead.items() if n in names]
+    if merged:
+        notes.append(f"two runs merged: {', '.join(ran)} ran now; {', '.join(merged)} are from {args.merge} "
+                     "(speeds compare within one run only)")
     # the network's share: `-8 --without model` is level 8 without the transformer (the same deep
     # byte mixer and LZMA trials, no blend frames), so its size / size(-8) - 1 is what the network
     # takes off

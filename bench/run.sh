@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Compress and decompress every file of a folder with every nnz level and the peers (xz -9e,
 # zstd -19, brotli -q 11, bzip3 -b 511, 7-Zip PPMd, zpaq -m5); check every round trip; write a
-# markdown table, CSV, JSON and an SVG chart. `--only NAME...` (after the two folders) runs some;
-# `--no-warm` skips touching free memory first (see warm_memory in bench.py).
+# markdown table, CSV, JSON and an SVG chart. `--only NAME...` (after the two folders) runs some,
+# and with `--merge OLD/results.json` the tables keep the others' rows from that earlier run (say a
+# new model changes only the levels that run it); `--no-warm` skips touching free memory first (see
+# warm_memory in bench.py).
 #   bench/run.sh [DIR] [OUTDIR]      (defaults: ../shared/bench, bench/results)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
