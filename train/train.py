@@ -44,12 +44,14 @@ CONFIGS = {
                  head_dim=16, d_ff=128, window=64, batch=16, steps=80, lr=3e-3, threads=1),
     "smoke": dict(corpus_bytes=2_000_000, vocab=512, d_model=64, n_layers=1, n_heads=2, n_kv_heads=1,
                   head_dim=32, d_ff=256, window=128, batch=16, steps=60, lr=3e-3, threads=2),
-    # f9efec63 (35c12cd8 was 24 MB, 2600 steps); the built-in default, 2e7c35de, is this run resumed
-    # from its step-4600 checkpoint with --steps 7600 (train/RESULTS.md)
+    # f9efec63 (35c12cd8 was 24 MB, 2600 steps); 2e7c35de is this run resumed from its step-4600
+    # checkpoint with --steps 7600; the built-in default, 70bfa4ff, is 2e7c35de trained on with
+    # --init (the module docstring's command; train/RESULTS.md)
     "cpu": dict(corpus_bytes=64_000_000, vocab=4096, d_model=128, n_layers=2, n_heads=4, n_kv_heads=1,
                 head_dim=32, d_ff=512, window=512, batch=16, steps=4800, lr=3e-3, threads=2),
-    # the next CPU candidate: wider (2.35 M parameters; it led train/tradeoff.py's sweep) on twice
-    # the text, trained across sessions with --resume (train/RESULTS.md)
+    # a wider CPU candidate (2.35 M parameters; it led train/tradeoff.py's sweep) on twice the text;
+    # about 1.8 times the work a token, and it needs more than one session's training
+    # (train/RESULTS.md)
     "cpu-d192": dict(corpus_bytes=128_000_000, vocab=4096, d_model=192, n_layers=2, n_heads=4, n_kv_heads=1,
                      head_dim=48, d_ff=768, window=512, batch=16, steps=12000, lr=3e-3, threads=2),
     "gpu": dict(corpus_bytes=150_000_000, vocab=8192, d_model=256, n_layers=4, n_heads=4, n_kv_heads=1,

@@ -30,10 +30,18 @@ pub struct BuiltIn {
 pub static BUILT_IN: &[BuiltIn] = &[
     BuiltIn {
         id: [
-            0x2e, 0x7c, 0x35, 0xde, 0x80, 0x7c, 0x36, 0x47, 0x4a, 0x40, 0x74, 0x26, 0xea, 0xa0, 0x55, 0x4a,
+            0x70, 0xbf, 0xa4, 0xff, 0xbf, 0xf7, 0x01, 0x2e, 0x09, 0xcf, 0xb7, 0x7d, 0x5a, 0x76, 0x2e, 0x4d,
         ],
         config: "{\"d_ff\": 512, \"d_model\": 128, \"head_dim\": 32, \"n_heads\": 4, \"n_kv_heads\": 1, \"n_layers\": 2, \"vocab\": 4096, \"window\": 512}",
         bytes: include_bytes!("../../models/default.safetensors"),
+    },
+    // the default after f9efec63, until 70bfa4ff (train/RESULTS.md)
+    BuiltIn {
+        id: [
+            0x2e, 0x7c, 0x35, 0xde, 0x80, 0x7c, 0x36, 0x47, 0x4a, 0x40, 0x74, 0x26, 0xea, 0xa0, 0x55, 0x4a,
+        ],
+        config: "{\"d_ff\": 512, \"d_model\": 128, \"head_dim\": 32, \"n_heads\": 4, \"n_kv_heads\": 1, \"n_layers\": 2, \"vocab\": 4096, \"window\": 512}",
+        bytes: include_bytes!("../../models/2e7c35de.safetensors"),
     },
     // the default after 35c12cd8, until 2e7c35de (format 12; train/RESULTS.md)
     BuiltIn {
