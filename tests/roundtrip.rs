@@ -4,7 +4,7 @@
 mod common;
 use common::Lcg;
 use nnz::backend::cpu::CpuBackend;
-use nnz::codec::{self, Input, Method, Options};
+use nnz::codec::{self, Input, Method, Options, Stats};
 
 fn backend() -> CpuBackend {
     CpuBackend::new(common::tiny_model())
@@ -126,11 +126,17 @@ fn archive_bytes_do_not_depend_on_threads() {
 
 /// `data` compressed with `opts` in a pool of `threads` threads.
 fn compress_on_threads(b: &CpuBackend, data: &[u8], opts: &Options, threads: usize) -> Vec<u8> {
+    compress_stats_on_threads(b, data, opts, threads).0
+}
+
+/// The archive and what `compress` said of it.
+fn compress_stats_on_threads(b: &CpuBackend, data: &[u8], opts: &Options, threads: usize) -> (Vec<u8>, Stats) {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let mut out = Vec::new();
-    pool.install(|| codec::compress(b, Input::Slice(data), &mut out, opts))
+    let stats = pool
+        .install(|| codec::compress(b, Input::Slice(data), &mut out, opts))
         .unwrap();
-    out
+    (out, stats)
 }
 
 /// A file of one chunk leaves a core idle: there its LZMA trial (and the model's) run beside the
@@ -601,11 +607,7 @@ fn a_model_trial_stopped_behind_the_byte_mixer_changes_nothing() {
                 level,
                 ..Default::default()
             };
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let mut out = Vec::new();
-            let stats = pool
-                .install(|| codec::compress(&b, Input::Slice(&data), &mut out, &opts))
-                .unwrap();
+            let (out, stats) = compress_stats_on_threads(&b, &data, &opts, threads);
             (out, stats.model_trials_stopped)
         })
         .unzip();

@@ -6,6 +6,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 import common as C
+import intref
 
 S24 = float(1 << C.MUL_SHIFT)
 
@@ -67,7 +68,7 @@ def import_model(path, model):
     keeps only a product of scales (Q and K: `attn.qk.m`; V and the output projection:
     `attn.wo.m`) any split gives the same integer model; this one gives Q and K equal scales and V
     the scale of Q. Returns the file's tokenizer (JSON)."""
-    cfg, t, meta = _load(path)
+    cfg, t, meta = intref.load(path)
     want = {k: model.cfg[k] for k in cfg}
     if want != cfg:
         raise SystemExit(f"--init: {path} is a model of shape {json.dumps(cfg)}, not {json.dumps(want)}")
@@ -77,9 +78,6 @@ def import_model(path, model):
         s = np.asarray(m, dtype=np.float64) / S24 / per
         return torch.tensor(w.astype(np.float64) * s[:, None], dtype=torch.float32)
 
-    def log_scale(s):
-        return torch.tensor(math.log(s), dtype=torch.float32)
-
     with torch.no_grad():
         model.emb.copy_(rows(t["tok_emb.w"], t["tok_emb.m"], 1 << C.RES_FRAC))
         for i, b in enumerate(model.blocks):
@@ -88,7 +86,7 @@ def import_model(path, model):
             sq = sk = sv = math.sqrt(qk)
             for lin, aq, name, s in ((b.wq, b.qq, "wq", sq), (b.wk, b.qk, "wk", sk), (b.wv, b.qv, "wv", sv)):
                 lin.w.copy_(rows(t[p + f"attn.{name}.w"], t[p + f"attn.{name}.m"], 1 / (C.NORM_A * s)))
-                aq.log_s.copy_(log_scale(s))
+                aq.log_s.fill_(math.log(s))
             b.bias.copy_(torch.tensor(t[p + "attn.bias"].astype(np.float64) / C.ATT_DEN, dtype=torch.float32))
             b.wo.w.copy_(rows(t[p + "attn.wo.w"], t[p + "attn.wo.m"], sv * (1 << C.RES_FRAC)))
             b.w1.w.copy_(rows(t[p + "mlp.w1.w"], t[p + "mlp.w1.m"], C.GELU_IN_DEN / C.NORM_A))
@@ -96,11 +94,3 @@ def import_model(path, model):
         model.head.w.copy_(rows(t["head.w"], t["head.m"], C.OUT_DEN / C.NORM_A))
     return meta["nnz.tokenizer"]
 
-
-def _load(path):
-    from safetensors import safe_open
-    from safetensors.numpy import load_file
-
-    with safe_open(path, "np") as f:
-        meta = f.metadata()
-    return json.loads(meta["nnz.config"]), load_file(path), meta

@@ -678,20 +678,17 @@ fn try_methods(
     }
     let mut stopped = false;
     if wants_model(redundant) {
-        let frame = match model {
-            Some(r) => {
-                stopped = work.as_ref().is_some_and(Work::fell_behind);
-                r?
-            }
+        // the model's frame, and the pass it ran in
+        let (frame, pass) = match model {
+            Some(r) => (r?, work),
             None => {
-                let work = trials
+                let pass = trials
                     .work(Method::Model, &plan)
                     .paced(yard.as_ref().map(Pace::Follows));
-                let frame = trials.run_with(&work, model_trial)?;
-                stopped = work.fell_behind();
-                frame
+                (trials.run_with(&pass, model_trial)?, Some(pass))
             }
         };
+        stopped = pass.is_some_and(|p| p.fell_behind());
         if let Some(f) = frame {
             consider(f);
         }
